@@ -1,0 +1,3 @@
+//! Subcommands of the `fisherflow` binary, one module each.
+
+pub mod devices;

@@ -1,0 +1,463 @@
+//! The GPU context: a wgpu device and queue (owned, or borrowed from a host application), the
+//! adapter's limits and features, and a cache of compiled compute pipelines.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+
+/// Environment variable: a case-insensitive substring of the adapter name to use.
+pub const ADAPTER_ENV: &str = "FISHERFLOW_ADAPTER";
+
+/// A WGSL source file, compiled once per context.
+#[derive(Clone, Copy, Debug)]
+pub struct Shader {
+    /// A short name used in labels and error messages (the file stem).
+    pub name: &'static str,
+    /// The WGSL text.
+    pub source: &'static str,
+}
+
+impl Shader {
+    /// A shader from its name and WGSL source (usually `include_str!`).
+    pub const fn new(name: &'static str, source: &'static str) -> Self {
+        Self { name, source }
+    }
+}
+
+/// How to choose an adapter when fisherflow creates its own device.
+#[derive(Clone, Debug, Default)]
+pub struct ContextOptions {
+    /// Case-insensitive substring of the adapter name. `None` reads `FISHERFLOW_ADAPTER`, and
+    /// when that is unset too, picks the best adapter (discrete > integrated > virtual > CPU).
+    pub adapter: Option<String>,
+    /// Backends to look at. `None` reads `WGPU_BACKEND` (e.g. `vulkan`, `metal`, `dx12`), and
+    /// when that is unset too, uses every backend compiled in.
+    pub backends: Option<wgpu::Backends>,
+}
+
+/// One adapter as seen by [`list_adapters`].
+#[derive(Clone, Debug)]
+pub struct AdapterSummary {
+    /// Adapter information reported by the driver.
+    pub info: wgpu::AdapterInfo,
+    /// The adapter's limits.
+    pub limits: wgpu::Limits,
+    /// The adapter's features.
+    pub features: wgpu::Features,
+    /// Whether [`GpuContext::new`] with the same options would pick this adapter.
+    pub selected: bool,
+}
+
+/// Optional features fisherflow uses when the adapter has them.
+fn wanted_features() -> wgpu::Features {
+    wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP
+}
+
+fn type_rank(t: wgpu::DeviceType) -> u32 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+fn backend_rank(b: wgpu::Backend) -> u32 {
+    match b {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        _ => 1,
+    }
+}
+
+fn make_instance(opts: &ContextOptions) -> wgpu::Instance {
+    let backends = opts
+        .backends
+        .or_else(wgpu::Backends::from_env)
+        .unwrap_or(wgpu::Backends::all());
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = backends;
+    desc.flags = wgpu::InstanceFlags::empty().with_env();
+    wgpu::Instance::new(desc)
+}
+
+fn adapter_filter(opts: &ContextOptions) -> Option<String> {
+    opts.adapter
+        .clone()
+        .or_else(|| std::env::var(ADAPTER_ENV).ok())
+        .filter(|s| !s.trim().is_empty())
+}
+
+/// Index of the adapter that would be chosen among `infos`, or an error saying why none fits.
+fn choose(infos: &[wgpu::AdapterInfo], filter: Option<&str>) -> Result<usize> {
+    if infos.is_empty() {
+        return Err(Error::NoAdapter(
+            "no Vulkan, Metal or DX12 adapter was found. Install your GPU's driver, or Mesa's \
+             software Vulkan driver (Debian/Ubuntu: `apt-get install mesa-vulkan-drivers`) to \
+             run on the CPU"
+                .into(),
+        ));
+    }
+    if let Some(f) = filter {
+        let needle = f.to_lowercase();
+        return infos
+            .iter()
+            .position(|i| i.name.to_lowercase().contains(&needle))
+            .ok_or_else(|| {
+                let names: Vec<String> = infos
+                    .iter()
+                    .map(|i| format!("{} ({:?})", i.name, i.backend))
+                    .collect();
+                Error::NoAdapter(format!(
+                    "no adapter name contains {f:?}; available: {}",
+                    names.join(", ")
+                ))
+            });
+    }
+    let best = (0..infos.len())
+        .min_by_key(|&i| {
+            (
+                type_rank(infos[i].device_type),
+                backend_rank(infos[i].backend),
+                i,
+            )
+        })
+        .expect("non-empty");
+    Ok(best)
+}
+
+/// Every adapter fisherflow can see with these options, marking the one it would use.
+pub fn list_adapters(opts: &ContextOptions) -> Result<Vec<AdapterSummary>> {
+    let instance = make_instance(opts);
+    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    let infos: Vec<_> = adapters.iter().map(|a| a.get_info()).collect();
+    let selected = choose(&infos, adapter_filter(opts).as_deref()).ok();
+    Ok(adapters
+        .iter()
+        .enumerate()
+        .map(|(i, a)| AdapterSummary {
+            info: infos[i].clone(),
+            limits: a.limits(),
+            features: a.features(),
+            selected: selected == Some(i),
+        })
+        .collect())
+}
+
+/// A compiled compute entry point with its bind-group layout (group 0).
+#[derive(Clone, Debug)]
+pub struct Kernel {
+    pub(crate) pipeline: wgpu::ComputePipeline,
+    pub(crate) layout: wgpu::BindGroupLayout,
+    pub(crate) label: Arc<str>,
+}
+
+impl Kernel {
+    /// `shader::entry`, used in profiles and error messages.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+    /// The wgpu pipeline, for callers that encode it themselves.
+    pub fn pipeline(&self) -> &wgpu::ComputePipeline {
+        &self.pipeline
+    }
+    /// The layout of bind group 0.
+    pub fn bind_group_layout(&self) -> &wgpu::BindGroupLayout {
+        &self.layout
+    }
+}
+
+/// The GPU runtime: device, queue, limits and a pipeline cache.
+///
+/// Create one with [`GpuContext::new`] (fisherflow picks the adapter) or borrow a host
+/// application's device with [`GpuContext::from_device`]. It is cheap to share by reference;
+/// all methods take `&self`.
+pub struct GpuContext {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
+    features: wgpu::Features,
+    owned: bool,
+    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    kernels: Mutex<HashMap<(&'static str, String), Kernel>>,
+}
+
+impl std::fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuContext")
+            .field("adapter", &self.info.name)
+            .field("backend", &self.info.backend)
+            .field("owned", &self.owned)
+            .finish()
+    }
+}
+
+impl GpuContext {
+    /// Create a device on the adapter chosen by `FISHERFLOW_ADAPTER` / `WGPU_BACKEND`, or the
+    /// best one available.
+    pub fn new() -> Result<Self> {
+        Self::with_options(&ContextOptions::default())
+    }
+
+    /// Create a device on the adapter chosen by `opts`.
+    pub fn with_options(opts: &ContextOptions) -> Result<Self> {
+        let instance = make_instance(opts);
+        let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+        let infos: Vec<_> = adapters.iter().map(|a| a.get_info()).collect();
+        let idx = choose(&infos, adapter_filter(opts).as_deref())?;
+        let adapter = &adapters[idx];
+        let features = adapter.features() & wanted_features();
+        // Ask for everything the adapter offers: storage bindings, workgroup memory and buffer
+        // sizes well above WebGPU's defaults on most hardware.
+        let limits = adapter.limits();
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("fisherflow"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc))
+            .map_err(|e| Error::Device(format!("{}: {e}", infos[idx].name)))?;
+        // Errors outside our error scopes (there should be none) are logged, not fatal.
+        device.on_uncaptured_error(Arc::new(|e| {
+            eprintln!("fisherflow: uncaptured wgpu error: {e}")
+        }));
+        let mut ctx = Self::from_device(device, queue);
+        ctx.owned = true;
+        Ok(ctx)
+    }
+
+    /// Borrow a host application's device and queue (both are cheap handles). fisherflow
+    /// uses only the features and limits the device was created with.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Self {
+        let info = device.adapter_info();
+        let limits = device.limits();
+        let features = device.features();
+        Self {
+            device,
+            queue,
+            info,
+            limits,
+            features,
+            owned: false,
+            modules: Mutex::new(HashMap::new()),
+            kernels: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The wgpu device.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+    /// The wgpu queue.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+    /// The adapter this device runs on.
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.info
+    }
+    /// The device's limits.
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+    /// The device's features.
+    pub fn features(&self) -> wgpu::Features {
+        self.features
+    }
+    /// Whether fisherflow created this device (as opposed to borrowing it).
+    pub fn is_owned(&self) -> bool {
+        self.owned
+    }
+    /// Whether the device can write GPU timestamps (needed by the profiler).
+    pub fn has_timestamps(&self) -> bool {
+        self.features.contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+    /// Whether shaders may use `f16`.
+    pub fn has_f16(&self) -> bool {
+        self.features.contains(wgpu::Features::SHADER_F16)
+    }
+    /// A one-line description: `name (backend, type)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({:?}, {:?})",
+            self.info.name, self.info.backend, self.info.device_type
+        )
+    }
+
+    /// Run `f` inside out-of-memory and validation error scopes and turn a captured wgpu
+    /// error into an [`Error`].
+    pub fn scoped<T>(&self, what: &str, f: impl FnOnce() -> T) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let val = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let out = f();
+        let val = pollster::block_on(val.pop());
+        let oom = pollster::block_on(oom.pop());
+        if let Some(e) = oom {
+            return Err(Error::OutOfMemory(format!("{what}: {e}")));
+        }
+        if let Some(e) = val {
+            return Err(Error::Validation(format!("{what}: {e}")));
+        }
+        Ok(out)
+    }
+
+    /// The compiled pipeline for `shader`'s entry point `entry`, compiled on first use and
+    /// cached for the life of the context.
+    pub fn kernel(&self, shader: &Shader, entry: &str) -> Result<Kernel> {
+        let key = (shader.name, entry.to_string());
+        if let Some(k) = self.kernels.lock().unwrap().get(&key) {
+            return Ok(k.clone());
+        }
+        let module = {
+            let mut modules = self.modules.lock().unwrap();
+            match modules.get(shader.name) {
+                Some(m) => m.clone(),
+                None => {
+                    let m = self.scoped(&format!("compiling shader {}", shader.name), || {
+                        self.device
+                            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                                label: Some(shader.name),
+                                source: wgpu::ShaderSource::Wgsl(shader.source.into()),
+                            })
+                    })?;
+                    modules.insert(shader.name, m.clone());
+                    m
+                }
+            }
+        };
+        let label: Arc<str> = format!("{}::{}", shader.name, entry).into();
+        let pipeline = self.scoped(&format!("creating pipeline {label}"), || {
+            self.device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(&label),
+                    layout: None,
+                    module: &module,
+                    entry_point: Some(entry),
+                    compilation_options: Default::default(),
+                    cache: None,
+                })
+        })?;
+        let layout = pipeline.get_bind_group_layout(0);
+        let k = Kernel {
+            pipeline,
+            layout,
+            label,
+        };
+        self.kernels.lock().unwrap().insert(key, k.clone());
+        Ok(k)
+    }
+
+    /// A bind group for `kernel` binding `buffers` to bindings 0, 1, 2, ... in order.
+    ///
+    /// Convention: every fisherflow kernel declares its bindings in group 0, numbered from 0,
+    /// and every entry point uses all the bindings of its layout.
+    pub fn bind(
+        &self,
+        kernel: &Kernel,
+        buffers: &[wgpu::BindingResource<'_>],
+    ) -> Result<wgpu::BindGroup> {
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, r)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: r.clone(),
+            })
+            .collect();
+        self.scoped(&format!("binding {}", kernel.label), || {
+            self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(&kernel.label),
+                layout: &kernel.layout,
+                entries: &entries,
+            })
+        })
+    }
+
+    /// A small uniform buffer holding `value` (kernel parameters).
+    pub fn uniform<T: bytemuck::Pod>(&self, value: &T) -> wgpu::Buffer {
+        use wgpu::util::DeviceExt;
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("params"),
+                contents: bytemuck::bytes_of(value),
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            })
+    }
+
+    /// A workgroup grid for `n` workgroups that respects the per-dimension limit: `[n, 1, 1]`
+    /// when it fits, else `[x, ceil(n / x), 1]`. Kernels recover the linear workgroup index as
+    /// `wid.x + wid.y * num_workgroups.x` and return early when it is `>= n`.
+    pub fn grid(&self, n: u32) -> Result<[u32; 3]> {
+        let max = self.limits.max_compute_workgroups_per_dimension.max(1);
+        if n <= max {
+            return Ok([n.max(1), 1, 1]);
+        }
+        let y = n.div_ceil(max);
+        if y > max {
+            return Err(Error::Limit(format!(
+                "{n} workgroups exceed {max}×{max}; split the work"
+            )));
+        }
+        Ok([max, y, 1])
+    }
+
+    /// Split `rows` rows of `row_bytes` bytes each into consecutive chunks that each fit one
+    /// storage binding and start at an offset the adapter accepts. Returns `(first_row, rows)`
+    /// pairs. Errors when a single row is larger than a binding.
+    pub fn row_chunks(&self, row_bytes: u64, rows: u64) -> Result<Vec<(u64, u64)>> {
+        let max = self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size);
+        if row_bytes == 0 {
+            return Err(Error::Shape("rows of zero bytes".into()));
+        }
+        if row_bytes > max {
+            return Err(Error::Limit(format!(
+                "one row of {row_bytes} bytes exceeds the adapter's storage binding limit of {max} bytes"
+            )));
+        }
+        let align = self.limits.min_storage_buffer_offset_alignment.max(4) as u64;
+        // Rows per chunk must be a multiple of align / gcd(row_bytes, align) so every chunk
+        // starts on an aligned offset.
+        let step = align / gcd(row_bytes, align);
+        let mut per = max / row_bytes;
+        per -= per % step;
+        if per == 0 {
+            return Err(Error::Limit(format!(
+                "rows of {row_bytes} bytes cannot be chunked to the adapter's offset alignment {align} within {max} bytes"
+            )));
+        }
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < rows {
+            let n = per.min(rows - start);
+            out.push((start, n));
+            start += n;
+        }
+        if out.is_empty() {
+            out.push((0, 0));
+        }
+        Ok(out)
+    }
+
+    /// Wait until all submitted work has finished.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Device(format!("waiting for the GPU: {e}")))
+    }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
