@@ -1,0 +1,151 @@
+//! Benchmarks shared by `fisherflow bench` and `cargo bench`: every figure is reported as a
+//! ratio against a baseline measured in the same run on the same adapter.
+
+use std::time::Instant;
+
+use crate::error::Result;
+use crate::gpu::{GpuContext, Recorder};
+
+/// One benchmark figure and its same-run baseline.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Measurement {
+    /// Benchmark family (e.g. `sphere`, `matmul`).
+    pub group: String,
+    /// What was measured (kernel and size).
+    pub name: String,
+    /// The figure, in `unit`.
+    pub value: f64,
+    /// Unit of `value` and `baseline` (e.g. `GB/s`, `GFLOP/s`, `samples/s`).
+    pub unit: String,
+    /// What the baseline is (e.g. `vec4 copy of the same bytes`, `CPU sgemm`).
+    pub baseline_name: String,
+    /// The baseline figure, same unit, measured in the same run.
+    pub baseline: f64,
+    /// `value / baseline`.
+    pub ratio: f64,
+    /// The adapter (or `CPU`) the figure came from.
+    pub device: String,
+    /// How the time was taken (`gpu-timestamps` or `wall-clock`).
+    pub timer: String,
+}
+
+impl Measurement {
+    /// A measurement with `ratio = value / baseline`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        group: &str,
+        name: &str,
+        value: f64,
+        unit: &str,
+        baseline_name: &str,
+        baseline: f64,
+        device: &str,
+        timer: &str,
+    ) -> Self {
+        Self {
+            group: group.into(),
+            name: name.into(),
+            value,
+            unit: unit.into(),
+            baseline_name: baseline_name.into(),
+            baseline,
+            ratio: if baseline > 0.0 {
+                value / baseline
+            } else {
+                f64::NAN
+            },
+            device: device.into(),
+            timer: timer.into(),
+        }
+    }
+}
+
+/// How long one replay of a recording takes.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// Median over the repetitions of the summed per-dispatch GPU time (timestamp queries), in
+    /// seconds; `None` when the adapter has no timestamps.
+    pub gpu_s: Option<f64>,
+    /// Median wall-clock time of submit + wait, in seconds.
+    pub wall_s: f64,
+}
+
+impl Timing {
+    /// The GPU time when known, else the wall-clock time.
+    pub fn best_s(&self) -> f64 {
+        self.gpu_s.unwrap_or(self.wall_s)
+    }
+    /// `gpu-timestamps` or `wall-clock`: which clock [`Timing::best_s`] used.
+    pub fn timer(&self) -> &'static str {
+        if self.gpu_s.is_some() {
+            "gpu-timestamps"
+        } else {
+            "wall-clock"
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Time `rec` after `warmup` untimed runs: `reps` profiled runs (when the adapter has
+/// timestamps) and `reps` wall-clock runs.
+pub fn time_recording(
+    ctx: &GpuContext,
+    rec: &Recorder,
+    warmup: usize,
+    reps: usize,
+) -> Result<Timing> {
+    let reps = reps.max(1);
+    for _ in 0..warmup {
+        rec.run(ctx)?;
+    }
+    let gpu_s = if ctx.has_timestamps() {
+        let mut v = Vec::with_capacity(reps);
+        for _ in 0..reps {
+            let t: f64 = rec.run_profiled(ctx)?.iter().map(|(_, ns)| ns).sum();
+            v.push(t * 1e-9);
+        }
+        Some(median(v))
+    } else {
+        None
+    };
+    let mut w = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t0 = Instant::now();
+        rec.run(ctx)?;
+        w.push(t0.elapsed().as_secs_f64());
+    }
+    Ok(Timing {
+        gpu_s,
+        wall_s: median(w),
+    })
+}
+
+/// Median wall-clock seconds of `f` over `reps` runs after one warm-up run.
+pub fn time_cpu(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut w = Vec::with_capacity(reps.max(1));
+    for _ in 0..reps.max(1) {
+        let t0 = Instant::now();
+        f();
+        w.push(t0.elapsed().as_secs_f64());
+    }
+    median(w)
+}
+
+/// Print measurements as an aligned table.
+pub fn print_table(rows: &[Measurement]) {
+    println!(
+        "{:<10} {:<40} {:>12} {:<10} {:>12} {:>8}  {:<28} {}",
+        "group", "benchmark", "value", "unit", "baseline", "ratio", "baseline is", "timer"
+    );
+    for r in rows {
+        println!(
+            "{:<10} {:<40} {:>12.3} {:<10} {:>12.3} {:>8.3}  {:<28} {}",
+            r.group, r.name, r.value, r.unit, r.baseline, r.ratio, r.baseline_name, r.timer
+        );
+    }
+}
