@@ -149,3 +149,47 @@ pub fn print_table(rows: &[Measurement]) {
         );
     }
 }
+
+/// A benchmark family: runs on a context, `quick` for a short run.
+pub type Family = fn(&GpuContext, bool) -> Result<Vec<Measurement>>;
+
+/// Every benchmark family, by name.
+pub fn families() -> Vec<(&'static str, Family)> {
+    vec![("copy", copy_bandwidth)]
+}
+
+/// Bandwidth of the vec4 copy kernel against `copy_buffer_to_buffer` of the same bytes: how
+/// close a compute kernel gets to the driver's own copy path.
+pub fn copy_bandwidth(ctx: &GpuContext, quick: bool) -> Result<Vec<Measurement>> {
+    use crate::gpu::GpuTensor;
+    let sizes: &[usize] = if quick {
+        &[1 << 20]
+    } else {
+        &[1 << 20, 1 << 24]
+    };
+    let mut out = Vec::new();
+    for &n in sizes {
+        let a = GpuTensor::<f32>::zeros(ctx, &[n])?;
+        let b = GpuTensor::<f32>::zeros(ctx, &[n])?;
+        let mut kernel = Recorder::new();
+        crate::kernels::util::copy(ctx, &mut kernel, &a, &b)?;
+        let mut driver = Recorder::new();
+        driver.copy(a.buffer(), 0, b.buffer(), 0, a.bytes());
+        let reps = if quick { 5 } else { 20 };
+        let tk = time_recording(ctx, &kernel, 2, reps)?;
+        // Driver copies carry no pass timestamps: compare wall clock with wall clock.
+        let td = time_recording(ctx, &driver, 2, reps)?;
+        let bytes = 2.0 * a.bytes() as f64;
+        out.push(Measurement::new(
+            "copy",
+            &format!("vec4 copy kernel, {} MiB", a.bytes() >> 20),
+            bytes / tk.wall_s / 1e9,
+            "GB/s",
+            "copy_buffer_to_buffer",
+            bytes / td.wall_s / 1e9,
+            &ctx.describe(),
+            "wall-clock",
+        ));
+    }
+    Ok(out)
+}
