@@ -139,8 +139,8 @@ pub fn time_cpu(reps: usize, mut f: impl FnMut()) -> f64 {
 /// Print measurements as an aligned table.
 pub fn print_table(rows: &[Measurement]) {
     println!(
-        "{:<10} {:<40} {:>12} {:<10} {:>12} {:>8}  {:<28} {}",
-        "group", "benchmark", "value", "unit", "baseline", "ratio", "baseline is", "timer"
+        "{:<10} {:<40} {:>12} {:<10} {:>12} {:>8}  {:<28} timer",
+        "group", "benchmark", "value", "unit", "baseline", "ratio", "baseline is"
     );
     for r in rows {
         println!(

@@ -104,7 +104,7 @@ impl<T: Element> GpuTensor<T> {
             )));
         }
         let bytes: &[u8] = bytemuck::cast_slice(data);
-        if bytes.len() % 4 == 0 {
+        if bytes.len().is_multiple_of(4) {
             ctx.queue().write_buffer(&self.buffer, 0, bytes);
         } else {
             let mut padded = bytes.to_vec();
