@@ -15,7 +15,7 @@ struct Params {
 }
 
 fn vec4_len(t: &GpuTensor<f32>) -> Result<u32> {
-    if t.len() % 4 != 0 {
+    if !t.len().is_multiple_of(4) {
         return Err(Error::Shape(format!(
             "copy/fill work on whole vec4s; {} elements is not a multiple of 4",
             t.len()
