@@ -2,3 +2,4 @@
 //! reference of the same maths beside it.
 
 pub mod util;
+pub mod rng;
