@@ -173,12 +173,12 @@ fn sample(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     for (var j = 0u; j < params.m; j = j + 1u) {
         total = total + exp((sg[j] - pc[row + j]) * inv - mx);
     }
-    let target = su[i] * total;
+    let goal = su[i] * total;
     var acc = 0.0;
     var pick = params.m - 1u;
     for (var j = 0u; j < params.m; j = j + 1u) {
         acc = acc + exp((sg[j] - pc[row + j]) * inv - mx);
-        if (acc > target) {
+        if (acc > goal) {
             pick = j;
             break;
         }
