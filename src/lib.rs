@@ -15,7 +15,10 @@
 //! ```
 
 pub mod bench;
+pub mod checkpoint;
+pub mod data;
 pub mod error;
+pub mod flow;
 pub mod gpu;
 pub mod kernels;
 

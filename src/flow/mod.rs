@@ -1,0 +1,3 @@
+//! Flow-matching building blocks.
+
+pub mod ot;
