@@ -161,6 +161,86 @@ fn score_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     }
 }
 
+var<workgroup> tile4: array<vec4<f32>, 64>; // T points of d ≤ 4, zero-padded
+
+fn sample4(j: u32) -> vec4<f32> {
+    let d = params.d;
+    var v = vec4<f32>(0.0);
+    if (j < params.n_set) {
+        v.x = samples[j * d];
+        if (d > 1u) { v.y = samples[j * d + 1u]; }
+        if (d > 2u) { v.z = samples[j * d + 2u]; }
+        if (d > 3u) { v.w = samples[j * d + 3u]; }
+    }
+    return v;
+}
+
+// The same partial pass for d ≤ 4, with points in vec4 registers and no per-invocation
+// arrays: each tile is visited twice (max, then weights), recomputing the cheap distances.
+@compute @workgroup_size(64)
+fn score_partial4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let wg = wid.x + wid.y * nwg.x;
+    if (wg >= params.n_wg) {
+        return;
+    }
+    let d = params.d;
+    let qb = wg % params.n_qblocks;
+    let split = wg / params.n_qblocks;
+    let q = qb * WG + lid;
+    let valid = q < params.n_q;
+    var x = vec4<f32>(0.0);
+    if (valid) {
+        x.x = queries[q * d];
+        if (d > 1u) { x.y = queries[q * d + 1u]; }
+        if (d > 2u) { x.z = queries[q * d + 2u]; }
+        if (d > 3u) { x.w = queries[q * d + 3u]; }
+    }
+    let sigma = bitcast<f32>(state[1]);
+    let coef = 0.5 / (sigma * sigma);
+    let ntiles = (params.n_set + T - 1u) / T;
+    let t_begin = split * params.tps;
+    let t_end = min(t_begin + params.tps, ntiles);
+    let skip = select(0xffffffffu, q, params.loo == 1u);
+    var m = NEG;
+    var l = 0.0;
+    var acc = vec4<f32>(0.0);
+    for (var tt = t_begin; tt < t_end; tt++) {
+        let base = tt * T;
+        workgroupBarrier();
+        tile4[lid] = sample4(base + lid);
+        workgroupBarrier();
+        let tn = min(T, params.n_set - base);
+        var tmax = NEG;
+        for (var t = 0u; t < tn; t++) {
+            let df = x - tile4[t];
+            let lg = select(-coef * dot(df, df), NEG, base + t == skip);
+            tmax = max(tmax, lg);
+        }
+        let mnew = max(m, tmax);
+        let scale = exp(m - mnew);
+        acc *= scale;
+        l *= scale;
+        for (var t = 0u; t < tn; t++) {
+            let y = tile4[t];
+            let df = x - y;
+            let p = select(exp(-coef * dot(df, df) - mnew), 0.0, base + t == skip);
+            l += p;
+            acc += p * y;
+        }
+        m = mnew;
+    }
+    if (valid) {
+        let row = split * params.n_q + q;
+        part_ml[2u * row] = m;
+        part_ml[2u * row + 1u] = l;
+        part_sum[row * d] = acc.x;
+        if (d > 1u) { part_sum[row * d + 1u] = acc.y; }
+        if (d > 2u) { part_sum[row * d + 2u] = acc.z; }
+        if (d > 3u) { part_sum[row * d + 3u] = acc.w; }
+    }
+}
+
 struct CombineParams {
     n_q: u32,
     d: u32,

@@ -25,6 +25,8 @@ struct Cli {
 enum Command {
     /// List GPU adapters and mark the one fisherflow would use.
     Devices(cli::devices::Args),
+    /// Score-difference flow on point clouds
+    Sdflow(cli::sdflow::Args),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
     };
     let result = match args.command {
         Command::Devices(a) => cli::devices::run(&opts, a),
+        Command::Sdflow(a) => cli::sdflow::run(&opts, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -53,7 +53,9 @@ impl Rng {
 /// - `swissroll`: the spiral t(cos t, sin t)/5, t ∈ [1.5π, 4.5π], noise std 0.05.
 pub fn toy_target(name: &str, n: usize, seed: u64) -> Result<Vec<f32>> {
     if n == 0 {
-        return Err(Error::InvalidArgument("a target needs at least one point".into()));
+        return Err(Error::InvalidArgument(
+            "a target needs at least one point".into(),
+        ));
     }
     let mut r = Rng::new(seed);
     let mut out = Vec::with_capacity(2 * n);
@@ -61,7 +63,10 @@ pub fn toy_target(name: &str, n: usize, seed: u64) -> Result<Vec<f32>> {
         let (x, y) = match name {
             "ring8" => {
                 let a = 2.0 * PI * r.below(8) as f64 / 8.0;
-                (2.0 * a.cos() + 0.1 * r.normal(), 2.0 * a.sin() + 0.1 * r.normal())
+                (
+                    2.0 * a.cos() + 0.1 * r.normal(),
+                    2.0 * a.sin() + 0.1 * r.normal(),
+                )
             }
             "moons" => {
                 let t = PI * r.uniform();
@@ -118,9 +123,9 @@ pub fn parse_points(text: &str, source: &str) -> Result<(Vec<f32>, usize)> {
             if tok.is_empty() {
                 continue;
             }
-            let v: f32 = tok.parse().map_err(|_| {
-                Error::Parse(format!("{source}:{lineno}: {tok:?} is not a number"))
-            })?;
+            let v: f32 = tok
+                .parse()
+                .map_err(|_| Error::Parse(format!("{source}:{lineno}: {tok:?} is not a number")))?;
             if !v.is_finite() {
                 return Err(Error::Parse(format!(
                     "{source}:{lineno}: {tok:?} is not finite"

@@ -73,7 +73,12 @@ fn pair_sum(
         });
         let bg = ctx.bind(
             &k,
-            &[p.as_entire_binding(), a.binding(), b.binding(), out.binding()],
+            &[
+                p.as_entire_binding(),
+                a.binding(),
+                b.binding(),
+                out.binding(),
+            ],
         )?;
         rec.dispatch(&k, &bg, ctx.grid(n_wg)?);
         keep.push(p);
@@ -148,7 +153,12 @@ fn cpu_sum(a: &[f32], b: &[f32], d: usize, same: bool, f: impl Fn(f64) -> f64) -
 }
 
 fn cpu_sizes(x: &[f32], y: &[f32], d: usize) -> Result<(f64, f64)> {
-    if d == 0 || x.len() % d != 0 || y.len() % d != 0 || x.len() < 2 * d || y.len() < 2 * d {
+    if d == 0
+        || !x.len().is_multiple_of(d)
+        || !y.len().is_multiple_of(d)
+        || x.len() < 2 * d
+        || y.len() < 2 * d
+    {
         return Err(Error::Shape(format!(
             "point sets of {} and {} values do not hold ≥ 2 points of dimension {d}",
             x.len(),
@@ -163,8 +173,10 @@ pub fn mmd2_cpu(x: &[f32], y: &[f32], d: usize, h: f64) -> Result<f64> {
     check_h(h)?;
     let (n, m) = cpu_sizes(x, y, d)?;
     let k = |r: f64| (-r * r / (2.0 * h * h)).exp();
-    Ok(cpu_sum(x, x, d, true, k) / (n * (n - 1.0)) + cpu_sum(y, y, d, true, k) / (m * (m - 1.0))
-        - 2.0 * cpu_sum(x, y, d, false, k) / (n * m))
+    Ok(
+        cpu_sum(x, x, d, true, k) / (n * (n - 1.0)) + cpu_sum(y, y, d, true, k) / (m * (m - 1.0))
+            - 2.0 * cpu_sum(x, y, d, false, k) / (n * m),
+    )
 }
 
 /// f64 CPU reference of [`energy_distance`] on row-major slices.

@@ -224,12 +224,12 @@ impl ParticleFlow {
         }
     }
 
-    /// Run the remaining steps, calling `on_progress` every `progress_every` steps and at the
-    /// end (the only points where anything is read back).
+    /// Run the remaining steps, calling `on_progress` with the particles every
+    /// `progress_every` steps and at the end (the only points where anything is read back).
     pub fn run(
         &mut self,
         ctx: &GpuContext,
-        mut on_progress: impl FnMut(&Progress) -> Result<()>,
+        mut on_progress: impl FnMut(&Progress, &GpuTensor) -> Result<()>,
     ) -> Result<()> {
         let every = self.config.progress_every;
         let mut chunk = Recorder::new();
@@ -255,11 +255,14 @@ impl ParticleFlow {
                     st[0], self.done
                 )));
             }
-            on_progress(&Progress {
-                step: self.done,
-                steps: self.config.steps,
-                sigma: self.config.sigma_at(self.done - 1),
-            })?;
+            on_progress(
+                &Progress {
+                    step: self.done,
+                    steps: self.config.steps,
+                    sigma: self.config.sigma_at(self.done - 1),
+                },
+                &self.particles,
+            )?;
         }
         Ok(())
     }

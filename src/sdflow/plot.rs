@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 /// An SVG scatter plot of the first two coordinates of `target` (grey) and `generated` (red),
 /// row-major with dimension `d ≥ 2`, on a shared square frame.
 pub fn scatter_svg(target: &[f32], generated: &[f32], d: usize, title: &str) -> Result<String> {
-    if d < 2 || target.len() % d != 0 || generated.len() % d != 0 {
+    if d < 2 || !target.len().is_multiple_of(d) || !generated.len().is_multiple_of(d) {
         return Err(Error::Shape(format!(
             "a scatter plot needs points of dimension ≥ 2 (got d = {d})"
         )));

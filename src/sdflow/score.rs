@@ -171,7 +171,16 @@ impl ScoreDiff {
         if state.len() < 2 {
             return Err(Error::Shape("the σ state buffer needs 2 words".into()));
         }
-        let kp = ctx.kernel(&SHADER, "score_partial")?;
+        // d ≤ 4: the vec4 variant (same bindings), no per-invocation arrays.
+        let small = d <= 4;
+        let kp = ctx.kernel(
+            &SHADER,
+            if small {
+                "score_partial4"
+            } else {
+                "score_partial"
+            },
+        )?;
         let kc = ctx.kernel(&SHADER, "score_combine")?;
         let budget = loop_budget(ctx);
         let n_qblocks = nq.div_ceil(QUERIES_PER_WG as usize);
@@ -186,8 +195,9 @@ impl ScoreDiff {
             .enumerate()
         {
             let ntiles = n_set.div_ceil(64);
+            let per_tile = if small { 2 * 64 + 2 } else { iters_per_tile(d) };
             let tps = match budget {
-                Some(b) => (b / iters_per_tile(d)).max(1),
+                Some(b) => (b / per_tile).max(1),
                 None => ntiles.div_ceil(8).max(16),
             }
             .min(ntiles);
@@ -449,7 +459,7 @@ pub fn score_difference_cpu(
 ) -> Result<Vec<f64>> {
     check_dim(d)?;
     for (name, s) in [("queries", queries), ("target", target), ("source", source)] {
-        if s.is_empty() || s.len() % d != 0 {
+        if s.is_empty() || !s.len().is_multiple_of(d) {
             return Err(Error::Shape(format!(
                 "{name} holds {} values, not a positive multiple of d = {d}",
                 s.len()
@@ -457,7 +467,9 @@ pub fn score_difference_cpu(
         }
     }
     if !(sigma.is_finite() && sigma > 0.0) {
-        return Err(Error::InvalidArgument(format!("σ must be positive, got {sigma}")));
+        return Err(Error::InvalidArgument(format!(
+            "σ must be positive, got {sigma}"
+        )));
     }
     let nq = queries.len() / d;
     let ns = source.len() / d;
