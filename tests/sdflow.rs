@@ -290,7 +290,13 @@ fn particles_reach_ring_of_eight() {
     // A fresh target sample of the same size sets the noise floor of the estimate.
     let fresh = sdflow::toy_target("ring8", n, 99).unwrap();
     let floor = sdflow::mmd2_cpu(&fresh, &target, d, h).unwrap();
-    eprintln!("ring8: MMD² initial {mmd0:.4}, final {mmd:.5}, two target samples {floor:.5}");
+    // The particles settle on the fitted samples; against a held-out sample they must still
+    // match the ring.
+    let held_out = sdflow::mmd2_cpu(&out, &fresh, d, h).unwrap();
+    eprintln!(
+        "ring8: MMD² initial {mmd0:.4}, final {mmd:.5}, held-out {held_out:.5}, two target samples {floor:.5}"
+    );
+    assert!(held_out < 0.01, "held-out MMD² {held_out}");
     assert!(mmd.abs() < 0.01, "final MMD² {mmd}");
     assert!(mmd < mmd0 / 20.0, "MMD² {mmd0} -> {mmd}");
     // Every particle ends near the ring.

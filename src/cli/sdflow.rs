@@ -82,7 +82,8 @@ pub fn run(opts: &ContextOptions, args: Args) -> Result<()> {
     if args.n < 2 {
         return Err(Error::InvalidArgument("--n must be at least 2".into()));
     }
-    let (target, d) = if sdflow::TOY_TARGETS.contains(&args.target.as_str()) {
+    let toy = sdflow::TOY_TARGETS.contains(&args.target.as_str());
+    let (target, d) = if toy {
         let m = args.target_n.unwrap_or(args.n);
         (sdflow::toy_target(&args.target, m, args.seed)?, 2)
     } else {
@@ -136,21 +137,25 @@ pub fn run(opts: &ContextOptions, args: Args) -> Result<()> {
     };
     let mut flow = ParticleFlow::new(&ctx, &target_t, &init_t, config)?;
     let t0 = Instant::now();
-    let mmd_init = sdflow::mmd2(&ctx, &head(&ctx, &init_t, sub)?, &target_sub, h_progress)?;
+    let init_sub = head(&ctx, &init_t, sub)?;
+    let mmd_init = sdflow::mmd2(&ctx, &init_sub, &target_sub, h_progress)?;
+    let energy_init = sdflow::energy_distance(&ctx, &init_sub, &target_sub)?;
     println!(
-        "step {:>6}  MMD²(h = {h_progress:.3}, ≤{sub} points) {mmd_init:.5}",
+        "step {:>6}  MMD² {mmd_init:.5}  energy {energy_init:.5}  (progress on ≤ {sub} points, MMD h = {h_progress:.3})",
         0
     );
     flow.run(&ctx, |p, x| {
-        let mmd = sdflow::mmd2(&ctx, &head(&ctx, x, sub)?, &target_sub, h_progress)?;
-        if !mmd.is_finite() {
+        let xs = head(&ctx, x, sub)?;
+        let mmd = sdflow::mmd2(&ctx, &xs, &target_sub, h_progress)?;
+        let energy = sdflow::energy_distance(&ctx, &xs, &target_sub)?;
+        if !(mmd.is_finite() && energy.is_finite()) {
             return Err(Error::NonFinite(format!(
                 "particles diverged by step {}",
                 p.step
             )));
         }
         println!(
-            "step {:>6}/{}  σ {:.4}  MMD² {mmd:.5}  ({:.1} s)",
+            "step {:>6}/{}  σ {:.4}  MMD² {mmd:.5}  energy {energy:.5}  ({:.1} s)",
             p.step,
             p.steps,
             p.sigma,
@@ -172,15 +177,34 @@ pub fn run(opts: &ContextOptions, args: Args) -> Result<()> {
     };
     let mmd = sdflow::mmd2(&ctx, flow.particles(), &target_t, h)?;
     let energy = sdflow::energy_distance(&ctx, flow.particles(), &target_t)?;
+    // With small σ the particles settle on the target samples themselves, so metrics against
+    // the samples they were fitted to read below zero; a held-out sample measures the fit.
+    let held_out = if toy {
+        let fresh = sdflow::toy_target(&args.target, m, args.seed ^ 0x5eed_0f_ba5e)?;
+        let fresh_t = GpuTensor::from_slice(&ctx, &fresh, &[m, d])?;
+        Some((
+            sdflow::mmd2(&ctx, flow.particles(), &fresh_t, h)?,
+            sdflow::energy_distance(&ctx, flow.particles(), &fresh_t)?,
+            sdflow::mmd2(&ctx, &target_t, &fresh_t, h)?,
+            sdflow::energy_distance(&ctx, &target_t, &fresh_t)?,
+        ))
+    } else {
+        None
+    };
     println!(
         "done: {} steps in {secs:.2} s ({:.1} steps/s)",
         args.steps,
         args.steps as f64 / secs
     );
     println!(
-        "final: MMD² {mmd:.6} (Gaussian kernel, h = {h:.4}, {how}; unbiased, all {} vs {m} points), energy distance {energy:.6}",
+        "final vs the fitted target sample: MMD² {mmd:.6} (Gaussian kernel, h = {h:.4}, {how}; unbiased, all {} vs {m} points), energy distance {energy:.6}",
         args.n
     );
+    if let Some((mh, eh, mf, ef)) = held_out {
+        println!(
+            "final vs a held-out target sample: MMD² {mh:.6}, energy distance {eh:.6} (two target samples: MMD² {mf:.6}, energy {ef:.6})"
+        );
+    }
     if let Some(path) = &args.plot {
         let title = format!("sdflow {} — MMD² {mmd:.4}, energy {energy:.4}", args.target);
         let svg = plot::scatter_svg(&target, &out, d, &title)?;
