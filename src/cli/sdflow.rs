@@ -180,7 +180,7 @@ pub fn run(opts: &ContextOptions, args: Args) -> Result<()> {
     // With small σ the particles settle on the target samples themselves, so metrics against
     // the samples they were fitted to read below zero; a held-out sample measures the fit.
     let held_out = if toy {
-        let fresh = sdflow::toy_target(&args.target, m, args.seed ^ 0x5eed_0f_ba5e)?;
+        let fresh = sdflow::toy_target(&args.target, m, args.seed ^ 0x005e_ed0f_ba5e)?;
         let fresh_t = GpuTensor::from_slice(&ctx, &fresh, &[m, d])?;
         Some((
             sdflow::mmd2(&ctx, flow.particles(), &fresh_t, h)?,
