@@ -21,6 +21,7 @@ pub mod error;
 pub mod flow;
 pub mod gpu;
 pub mod kernels;
+pub mod sdflow;
 
 pub use error::{Error, Result};
 pub use gpu::{GpuContext, GpuTensor, Recorder};

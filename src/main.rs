@@ -27,6 +27,8 @@ enum Command {
     Devices(cli::devices::Args),
     /// Benchmarks with same-run baselines (table or --json).
     Bench(cli::bench::Args),
+    /// Score-difference flow on point clouds.
+    Sdflow(cli::sdflow::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
     let result = match args.command {
         Command::Devices(a) => cli::devices::run(&opts, a),
         Command::Bench(a) => cli::bench::run(&opts, a),
+        Command::Sdflow(a) => cli::sdflow::run(&opts, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
