@@ -1,4 +1,4 @@
-//! Matrix multiplication throughput: [`gemm`](crate::kernels::linalg::gemm) against the threaded
+//! Matrix multiplication throughput: [`crate::kernels::linalg::gemm`] against the threaded
 //! CPU sgemm of `matrixmultiply` on the same shape in the same run.
 
 use crate::bench::{time_cpu, time_recording, Measurement};

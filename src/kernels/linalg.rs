@@ -3,6 +3,9 @@
 //!
 //! All matrices are row-major f32. Operands are [`View`]s: a range of elements of a buffer, so
 //! several matrices can live in one buffer at any element offset.
+//!
+//! Two kernels ([`GemmKernel`]): a workgroup-memory tiled kernel for GPUs, and a subgroup
+//! kernel for software Vulkan on CPUs (lavapipe), where non-uniform loads are the bottleneck.
 
 use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, GpuTensor, Recorder, Shader};
