@@ -2,4 +2,6 @@
 //! reference of the same maths beside it.
 
 pub mod rng;
+pub mod linalg;
+pub mod reduce;
 pub mod util;
