@@ -14,10 +14,12 @@
 //! # Ok(()) }
 //! ```
 
+pub mod autodiff;
 pub mod bench;
 pub mod error;
 pub mod gpu;
 pub mod kernels;
+pub mod nn;
 
 pub use error::{Error, Result};
 pub use gpu::{GpuContext, GpuTensor, Recorder};

@@ -2,4 +2,5 @@
 //! reference of the same maths beside it.
 
 pub mod linalg;
+pub mod optim;
 pub mod util;
