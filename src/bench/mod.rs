@@ -2,6 +2,7 @@
 //! ratio against a baseline measured in the same run on the same adapter.
 
 pub mod train;
+pub mod matmul;
 
 use std::time::Instant;
 

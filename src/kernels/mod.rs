@@ -3,4 +3,5 @@
 
 pub mod linalg;
 pub mod optim;
+pub mod reduce;
 pub mod util;
