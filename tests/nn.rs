@@ -310,8 +310,16 @@ fn profile_training_step() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(128);
     let m = Mlp::new(cfg, 0).unwrap();
-    let gx = GpuExecutor::new(ctx, &m.graph, b, &[m.out], Some(m.loss), OptimConfig::default())
-        .unwrap();
+    let gx = GpuExecutor::new(
+        ctx,
+        &m.graph,
+        b,
+        &[m.out],
+        Some(m.loss),
+        OptimConfig::default(),
+    )
+    .unwrap();
+    gx.step_recording().run(ctx).unwrap(); // warm-up (the driver compiles lazily)
     let prof = gx.step_recording().run_profiled(ctx).unwrap();
     let total: f64 = prof.iter().map(|(_, ns)| ns).sum();
     for (l, ns) in &prof {
