@@ -85,13 +85,13 @@ fn grad_norm(@builtin(local_invocation_index) lid: u32) {
 @group(0) @binding(3) var<storage, read_write> m: array<f32>;
 @group(0) @binding(4) var<storage, read_write> v: array<f32>;
 @group(0) @binding(5) var<storage, read> stats: array<f32>;
-@group(0) @binding(6) var<storage, read> step: array<u32>;
+@group(0) @binding(6) var<storage, read> step_count: array<u32>;
 
 @compute @workgroup_size(256)
 fn adam(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
     let scale = stats[1];
-    let t = f32(step[0]);
+    let t = f32(step_count[0]);
     let bc1 = 1.0 - pow(params.beta1, t);
     let bc2 = 1.0 - pow(params.beta2, t);
     let stride = nwg.x * nwg.y * WG;
