@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod autodiff;
 pub mod bench;
 pub mod checkpoint;
 pub mod data;
@@ -22,6 +23,7 @@ pub mod flow;
 pub mod gpu;
 pub mod kernels;
 pub mod sdflow;
+pub mod nn;
 
 pub use error::{Error, Result};
 pub use gpu::{GpuContext, GpuTensor, Recorder};

@@ -3,6 +3,7 @@
 
 pub mod sdflow;
 pub mod matmul;
+pub mod train;
 
 use std::time::Instant;
 

@@ -3,5 +3,6 @@
 
 pub mod rng;
 pub mod linalg;
+pub mod optim;
 pub mod reduce;
 pub mod util;
