@@ -120,7 +120,7 @@ fn check_plain(ctx: &GpuContext, kern: GemmKernel, g: Gemm, with_bias: bool, see
     let tc = GpuTensor::from_slice(ctx, &c0, &[m, n]).unwrap();
     let mut rec = Recorder::new();
     let bias_view = with_bias.then(|| View::of(&tbias));
-    gemm(
+    gemm_with(
         ctx,
         &mut rec,
         &g,
@@ -128,6 +128,7 @@ fn check_plain(ctx: &GpuContext, kern: GemmKernel, g: Gemm, with_bias: bool, see
         View::of(&tb),
         bias_view,
         View::of(&tc),
+        kern,
     )
     .unwrap();
     rec.run(ctx).unwrap();
