@@ -1,4 +1,5 @@
 //! Host modules for the WGSL kernel families: typed launch functions, each with a CPU
 //! reference of the same maths beside it.
 
+pub mod sphere;
 pub mod util;
