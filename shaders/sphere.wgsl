@@ -66,6 +66,9 @@ fn slot(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> Slot {
 // Sum `v` over the `lanes` invocations of this row; every invocation gets the row's sum.
 // Must be called from uniform control flow.
 fn row_sum(v: vec4<f32>, lid: u32, lane: u32) -> vec4<f32> {
+    if (params.lanes == 1u) {
+        return v; // one invocation per row: nothing to share (uniform branch)
+    }
     red[lid] = v;
     var s = params.lanes / 2u;
     loop {

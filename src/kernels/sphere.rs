@@ -238,7 +238,7 @@ fn elementwise(
         entry,
         n,
         1,
-        WG,
+        1,
         1,
         0.0,
         &[row_arg(src, 1), row_arg(out, 1)],
