@@ -465,3 +465,297 @@ fn euler_step_inplace(@builtin(workgroup_id) wid: vec3<u32>,
         }
     }
 }
+
+// ---- vec4 variants, used when K is a multiple of 4 (params.k then counts vec4s) ----
+//
+// Each lane keeps its first vec4 of the row in registers between the reduction and the
+// output pass, so rows of up to 4 * lanes elements (K <= 1024 with the host's lane choice)
+// are read from memory once; longer rows re-read the rest.
+
+@group(0) @binding(1) var<storage, read> in0v: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> in1v: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> out0v: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> el_outv: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> out_xtv: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> out_utv: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> iov: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn to_sphere_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let i = (wid.x + wid.y * nwg.x) * WG + lid;
+    if (i < params.rows) {
+        el_outv[i] = sqrt(max(in0v[i], vec4<f32>(0.0)));
+    }
+}
+
+@compute @workgroup_size(256)
+fn to_simplex_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let i = (wid.x + wid.y * nwg.x) * WG + lid;
+    if (i < params.rows) {
+        let x = in0v[i];
+        el_outv[i] = x * x;
+    }
+}
+
+// A lane's cached first vec4 of two inputs.
+struct Head {
+    on: bool,
+    i: u32,
+    a: vec4<f32>,
+    b: vec4<f32>,
+}
+
+fn head2(s: Slot) -> Head {
+    var h: Head;
+    h.on = s.valid && s.lane < params.k;
+    h.i = s.base + s.lane;
+    h.a = vec4<f32>(0.0);
+    h.b = vec4<f32>(0.0);
+    if (h.on) {
+        h.a = in0v[h.i];
+        h.b = in1v[h.i];
+    }
+    return h;
+}
+
+fn head2_io(s: Slot) -> Head {
+    var h: Head;
+    h.on = s.valid && s.lane < params.k;
+    h.i = s.base + s.lane;
+    h.a = vec4<f32>(0.0);
+    h.b = vec4<f32>(0.0);
+    if (h.on) {
+        h.a = iov[h.i];
+        h.b = in1v[h.i];
+    }
+    return h;
+}
+
+// Partial sums of exp_map: (|u|^2, |x+u|^2).
+fn exp_terms(x: vec4<f32>, u: vec4<f32>) -> vec4<f32> {
+    let w = x + u;
+    return vec4<f32>(dot(u, u), dot(w, w), 0.0, 0.0);
+}
+
+// Partial sums of log_map: (<x,y>, |y-x|^2, |y+x|^2).
+fn log_terms(x: vec4<f32>, y: vec4<f32>) -> vec4<f32> {
+    let d = y - x;
+    let p = y + x;
+    return vec4<f32>(dot(x, y), dot(d, d), dot(p, p), 0.0);
+}
+
+// Partial sums of the angle: (|y-x|^2, |y+x|^2).
+fn angle_terms(x: vec4<f32>, y: vec4<f32>) -> vec4<f32> {
+    let d = y - x;
+    let p = y + x;
+    return vec4<f32>(dot(d, d), dot(p, p), 0.0, 0.0);
+}
+
+@compute @workgroup_size(256)
+fn exp_map_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+    let s = slot(wid, nwg, lid);
+    let h = head2(s);
+    var acc = exp_terms(h.a, h.b);
+    if (s.valid) {
+        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
+            acc += exp_terms(in0v[s.base + i], in1v[s.base + i]);
+        }
+    }
+    let r = row_sum(acc, lid, s.lane);
+    let n = sqrt(r.x);
+    var a = cos_acc(n);
+    var b = sinc(n);
+    if (n < EXP_TINY) {
+        a = inverseSqrt(max(r.y, 1e-30));
+        b = a;
+    }
+    if (h.on) {
+        out0v[h.i] = a * h.a + b * h.b;
+        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
+            out0v[s.base + i] = a * in0v[s.base + i] + b * in1v[s.base + i];
+        }
+    }
+}
+
+@compute @workgroup_size(256)
+fn log_map_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+    let s = slot(wid, nwg, lid);
+    let h = head2(s);
+    var acc = log_terms(h.a, h.b);
+    if (s.valid) {
+        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
+            acc += log_terms(in0v[s.base + i], in1v[s.base + i]);
+        }
+    }
+    let r = row_sum(acc, lid, s.lane);
+    let c = r.x;
+    var f = 0.0;
+    if (r.y > 0.0) {
+        f = 1.0 / sinc(angle(r.y, r.z));
+    }
+    if (h.on) {
+        out0v[h.i] = f * (h.b - c * h.a);
+        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
+            out0v[s.base + i] = f * (in1v[s.base + i] - c * in0v[s.base + i]);
+        }
+    }
+}
+
+@compute @workgroup_size(256)
+fn proj_tangent_v4(@builtin(workgroup_id) wid: vec3<u32>,
+                   @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+    let s = slot(wid, nwg, lid);
+    let h = head2(s);
+    var acc = vec4<f32>(dot(h.a, h.b), 0.0, 0.0, 0.0);
+    if (s.valid) {
+        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
+            acc.x += dot(in0v[s.base + i], in1v[s.base + i]);
+        }
+    }
+    let r = row_sum(acc, lid, s.lane);
+    if (h.on) {
+        out0v[h.i] = h.b - r.x * h.a;
+        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
+            out0v[s.base + i] = in1v[s.base + i] - r.x * in0v[s.base + i];
+        }
+    }
+}
+
+@compute @workgroup_size(256)
+fn geodesic_distance_v4(@builtin(workgroup_id) wid: vec3<u32>,
+                        @builtin(num_workgroups) nwg: vec3<u32>,
+                        @builtin(local_invocation_index) lid: u32) {
+    let s = slot(wid, nwg, lid);
+    let h = head2(s);
+    var acc = angle_terms(h.a, h.b);
+    if (s.valid) {
+        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
+            acc += angle_terms(in0v[s.base + i], in1v[s.base + i]);
+        }
+    }
+    let r = row_sum(acc, lid, s.lane);
+    if (s.valid && s.lane == 0u) {
+        out0[s.row] = angle(r.x, r.y);
+    }
+}
+
+@compute @workgroup_size(256)
+fn slerp_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+    let s = slot(wid, nwg, lid);
+    let h = head2(s);
+    var acc = angle_terms(h.a, h.b);
+    if (s.valid) {
+        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
+            acc += angle_terms(in0v[s.base + i], in1v[s.base + i]);
+        }
+    }
+    let r = row_sum(acc, lid, s.lane);
+    if (h.on) {
+        let o = geodesic(angle(r.x, r.y), time_of(s.row));
+        out_xtv[h.i] = h.a + o.a1 * (h.b - h.a) + o.g * h.a;
+        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
+            let x0 = in0v[s.base + i];
+            out_xtv[s.base + i] = x0 + o.a1 * (in1v[s.base + i] - x0) + o.g * x0;
+        }
+    }
+}
+
+@compute @workgroup_size(256)
+fn interpolant_target_v4(@builtin(workgroup_id) wid: vec3<u32>,
+                         @builtin(num_workgroups) nwg: vec3<u32>,
+                         @builtin(local_invocation_index) lid: u32) {
+    let s = slot(wid, nwg, lid);
+    let h = head2(s);
+    var acc = angle_terms(h.a, h.b);
+    if (s.valid) {
+        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
+            acc += angle_terms(in0v[s.base + i], in1v[s.base + i]);
+        }
+    }
+    let r = row_sum(acc, lid, s.lane);
+    if (h.on) {
+        let o = geodesic(angle(r.x, r.y), time_of(s.row));
+        let d = h.b - h.a;
+        out_xtv[h.i] = h.a + o.a1 * d + o.g * h.a;
+        out_utv[h.i] = o.c1 * d + o.c0 * h.a;
+        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
+            let x0 = in0v[s.base + i];
+            let dd = in1v[s.base + i] - x0;
+            out_xtv[s.base + i] = x0 + o.a1 * dd + o.g * x0;
+            out_utv[s.base + i] = o.c1 * dd + o.c0 * x0;
+        }
+    }
+}
+
+// Partial sums of the Euler step's second pass: (|u|^2, |x+u|^2), u = dt (v - c x).
+fn step_terms(x: vec4<f32>, v: vec4<f32>, c: f32) -> vec4<f32> {
+    let u = params.dt * (v - c * x);
+    let w = x + u;
+    return vec4<f32>(dot(u, u), dot(w, w), 0.0, 0.0);
+}
+
+@compute @workgroup_size(256)
+fn euler_step_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let s = slot(wid, nwg, lid);
+    let h = head2(s);
+    var acc = vec4<f32>(dot(h.a, h.b), dot(h.a, h.a), 0.0, 0.0);
+    if (s.valid) {
+        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
+            let x = in0v[s.base + i];
+            acc += vec4<f32>(dot(x, in1v[s.base + i]), dot(x, x), 0.0, 0.0);
+        }
+    }
+    let r1 = row_sum(acc, lid, s.lane);
+    acc = step_terms(h.a, h.b, r1.x);
+    if (s.valid) {
+        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
+            acc += step_terms(in0v[s.base + i], in1v[s.base + i], r1.x);
+        }
+    }
+    let r2 = row_sum(acc, lid, s.lane);
+    let o = step_coeffs(r1, r2);
+    if (h.on) {
+        out0v[h.i] = abs(o.a * h.a + o.b * h.b);
+        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
+            out0v[s.base + i] = abs(o.a * in0v[s.base + i] + o.b * in1v[s.base + i]);
+        }
+    }
+}
+
+@compute @workgroup_size(256)
+fn euler_step_inplace_v4(@builtin(workgroup_id) wid: vec3<u32>,
+                         @builtin(num_workgroups) nwg: vec3<u32>,
+                         @builtin(local_invocation_index) lid: u32) {
+    let s = slot(wid, nwg, lid);
+    let h = head2_io(s);
+    var acc = vec4<f32>(dot(h.a, h.b), dot(h.a, h.a), 0.0, 0.0);
+    if (s.valid) {
+        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
+            let x = iov[s.base + i];
+            acc += vec4<f32>(dot(x, in1v[s.base + i]), dot(x, x), 0.0, 0.0);
+        }
+    }
+    let r1 = row_sum(acc, lid, s.lane);
+    acc = step_terms(h.a, h.b, r1.x);
+    if (s.valid) {
+        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
+            acc += step_terms(iov[s.base + i], in1v[s.base + i], r1.x);
+        }
+    }
+    let r2 = row_sum(acc, lid, s.lane);
+    let o = step_coeffs(r1, r2);
+    // Same element ownership as the reads above, after the barriers: safe in place.
+    if (h.on) {
+        iov[h.i] = abs(o.a * h.a + o.b * h.b);
+        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
+            iov[s.base + i] = abs(o.a * iov[s.base + i] + o.b * in1v[s.base + i]);
+        }
+    }
+}

@@ -197,6 +197,8 @@ fn kernels_match_reference_on_random_inputs() {
         (1, 3, 1000),
         (2, 2, 4096),
         (2, 1, 4099),
+        (3, 1, 1028),
+        (2, 3, 36),
         (37, 11, 4),
     ] {
         let rows = b * l;
@@ -216,7 +218,7 @@ fn kernels_match_reference_on_random_inputs() {
 fn kernels_match_reference_on_edge_cases() {
     let Some(ctx) = gpu() else { return };
     let mut rng = Rng(11);
-    for &k in &[2usize, 3, 20, 160] {
+    for &k in &[2usize, 3, 4, 7, 20, 160] {
         // Rows: equal points, one-hot x0 to orthogonal one-hot x1, one-hot to itself, random
         // pair, a vertex to a random point, nearby points.
         let mut x0 = Vec::new();
@@ -288,58 +290,60 @@ fn interpolant_endpoints_on_gpu() {
 fn maps_between_simplex_and_sphere() {
     let Some(ctx) = gpu() else { return };
     let mut rng = Rng(5);
-    let n = 1003;
-    let p: Vec<f32> = (0..n).map(|_| rng.uniform() as f32).collect();
-    let mut pn = p.clone();
-    pn[0] = -0.5;
-    let (gp, out, back) = (
-        up(ctx, &pn, &[n]),
-        GpuTensor::zeros(ctx, &[n]).unwrap(),
-        GpuTensor::zeros(ctx, &[n]).unwrap(),
-    );
-    let mut r = Run::new(ctx);
-    sphere::to_sphere(ctx, &mut r.rec, &gp, &out).unwrap();
-    sphere::to_simplex(ctx, &mut r.rec, &out, &back).unwrap();
-    let got = r.go(&[&out, &back]);
-    assert_close(
-        "to_sphere",
-        &got[0],
-        &cpu::to_sphere(&f64s(&pn)),
-        1e-6,
-        1e-6,
-    );
-    let mut want = f64s(&pn);
-    want[0] = 0.0;
-    assert_close("round trip", &got[1], &want, 1e-6, 1e-5);
+    for n in [1003, 1004] {
+        let p: Vec<f32> = (0..n).map(|_| rng.uniform() as f32).collect();
+        let mut pn = p.clone();
+        pn[0] = -0.5;
+        let (gp, out, back) = (
+            up(ctx, &pn, &[n]),
+            GpuTensor::zeros(ctx, &[n]).unwrap(),
+            GpuTensor::zeros(ctx, &[n]).unwrap(),
+        );
+        let mut r = Run::new(ctx);
+        sphere::to_sphere(ctx, &mut r.rec, &gp, &out).unwrap();
+        sphere::to_simplex(ctx, &mut r.rec, &out, &back).unwrap();
+        let got = r.go(&[&out, &back]);
+        assert_close(
+            "to_sphere",
+            &got[0],
+            &cpu::to_sphere(&f64s(&pn)),
+            1e-6,
+            1e-6,
+        );
+        let mut want = f64s(&pn);
+        want[0] = 0.0;
+        assert_close("round trip", &got[1], &want, 1e-6, 1e-5);
+    }
 }
 
 #[test]
 fn euler_inplace_matches_out_of_place_and_stays_in_orthant() {
     let Some(ctx) = gpu() else { return };
     let mut rng = Rng(9);
-    let (rows, k) = (50, 20);
-    let x = rng.orthant(rows, k);
-    let v = rng.normals(rows * k, 2.0);
-    let (gx, gv, out) = (
-        up(ctx, &x, &[rows, k]),
-        up(ctx, &v, &[rows, k]),
-        GpuTensor::zeros(ctx, &[rows, k]).unwrap(),
-    );
-    let mut r = Run::new(ctx);
-    sphere::euler_step(ctx, &mut r.rec, &gx, &gv, 0.1, &out).unwrap();
-    sphere::euler_step_inplace(ctx, &mut r.rec, &gx, &gv, 0.1).unwrap();
-    let got = r.go(&[&out, &gx]);
-    assert_eq!(got[0], got[1]);
-    // Many in-place steps: still on the sphere, in the orthant.
-    let mut r = Run::new(ctx);
-    for _ in 0..20 {
-        sphere::euler_step_inplace(ctx, &mut r.rec, &gx, &gv, 0.05).unwrap();
-    }
-    let got = r.go(&[&gx]);
-    for row in got[0].chunks(k) {
-        assert!(row.iter().all(|&a| a >= 0.0));
-        let n: f64 = row.iter().map(|&a| (a as f64).powi(2)).sum();
-        assert!((n - 1.0).abs() < 1e-5, "norm² {n}");
+    for (rows, k) in [(50, 20), (30, 7), (3, 1040)] {
+        let x = rng.orthant(rows, k);
+        let v = rng.normals(rows * k, 2.0);
+        let (gx, gv, out) = (
+            up(ctx, &x, &[rows, k]),
+            up(ctx, &v, &[rows, k]),
+            GpuTensor::zeros(ctx, &[rows, k]).unwrap(),
+        );
+        let mut r = Run::new(ctx);
+        sphere::euler_step(ctx, &mut r.rec, &gx, &gv, 0.1, &out).unwrap();
+        sphere::euler_step_inplace(ctx, &mut r.rec, &gx, &gv, 0.1).unwrap();
+        let got = r.go(&[&out, &gx]);
+        assert_eq!(got[0], got[1]);
+        // Many in-place steps: still on the sphere, in the orthant.
+        let mut r = Run::new(ctx);
+        for _ in 0..20 {
+            sphere::euler_step_inplace(ctx, &mut r.rec, &gx, &gv, 0.05).unwrap();
+        }
+        let got = r.go(&[&gx]);
+        for row in got[0].chunks(k) {
+            assert!(row.iter().all(|&a| a >= 0.0));
+            let n: f64 = row.iter().map(|&a| (a as f64).powi(2)).sum();
+            assert!((n - 1.0).abs() < 1e-5, "norm² {n}");
+        }
     }
 }
 
@@ -376,59 +380,64 @@ fn chunk_planner_respects_binding_size_and_alignment() {
 fn chunked_launches_match_reference() {
     let Some(ctx) = gpu() else { return };
     let mut rng = Rng(13);
-    // 13 rows of K = 20 per batch element: with 2 KiB bindings a chunk boundary falls inside a
+    // 17 rows of K = 20 or 5 per batch element: with 2 KiB bindings a chunk boundary falls inside a
     // batch element, so t must be looked up by global row.
-    let (b, l, k) = (7, 13, 20);
-    let rows = b * l;
-    let x0 = rng.orthant(rows, k);
-    let x1 = rng.orthant(rows, k);
-    let v = rng.normals(rows * k, 0.5);
-    let t: Vec<f32> = (0..b).map(|i| i as f32 / (b - 1) as f32).collect();
-    sphere::force_max_binding(Some(2048));
-    let shape = [b, l, k];
-    let (g0, g1, gv) = (
-        up(ctx, &x0, &shape),
-        up(ctx, &x1, &shape),
-        up(ctx, &v, &shape),
-    );
-    let gt = sphere::times_tensor(ctx, &t).unwrap();
-    let outs: Vec<GpuTensor> = (0..4)
-        .map(|_| GpuTensor::zeros(ctx, &shape).unwrap())
-        .collect();
-    let dist = GpuTensor::zeros(ctx, &[b, l]).unwrap();
-    let mut r = Run::new(ctx);
-    sphere::interpolant_target(ctx, &mut r.rec, &g0, &g1, &gt, &outs[0], &outs[1]).unwrap();
-    sphere::euler_step(ctx, &mut r.rec, &g0, &gv, 0.2, &outs[2]).unwrap();
-    sphere::to_sphere(ctx, &mut r.rec, &g1, &outs[3]).unwrap();
-    sphere::geodesic_distance(ctx, &mut r.rec, &g0, &g1, &dist).unwrap();
-    sphere::force_max_binding(None);
-    assert!(r.rec.dispatches() > 8, "expected chunked dispatches");
-    let got = r.go(&[&outs[0], &outs[1], &outs[2], &outs[3], &dist]);
-    let (a, c, w) = (f64s(&x0), f64s(&x1), f64s(&v));
-    let (xt, ut) = cpu::interpolant_target(&a, &c, &f64s(&t), l, k);
-    assert_close("chunked x_t", &got[0], &xt, ATOL, RTOL);
-    assert_close("chunked u_t", &got[1], &ut, ATOL, RTOL);
-    assert_close(
-        "chunked euler",
-        &got[2],
-        &cpu::euler_step(&a, &w, 0.2, k),
-        ATOL,
-        RTOL,
-    );
-    assert_close(
-        "chunked to_sphere",
-        &got[3],
-        &cpu::to_sphere(&c),
-        ATOL,
-        RTOL,
-    );
-    assert_close(
-        "chunked distance",
-        &got[4],
-        &cpu::geodesic_distance(&a, &c, k),
-        ATOL,
-        RTOL,
-    );
+    for k in [20, 5] {
+        let (b, l) = (7, 17);
+        let rows = b * l;
+        let x0 = rng.orthant(rows, k);
+        let x1 = rng.orthant(rows, k);
+        let v = rng.normals(rows * k, 0.5);
+        let t: Vec<f32> = (0..b).map(|i| i as f32 / (b - 1) as f32).collect();
+        sphere::force_max_binding(Some(2048));
+        let shape = [b, l, k];
+        let (g0, g1, gv) = (
+            up(ctx, &x0, &shape),
+            up(ctx, &x1, &shape),
+            up(ctx, &v, &shape),
+        );
+        let gt = sphere::times_tensor(ctx, &t).unwrap();
+        let outs: Vec<GpuTensor> = (0..4)
+            .map(|_| GpuTensor::zeros(ctx, &shape).unwrap())
+            .collect();
+        let dist = GpuTensor::zeros(ctx, &[b, l]).unwrap();
+        let mut r = Run::new(ctx);
+        sphere::interpolant_target(ctx, &mut r.rec, &g0, &g1, &gt, &outs[0], &outs[1]).unwrap();
+        sphere::euler_step(ctx, &mut r.rec, &g0, &gv, 0.2, &outs[2]).unwrap();
+        sphere::to_sphere(ctx, &mut r.rec, &g1, &outs[3]).unwrap();
+        sphere::geodesic_distance(ctx, &mut r.rec, &g0, &g1, &dist).unwrap();
+        sphere::force_max_binding(None);
+        assert!(
+            r.rec.dispatches() >= 8,
+            "expected two or more chunks per kernel"
+        );
+        let got = r.go(&[&outs[0], &outs[1], &outs[2], &outs[3], &dist]);
+        let (a, c, w) = (f64s(&x0), f64s(&x1), f64s(&v));
+        let (xt, ut) = cpu::interpolant_target(&a, &c, &f64s(&t), l, k);
+        assert_close("chunked x_t", &got[0], &xt, ATOL, RTOL);
+        assert_close("chunked u_t", &got[1], &ut, ATOL, RTOL);
+        assert_close(
+            "chunked euler",
+            &got[2],
+            &cpu::euler_step(&a, &w, 0.2, k),
+            ATOL,
+            RTOL,
+        );
+        assert_close(
+            "chunked to_sphere",
+            &got[3],
+            &cpu::to_sphere(&c),
+            ATOL,
+            RTOL,
+        );
+        assert_close(
+            "chunked distance",
+            &got[4],
+            &cpu::geodesic_distance(&a, &c, k),
+            ATOL,
+            RTOL,
+        );
+    }
 }
 
 #[test]

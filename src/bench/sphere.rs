@@ -101,7 +101,6 @@ pub fn run(ctx: &GpuContext, quick: bool) -> Result<Vec<Measurement>> {
             launch(&mut rec)?;
             let timing = time_recording(ctx, &rec, WARMUP, reps)?;
             let gbs = bytes as f64 / timing.best_s() / 1e9;
-            if std::env::var("FF_DEBUG_BENCH").is_ok() { eprintln!("{name} {k}: {timing:?}"); }
             let base = match copy_gbs.get(&bytes) {
                 Some(&g) => g,
                 None => {

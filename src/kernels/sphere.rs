@@ -182,7 +182,12 @@ fn launch(
     dt: f32,
     args: &[Arg<'_>],
 ) -> Result<()> {
-    let kernel = ctx.kernel(&SHADER, entry)?;
+    // Rows of a multiple of 4 elements use the vec4 variant, which counts K in vec4s.
+    let (kernel, pk) = if k % 4 == 0 {
+        (ctx.kernel(&SHADER, &format!("{entry}_v4"))?, k / 4)
+    } else {
+        (ctx.kernel(&SHADER, entry)?, k)
+    };
     let row_bytes: Vec<u64> = args.iter().filter_map(|a| a.row_bytes).collect();
     let rows_per_wg = (WG / lanes) as u64;
     let plan = chunks(ctx, &row_bytes, rows as u64)?;
@@ -191,7 +196,7 @@ fn launch(
     for (row0, n) in plan {
         let p = ctx.uniform(&Params {
             rows: n as u32,
-            k: k as u32,
+            k: pk as u32,
             lanes,
             row0: u32::try_from(row0).map_err(|_| Error::Limit("more than 2^32 rows".into()))?,
             seq: seq.max(1) as u32,
@@ -231,17 +236,19 @@ fn elementwise(
 ) -> Result<()> {
     rows_k("input", src)?;
     same_shape("input", src, "output", out)?;
+    // Whole vec4s when the length allows (one vec4 per invocation), else one element each.
     let n = src.len();
+    let k = if n % 4 == 0 { 4 } else { 1 };
     launch(
         ctx,
         rec,
         entry,
-        n,
-        1,
+        n / k,
+        k,
         1,
         1,
         0.0,
-        &[row_arg(src, 1), row_arg(out, 1)],
+        &[row_arg(src, k), row_arg(out, k)],
     )
 }
 
