@@ -34,7 +34,7 @@ fn orthant_points(rows: usize, k: usize, seed: u64) -> Vec<f32> {
 /// (`quick`: 256 Ki) and report GB/s against the vec4 copy of the same bytes.
 pub fn run(ctx: &GpuContext, quick: bool) -> Result<Vec<Measurement>> {
     let n_target: usize = if quick { 1 << 18 } else { 1 << 24 };
-    let reps = if quick { 3 } else { 5 };
+    let reps = 3;
     let device = ctx.describe();
     let mut copy_gbs: HashMap<u64, f64> = HashMap::new();
     let mut out = Vec::new();
@@ -128,7 +128,7 @@ pub fn run(ctx: &GpuContext, quick: bool) -> Result<Vec<Measurement>> {
 /// copies that each fit one storage binding.
 fn copy_bandwidth(ctx: &GpuContext, bytes: u64, reps: usize) -> Result<f64> {
     let lim = ctx.limits();
-    let max = (lim.max_storage_buffer_binding_size as u64).min(lim.max_buffer_size);
+    let max = lim.max_storage_buffer_binding_size.min(lim.max_buffer_size);
     let mut floats = (bytes / 8).div_ceil(4) * 4; // per side
     let mut rec = Recorder::new();
     let mut keep = Vec::new();

@@ -110,7 +110,7 @@ pub fn plan_chunks(
 
 fn chunks(ctx: &GpuContext, row_bytes: &[u64], rows: u64) -> Result<Vec<(u64, u64)>> {
     let lim = ctx.limits();
-    let adapter_max = (lim.max_storage_buffer_binding_size as u64).min(lim.max_buffer_size);
+    let adapter_max = lim.max_storage_buffer_binding_size.min(lim.max_buffer_size);
     let max = MAX_BINDING
         .with(|c| c.get())
         .map_or(adapter_max, |m| m.min(adapter_max));
@@ -183,7 +183,7 @@ fn launch(
     args: &[Arg<'_>],
 ) -> Result<()> {
     // Rows of a multiple of 4 elements use the vec4 variant, which counts K in vec4s.
-    let (kernel, pk) = if k % 4 == 0 {
+    let (kernel, pk) = if k.is_multiple_of(4) {
         (ctx.kernel(&SHADER, &format!("{entry}_v4"))?, k / 4)
     } else {
         (ctx.kernel(&SHADER, entry)?, k)
@@ -238,7 +238,7 @@ fn elementwise(
     same_shape("input", src, "output", out)?;
     // Whole vec4s when the length allows (one vec4 per invocation), else one element each.
     let n = src.len();
-    let k = if n % 4 == 0 { 4 } else { 1 };
+    let k = if n.is_multiple_of(4) { 4 } else { 1 };
     launch(
         ctx,
         rec,
