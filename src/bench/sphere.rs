@@ -1,8 +1,6 @@
 //! Bandwidth of the sphere kernels: bytes read + written per second, as a ratio against the vec4
 //! copy of the same number of bytes measured in the same run.
 
-use std::collections::HashMap;
-
 use crate::bench::{time_recording, Measurement};
 use crate::error::Result;
 use crate::gpu::{GpuContext, GpuTensor, Recorder};
@@ -34,9 +32,8 @@ fn orthant_points(rows: usize, k: usize, seed: u64) -> Vec<f32> {
 /// (`quick`: 256 Ki) and report GB/s against the vec4 copy of the same bytes.
 pub fn run(ctx: &GpuContext, quick: bool) -> Result<Vec<Measurement>> {
     let n_target: usize = if quick { 1 << 18 } else { 1 << 24 };
-    let reps = 3;
+    let reps = if quick { 3 } else { 5 };
     let device = ctx.describe();
-    let mut copy_gbs: HashMap<u64, f64> = HashMap::new();
     let mut out = Vec::new();
     for &k in &[4usize, 20, 160, 4096] {
         let l = 4usize;
@@ -99,34 +96,41 @@ pub fn run(ctx: &GpuContext, quick: bool) -> Result<Vec<Measurement>> {
         for (name, bytes, launch) in cases {
             let mut rec = Recorder::new();
             launch(&mut rec)?;
-            let timing = time_recording(ctx, &rec, WARMUP, reps)?;
-            let gbs = bytes as f64 / timing.best_s() / 1e9;
-            let base = match copy_gbs.get(&bytes) {
-                Some(&g) => g,
-                None => {
-                    let g = copy_bandwidth(ctx, bytes, reps)?;
-                    copy_gbs.insert(bytes, g);
-                    g
-                }
-            };
+            let (copy, _keep) = copy_recording(ctx, bytes)?;
+            // Kernel and copy timed alternately, so both see the same machine state.
+            time_recording(ctx, &rec, WARMUP, 1)?;
+            time_recording(ctx, &copy, WARMUP, 1)?;
+            let (mut tk, mut tc) = (Vec::new(), Vec::new());
+            let mut timer = "";
+            for _ in 0..reps {
+                let t = time_recording(ctx, &rec, 0, 1)?;
+                timer = t.timer();
+                tk.push(t.best_s());
+                tc.push(time_recording(ctx, &copy, 0, 1)?.best_s());
+            }
             out.push(Measurement::new(
                 "sphere",
                 &format!("{name} K={k} rows={rows}"),
-                gbs,
+                bytes as f64 / median(tk) / 1e9,
                 "GB/s",
                 "vec4 copy of the same bytes",
-                base,
+                bytes as f64 / median(tc) / 1e9,
                 &device,
-                timing.timer(),
+                timer,
             ));
         }
     }
     Ok(out)
 }
 
-/// GB/s of the vec4 copy moving `bytes` bytes in total (half read, half written), split into
-/// copies that each fit one storage binding.
-fn copy_bandwidth(ctx: &GpuContext, bytes: u64, reps: usize) -> Result<f64> {
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// A recording of the vec4 copy moving `bytes` bytes in total (half read, half written), split
+/// into copies that each fit one storage binding, and the tensors it uses.
+fn copy_recording(ctx: &GpuContext, bytes: u64) -> Result<(Recorder, Vec<GpuTensor>)> {
     let lim = ctx.limits();
     let max = lim.max_storage_buffer_binding_size.min(lim.max_buffer_size);
     let mut floats = (bytes / 8).div_ceil(4) * 4; // per side
@@ -137,9 +141,9 @@ fn copy_bandwidth(ctx: &GpuContext, bytes: u64, reps: usize) -> Result<f64> {
         let src = GpuTensor::<f32>::zeros(ctx, &[n as usize])?;
         let dst = GpuTensor::<f32>::zeros(ctx, &[n as usize])?;
         util::copy(ctx, &mut rec, &src, &dst)?;
-        keep.push((src, dst));
+        keep.push(src);
+        keep.push(dst);
         floats -= n;
     }
-    let timing = time_recording(ctx, &rec, WARMUP, reps)?;
-    Ok(bytes as f64 / timing.best_s() / 1e9)
+    Ok((rec, keep))
 }
