@@ -74,6 +74,20 @@ fn tangents(rng: &mut Rng, x: &[f32], k: usize, scales: &[f64]) -> Vec<f32> {
     out
 }
 
+/// Lane choices every GPU test runs under: the adapter's own (one lane per row on lavapipe),
+/// the GPU choice from K (cross-lane reductions), and a fixed small count.
+const LANES: [Option<u32>; 3] = [None, Some(0), Some(4)];
+
+fn with_lanes(lanes: Option<u32>, f: impl FnOnce()) {
+    sphere::force_lanes(lanes);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    sphere::force_lanes(None);
+    if let Err(e) = r {
+        eprintln!("failed with lanes {lanes:?}");
+        std::panic::resume_unwind(e);
+    }
+}
+
 struct Run<'a> {
     ctx: &'a GpuContext,
     rec: Recorder,
@@ -210,7 +224,11 @@ fn kernels_match_reference_on_random_inputs() {
         if b > 1 {
             t[b - 1] = 1.0;
         }
-        check_all(ctx, &format!("[{b},{l},{k}]"), b, l, k, &x0, &x1, &v, &t);
+        for lanes in LANES {
+            with_lanes(lanes, || {
+                check_all(ctx, &format!("[{b},{l},{k}]"), b, l, k, &x0, &x1, &v, &t)
+            });
+        }
     }
 }
 
@@ -245,7 +263,11 @@ fn kernels_match_reference_on_edge_cases() {
         // Tangents of norm 0, 1e-8, 1e-6 (the threshold), 1e-3, 1 and 3.
         let v = tangents(&mut rng, &x0, k, &[0.0, 1e-8, 1e-6, 1e-3, 1.0, 3.0]);
         for &t in &[0.0f32, 1.0, 1.0 - 1e-7, 0.5, 1e-7] {
-            check_all(ctx, &format!("K={k} t={t}"), 1, l, k, &x0, &x1, &v, &[t]);
+            for lanes in LANES {
+                with_lanes(lanes, || {
+                    check_all(ctx, &format!("K={k} t={t}"), 1, l, k, &x0, &x1, &v, &[t])
+                });
+            }
         }
     }
 }
@@ -319,6 +341,14 @@ fn maps_between_simplex_and_sphere() {
 #[test]
 fn euler_inplace_matches_out_of_place_and_stays_in_orthant() {
     let Some(ctx) = gpu() else { return };
+    for lanes in LANES {
+        with_lanes(lanes, || {
+            euler_inplace_matches_out_of_place_and_stays_in_orthant_with(ctx)
+        });
+    }
+}
+
+fn euler_inplace_matches_out_of_place_and_stays_in_orthant_with(ctx: &GpuContext) {
     let mut rng = Rng(9);
     for (rows, k) in [(50, 20), (30, 7), (3, 1040)] {
         let x = rng.orthant(rows, k);
@@ -379,6 +409,12 @@ fn chunk_planner_respects_binding_size_and_alignment() {
 #[test]
 fn chunked_launches_match_reference() {
     let Some(ctx) = gpu() else { return };
+    for lanes in LANES {
+        with_lanes(lanes, || chunked_launches_match_reference_with(ctx));
+    }
+}
+
+fn chunked_launches_match_reference_with(ctx: &GpuContext) {
     let mut rng = Rng(13);
     // 17 rows of K = 20 or 5 per batch element: with 2 KiB bindings a chunk boundary falls inside a
     // batch element, so t must be looked up by global row.

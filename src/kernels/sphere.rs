@@ -7,7 +7,7 @@
 //! or a tangent vector. The interpolants take `[B, L, K]` points and a `[B]` tensor of times.
 //!
 //! # Work layout
-//! A row is processed by `T` invocations ([`lanes_for`]: a power of two from K), a workgroup of
+//! A row is processed by `T` invocations ([`lanes_on`]: a power of two from K), a workgroup of
 //! 256 invocations handles `256 / T` rows, lanes stride over K and the row's dot products are
 //! reduced in workgroup memory. Tensors larger than one storage binding are split into row
 //! chunks bound at offsets.
@@ -48,8 +48,37 @@ pub fn lanes_for(k: usize) -> u32 {
     (k.div_ceil(4).max(1).next_power_of_two()).min(WG as usize) as u32
 }
 
+/// Invocations per row on `ctx`'s adapter: [`lanes_for`] on GPUs; 1 on CPU adapters (Mesa's
+/// lavapipe), which run a workgroup's invocations as SIMD loops where cross-lane reductions
+/// (workgroup barriers) cost more than walking a whole row in one invocation.
+pub fn lanes_on(ctx: &GpuContext, k: usize) -> u32 {
+    if let Some(forced) = FORCE_LANES.with(|c| c.get()) {
+        return if forced == 0 { lanes_for(k) } else { forced };
+    }
+    if ctx.adapter_info().device_type == wgpu::DeviceType::Cpu {
+        1
+    } else {
+        lanes_for(k)
+    }
+}
+
 thread_local! {
     static MAX_BINDING: Cell<Option<u64>> = const { Cell::new(None) };
+    static FORCE_LANES: Cell<Option<u32>> = const { Cell::new(None) };
+}
+
+/// Test hook: on the calling thread, use `lanes` invocations per row (a power of two up to 256;
+/// 0: the GPU choice [`lanes_for`] on any adapter). `None` restores [`lanes_on`]'s choice.
+#[doc(hidden)]
+pub fn force_lanes(lanes: Option<u32>) {
+    let lanes = lanes.map(|n| {
+        if n == 0 {
+            0
+        } else {
+            n.next_power_of_two().min(WG)
+        }
+    });
+    FORCE_LANES.with(|c| c.set(lanes));
 }
 
 /// Test hook: on the calling thread, pretend storage bindings hold at most `bytes` bytes so that
@@ -291,7 +320,7 @@ fn binary_rows(
         entry,
         rows,
         k,
-        lanes_for(k),
+        lanes_on(ctx, k),
         1,
         0.0,
         &[row_arg(a, k), row_arg(b, k), row_arg(out, k)],
@@ -358,7 +387,7 @@ pub fn geodesic_distance(
         "geodesic_distance",
         rows,
         k,
-        lanes_for(k),
+        lanes_on(ctx, k),
         1,
         0.0,
         &[row_arg(x, k), row_arg(y, k), row_arg(out, 1)],
@@ -427,7 +456,7 @@ pub fn slerp(
         "slerp",
         rows,
         k,
-        lanes_for(k),
+        lanes_on(ctx, k),
         l,
         0.0,
         &[
@@ -461,7 +490,7 @@ pub fn interpolant_target(
         "interpolant_target",
         rows,
         k,
-        lanes_for(k),
+        lanes_on(ctx, k),
         l,
         0.0,
         &[
@@ -504,7 +533,7 @@ pub fn euler_step(
         "euler_step",
         rows,
         k,
-        lanes_for(k),
+        lanes_on(ctx, k),
         1,
         dt,
         &[row_arg(x, k), row_arg(v, k), row_arg(out, k)],
@@ -528,7 +557,7 @@ pub fn euler_step_inplace(
         "euler_step_inplace",
         rows,
         k,
-        lanes_for(k),
+        lanes_on(ctx, k),
         1,
         dt,
         &[row_arg(x, k), row_arg(v, k)],
