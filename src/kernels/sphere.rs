@@ -1,7 +1,7 @@
 //! Manifold kernels of Fisher-Flow on the positive orthant of the unit sphere `S^{K-1}_+`:
 //! the maps between simplex and sphere, `exp_map`, `log_map`, `slerp`, the fused training
 //! target [`interpolant_target`], [`proj_tangent`], [`geodesic_distance`] and the sampler's
-//! [`euler_step`]. The f64 CPU reference of the same maths is in [`reference`].
+//! [`euler_step`]. The f64 CPU reference of the same maths is in [`reference`](mod@reference).
 //!
 //! Tensors are `[.., K]` f32, row-major; a row (one sequence position) is a point of the sphere
 //! or a tangent vector. The interpolants take `[B, L, K]` points and a `[B]` tensor of times.
