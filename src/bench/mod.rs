@@ -4,6 +4,7 @@
 pub mod sdflow;
 pub mod matmul;
 pub mod train;
+pub mod sphere;
 
 use std::time::Instant;
 

@@ -5,4 +5,5 @@ pub mod rng;
 pub mod linalg;
 pub mod optim;
 pub mod reduce;
+pub mod sphere;
 pub mod util;
