@@ -16,6 +16,7 @@
 
 pub mod bench;
 pub mod error;
+pub mod flow;
 pub mod gpu;
 pub mod kernels;
 
