@@ -14,11 +14,13 @@
 //! # Ok(()) }
 //! ```
 
+pub mod autodiff;
 pub mod bench;
 pub mod error;
 pub mod flow;
 pub mod gpu;
 pub mod kernels;
+pub mod nn;
 
 pub use error::{Error, Result};
 pub use gpu::{GpuContext, GpuTensor, Recorder};

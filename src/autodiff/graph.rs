@@ -1,0 +1,579 @@
+//! The graph builder: inputs, parameters and ops on 2-D tensors `[rows, cols]` whose row count
+//! may be the batch size, fixed only when the graph is compiled.
+
+use std::collections::HashSet;
+
+use crate::autodiff::rng::Rng;
+use crate::autodiff::NamedTensor;
+use crate::error::{Error, Result};
+
+/// A node of a [`Graph`] (its index, in creation order, which is a topological order).
+pub type NodeId = usize;
+
+/// One dimension of a node's shape: the batch size (chosen at compile time) or a fixed size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dim {
+    /// The batch size, fixed when the graph is compiled.
+    Batch,
+    /// A fixed size.
+    Fixed(usize),
+}
+
+impl Dim {
+    /// The size for batch size `batch`.
+    pub fn resolve(self, batch: usize) -> usize {
+        match self {
+            Dim::Batch => batch,
+            Dim::Fixed(n) => n,
+        }
+    }
+}
+
+impl std::fmt::Display for Dim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dim::Batch => write!(f, "B"),
+            Dim::Fixed(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// A node's shape `[rows, cols]`.
+pub type Shape = [Dim; 2];
+
+fn fmt_shape(s: &Shape) -> String {
+    format!("[{}, {}]", s[0], s[1])
+}
+
+/// How a parameter is initialised (deterministically from the graph's seed and the parameter's
+/// index).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Init {
+    /// All zeros.
+    Zeros,
+    /// Every element equal to the value.
+    Const(f32),
+    /// Uniform in `[low, high)`.
+    Uniform {
+        /// Lower bound.
+        low: f32,
+        /// Upper bound.
+        high: f32,
+    },
+    /// Uniform in `±1/√fan_in` (PyTorch's default for `nn.Linear` weights and biases, i.e.
+    /// Kaiming-uniform with `a = √5`).
+    KaimingUniform {
+        /// Number of inputs of the layer.
+        fan_in: usize,
+    },
+    /// Normal with mean 0 and the given standard deviation.
+    Normal {
+        /// Standard deviation.
+        std: f32,
+    },
+    /// Explicit values (row-major; length must match the shape).
+    Values(Vec<f32>),
+}
+
+/// An elementwise activation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Act {
+    /// `x ≥ 0 ? x : slope·x`.
+    LeakyRelu(f32),
+    /// `x·sigmoid(x)`.
+    Silu,
+    /// `0.5 x (1 + tanh(√(2/π)(x + 0.044715 x³)))`.
+    Gelu,
+}
+
+/// What a node computes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// A named input `[B, cols]` (or fixed rows), set before each step.
+    Input(String),
+    /// A trainable parameter (index into [`Graph::params`]).
+    Param(usize),
+    /// `op(a)·op(b)` with optional transposes.
+    MatMul {
+        /// Left operand.
+        a: NodeId,
+        /// Right operand.
+        b: NodeId,
+        /// Use `aᵀ`.
+        ta: bool,
+        /// Use `bᵀ`.
+        tb: bool,
+    },
+    /// `x·w + b` with `w: [in, out]`, `b: [1, out]` (optional).
+    Linear {
+        /// Input `[rows, in]`.
+        x: NodeId,
+        /// Weight `[in, out]`.
+        w: NodeId,
+        /// Bias `[1, out]`.
+        b: Option<NodeId>,
+    },
+    /// `x + b` with `b: [1, cols]` broadcast over rows.
+    BiasAdd {
+        /// Input.
+        x: NodeId,
+        /// Row vector.
+        b: NodeId,
+    },
+    /// `a + b` (same shape).
+    Add(NodeId, NodeId),
+    /// `a ⊙ b` (same shape).
+    Mul(NodeId, NodeId),
+    /// `s·a`.
+    Scale(NodeId, f32),
+    /// `a + s`.
+    AddScalar(NodeId, f32),
+    /// An elementwise activation.
+    Act(NodeId, Act),
+    /// Concatenation along the last axis.
+    Concat(Vec<NodeId>),
+    /// Sum of all elements, `[1, 1]`.
+    Sum(NodeId),
+    /// Mean of all elements, `[1, 1]`.
+    Mean(NodeId),
+    /// `Σ (v − u)² / rows`: squared error summed over features, averaged over rows; `[1, 1]`.
+    MseLoss {
+        /// Prediction.
+        v: NodeId,
+        /// Target.
+        u: NodeId,
+    },
+    /// Per group of `k` consecutive columns: `v − ⟨x, v⟩ x` (projection onto the tangent space
+    /// of the unit sphere at `x`).
+    ProjTangent {
+        /// Vector field.
+        v: NodeId,
+        /// Base point (unit vectors per group).
+        x: NodeId,
+        /// Group size (categories per position).
+        k: usize,
+    },
+}
+
+impl Op {
+    /// The nodes this op reads.
+    pub fn operands(&self) -> Vec<NodeId> {
+        match self {
+            Op::Input(_) | Op::Param(_) => vec![],
+            Op::MatMul { a, b, .. } => vec![*a, *b],
+            Op::Linear { x, w, b } => {
+                let mut v = vec![*x, *w];
+                v.extend(b.iter().copied());
+                v
+            }
+            Op::BiasAdd { x, b } => vec![*x, *b],
+            Op::Add(a, b) | Op::Mul(a, b) => vec![*a, *b],
+            Op::Scale(a, _) | Op::AddScalar(a, _) | Op::Act(a, _) => vec![*a],
+            Op::Concat(v) => v.clone(),
+            Op::Sum(a) | Op::Mean(a) => vec![*a],
+            Op::MseLoss { v, u } => vec![*v, *u],
+            Op::ProjTangent { v, x, .. } => vec![*v, *x],
+        }
+    }
+}
+
+/// One node: its op and shape.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// What it computes.
+    pub op: Op,
+    /// Its shape.
+    pub shape: Shape,
+}
+
+/// A trainable parameter.
+#[derive(Clone, Debug)]
+pub struct ParamInfo {
+    /// Unique name (used in checkpoints).
+    pub name: String,
+    /// Shape as given (`[n]` or `[rows, cols]`).
+    pub shape: Vec<usize>,
+    /// Initialisation.
+    pub init: Init,
+    /// The node holding it.
+    pub node: NodeId,
+}
+
+impl ParamInfo {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    /// Whether it has no elements (never true for a built graph).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A computation graph over 2-D f32 tensors, built op by op; see the [module docs](super).
+#[derive(Clone, Debug)]
+pub struct Graph {
+    nodes: Vec<Node>,
+    params: Vec<ParamInfo>,
+    inputs: Vec<(String, NodeId)>,
+    seed: u64,
+}
+
+impl Graph {
+    /// An empty graph; `seed` fixes the parameter initialisation.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            nodes: Vec::new(),
+            params: Vec::new(),
+            inputs: Vec::new(),
+            seed,
+        }
+    }
+
+    /// The nodes, in creation (topological) order.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+    /// The parameters, in creation order.
+    pub fn params(&self) -> &[ParamInfo] {
+        &self.params
+    }
+    /// The inputs: name and node.
+    pub fn inputs(&self) -> &[(String, NodeId)] {
+        &self.inputs
+    }
+    /// The initialisation seed.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+    /// Total number of trainable scalars.
+    pub fn param_count(&self) -> usize {
+        self.params.iter().map(|p| p.len()).sum()
+    }
+    /// The shape of a node.
+    pub fn shape(&self, id: NodeId) -> Result<Shape> {
+        self.node(id).map(|n| n.shape)
+    }
+    /// The input node called `name`.
+    pub fn input_node(&self, name: &str) -> Result<NodeId> {
+        self.inputs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, id)| *id)
+            .ok_or_else(|| Error::InvalidArgument(format!("the graph has no input {name:?}")))
+    }
+
+    fn node(&self, id: NodeId) -> Result<&Node> {
+        self.nodes
+            .get(id)
+            .ok_or_else(|| Error::InvalidArgument(format!("node {id} does not exist")))
+    }
+
+    fn push(&mut self, op: Op, shape: Shape) -> NodeId {
+        self.nodes.push(Node { op, shape });
+        self.nodes.len() - 1
+    }
+
+    fn check_name(&self, name: &str) -> Result<()> {
+        if name.is_empty() {
+            return Err(Error::InvalidArgument("empty input/parameter name".into()));
+        }
+        if self.inputs.iter().any(|(n, _)| n == name) || self.params.iter().any(|p| p.name == name)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "the name {name:?} is already used by an input or parameter"
+            )));
+        }
+        Ok(())
+    }
+
+    /// An input of shape `[B, cols]` (B = batch size at compile time).
+    pub fn input(&mut self, name: &str, cols: usize) -> Result<NodeId> {
+        self.input_shaped(name, [Dim::Batch, Dim::Fixed(cols)])
+    }
+
+    /// An input of any shape (rows and/or columns may be the batch size).
+    pub fn input_shaped(&mut self, name: &str, shape: Shape) -> Result<NodeId> {
+        self.check_name(name)?;
+        if shape.contains(&Dim::Fixed(0)) {
+            return Err(Error::Shape(format!(
+                "input {name:?} has an empty shape {}",
+                fmt_shape(&shape)
+            )));
+        }
+        let id = self.push(Op::Input(name.to_string()), shape);
+        self.inputs.push((name.to_string(), id));
+        Ok(id)
+    }
+
+    /// A trainable parameter of shape `[n]` (a row vector `[1, n]`) or `[rows, cols]`.
+    pub fn param(&mut self, name: &str, shape: &[usize], init: Init) -> Result<NodeId> {
+        self.check_name(name)?;
+        let (r, c) = match shape {
+            [n] => (1, *n),
+            [r, c] => (*r, *c),
+            _ => {
+                return Err(Error::Shape(format!(
+                    "parameter {name:?}: shape {shape:?} must have 1 or 2 dimensions"
+                )))
+            }
+        };
+        if r == 0 || c == 0 {
+            return Err(Error::Shape(format!(
+                "parameter {name:?} has an empty shape {shape:?}"
+            )));
+        }
+        if let Init::Values(v) = &init {
+            if v.len() != r * c {
+                return Err(Error::Shape(format!(
+                    "parameter {name:?}: {} initial values for shape {shape:?}",
+                    v.len()
+                )));
+            }
+        }
+        let idx = self.params.len();
+        let id = self.push(Op::Param(idx), [Dim::Fixed(r), Dim::Fixed(c)]);
+        self.params.push(ParamInfo {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            init,
+            node: id,
+        });
+        Ok(id)
+    }
+
+    /// `a·b`.
+    pub fn matmul(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
+        self.matmul_t(a, b, false, false)
+    }
+
+    /// `op(a)·op(b)` where `op` transposes when `ta` / `tb` is set.
+    pub fn matmul_t(&mut self, a: NodeId, b: NodeId, ta: bool, tb: bool) -> Result<NodeId> {
+        let sa = self.shape(a)?;
+        let sb = self.shape(b)?;
+        let (m, ka) = if ta { (sa[1], sa[0]) } else { (sa[0], sa[1]) };
+        let (kb, n) = if tb { (sb[1], sb[0]) } else { (sb[0], sb[1]) };
+        if ka != kb {
+            return Err(Error::Shape(format!(
+                "matmul: op(a) is [{m}, {ka}] and op(b) is [{kb}, {n}]; inner dimensions differ"
+            )));
+        }
+        Ok(self.push(Op::MatMul { a, b, ta, tb }, [m, n]))
+    }
+
+    /// `x·w + b` with `w: [in, out]` and optional `b: [out]`.
+    pub fn linear(&mut self, x: NodeId, w: NodeId, b: Option<NodeId>) -> Result<NodeId> {
+        let sx = self.shape(x)?;
+        let sw = self.shape(w)?;
+        if sx[1] != sw[0] || matches!(sw[1], Dim::Batch) {
+            return Err(Error::Shape(format!(
+                "linear: x {} times w {} (w must be [in, out])",
+                fmt_shape(&sx),
+                fmt_shape(&sw)
+            )));
+        }
+        if let Some(b) = b {
+            let sb = self.shape(b)?;
+            if sb != [Dim::Fixed(1), sw[1]] {
+                return Err(Error::Shape(format!(
+                    "linear: bias {} must be [1, {}]",
+                    fmt_shape(&sb),
+                    sw[1]
+                )));
+            }
+        }
+        Ok(self.push(Op::Linear { x, w, b }, [sx[0], sw[1]]))
+    }
+
+    /// `x + b`, `b: [1, cols]` broadcast over the rows of `x`.
+    pub fn bias_add(&mut self, x: NodeId, b: NodeId) -> Result<NodeId> {
+        let sx = self.shape(x)?;
+        let sb = self.shape(b)?;
+        if sb != [Dim::Fixed(1), sx[1]] {
+            return Err(Error::Shape(format!(
+                "bias_add: bias {} does not match x {} (need [1, {}])",
+                fmt_shape(&sb),
+                fmt_shape(&sx),
+                sx[1]
+            )));
+        }
+        Ok(self.push(Op::BiasAdd { x, b }, sx))
+    }
+
+    fn same_shape(&self, what: &str, a: NodeId, b: NodeId) -> Result<Shape> {
+        let sa = self.shape(a)?;
+        let sb = self.shape(b)?;
+        if sa != sb {
+            return Err(Error::Shape(format!(
+                "{what}: shapes {} and {} differ",
+                fmt_shape(&sa),
+                fmt_shape(&sb)
+            )));
+        }
+        Ok(sa)
+    }
+
+    /// `a + b` (same shapes).
+    pub fn add(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
+        let s = self.same_shape("add", a, b)?;
+        Ok(self.push(Op::Add(a, b), s))
+    }
+
+    /// `a ⊙ b` (same shapes).
+    pub fn mul(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
+        let s = self.same_shape("mul", a, b)?;
+        Ok(self.push(Op::Mul(a, b), s))
+    }
+
+    fn finite(what: &str, v: f32) -> Result<()> {
+        if v.is_finite() {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(format!("{what}: {v} is not finite")))
+        }
+    }
+
+    /// `s·a`.
+    pub fn scale(&mut self, a: NodeId, s: f32) -> Result<NodeId> {
+        Self::finite("scale", s)?;
+        let sh = self.shape(a)?;
+        Ok(self.push(Op::Scale(a, s), sh))
+    }
+
+    /// `a + s` elementwise.
+    pub fn add_scalar(&mut self, a: NodeId, s: f32) -> Result<NodeId> {
+        Self::finite("add_scalar", s)?;
+        let sh = self.shape(a)?;
+        Ok(self.push(Op::AddScalar(a, s), sh))
+    }
+
+    /// An elementwise activation.
+    pub fn act(&mut self, a: NodeId, f: Act) -> Result<NodeId> {
+        if let Act::LeakyRelu(s) = f {
+            Self::finite("leaky_relu slope", s)?;
+        }
+        let sh = self.shape(a)?;
+        Ok(self.push(Op::Act(a, f), sh))
+    }
+
+    /// LeakyReLU with the given negative slope.
+    pub fn leaky_relu(&mut self, a: NodeId, slope: f32) -> Result<NodeId> {
+        self.act(a, Act::LeakyRelu(slope))
+    }
+    /// SiLU (`x·sigmoid(x)`).
+    pub fn silu(&mut self, a: NodeId) -> Result<NodeId> {
+        self.act(a, Act::Silu)
+    }
+    /// GELU (tanh approximation).
+    pub fn gelu(&mut self, a: NodeId) -> Result<NodeId> {
+        self.act(a, Act::Gelu)
+    }
+
+    /// Concatenate along the last (feature) axis; all parts have the same rows.
+    pub fn concat(&mut self, parts: &[NodeId]) -> Result<NodeId> {
+        if parts.is_empty() {
+            return Err(Error::InvalidArgument("concat of no tensors".into()));
+        }
+        let rows = self.shape(parts[0])?[0];
+        let mut cols = 0usize;
+        for &p in parts {
+            let s = self.shape(p)?;
+            if s[0] != rows {
+                return Err(Error::Shape(format!(
+                    "concat: part {} has rows {} but the first part has {}",
+                    p, s[0], rows
+                )));
+            }
+            match s[1] {
+                Dim::Fixed(c) => cols += c,
+                Dim::Batch => {
+                    return Err(Error::Shape(
+                        "concat: parts must have a fixed number of columns".into(),
+                    ))
+                }
+            }
+        }
+        Ok(self.push(Op::Concat(parts.to_vec()), [rows, Dim::Fixed(cols)]))
+    }
+
+    /// Sum of all elements (`[1, 1]`).
+    pub fn sum(&mut self, a: NodeId) -> Result<NodeId> {
+        self.shape(a)?;
+        Ok(self.push(Op::Sum(a), [Dim::Fixed(1), Dim::Fixed(1)]))
+    }
+
+    /// Mean of all elements (`[1, 1]`).
+    pub fn mean(&mut self, a: NodeId) -> Result<NodeId> {
+        self.shape(a)?;
+        Ok(self.push(Op::Mean(a), [Dim::Fixed(1), Dim::Fixed(1)]))
+    }
+
+    /// `Σ_features (v − u)²` averaged over rows (the Fisher-Flow loss), `[1, 1]`.
+    pub fn mse_loss(&mut self, v: NodeId, u: NodeId) -> Result<NodeId> {
+        self.same_shape("mse_loss", v, u)?;
+        Ok(self.push(Op::MseLoss { v, u }, [Dim::Fixed(1), Dim::Fixed(1)]))
+    }
+
+    /// Per group of `k` consecutive columns (one sphere per position): `v − ⟨x, v⟩ x`.
+    pub fn proj_tangent(&mut self, v: NodeId, x: NodeId, k: usize) -> Result<NodeId> {
+        let s = self.same_shape("proj_tangent", v, x)?;
+        match s[1] {
+            Dim::Fixed(c) if k > 0 && c % k == 0 => {}
+            _ => {
+                return Err(Error::Shape(format!(
+                    "proj_tangent: {} columns are not whole groups of k = {k}",
+                    s[1]
+                )))
+            }
+        }
+        Ok(self.push(Op::ProjTangent { v, x, k }, s))
+    }
+
+    /// Every node `targets` depend on (themselves included), sorted.
+    pub fn ancestors(&self, targets: &[NodeId]) -> Result<Vec<NodeId>> {
+        let mut seen = HashSet::new();
+        let mut stack = Vec::new();
+        for &t in targets {
+            self.node(t)?;
+            stack.push(t);
+        }
+        while let Some(n) = stack.pop() {
+            if seen.insert(n) {
+                stack.extend(self.nodes[n].op.operands());
+            }
+        }
+        let mut v: Vec<_> = seen.into_iter().collect();
+        v.sort_unstable();
+        Ok(v)
+    }
+
+    /// The initial parameter values (deterministic from the seed), in parameter order.
+    pub fn initial_params(&self) -> Vec<NamedTensor> {
+        self.params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let n = p.len();
+                let mut rng = Rng::fork(self.seed, i as u64);
+                let data = match &p.init {
+                    Init::Zeros => vec![0.0; n],
+                    Init::Const(c) => vec![*c; n],
+                    Init::Uniform { low, high } => rng.vec_f32(n, *low as f64, *high as f64),
+                    Init::KaimingUniform { fan_in } => {
+                        let bound = 1.0 / (*fan_in.max(&1) as f64).sqrt();
+                        rng.vec_f32(n, -bound, bound)
+                    }
+                    Init::Normal { std } => (0..n)
+                        .map(|_| (rng.normal() * *std as f64) as f32)
+                        .collect(),
+                    Init::Values(v) => v.clone(),
+                };
+                NamedTensor {
+                    name: p.name.clone(),
+                    shape: p.shape.clone(),
+                    data,
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,443 @@
+//! Dense matrix multiplication: `c = act(alpha · op(a)·op(b) + bias)` with optional transposes,
+//! a fused bias + activation epilogue, or accumulation into `c`.
+//!
+//! All matrices are row-major f32. Operands are [`View`]s: a range of elements of a buffer, so
+//! several matrices can live in one buffer at any element offset.
+
+use crate::error::{Error, Result};
+use crate::gpu::{GpuContext, GpuTensor, Recorder, Shader};
+
+/// `shaders/matmul.wgsl`.
+pub const SHADER: Shader = Shader::new("matmul", include_str!("../../shaders/matmul.wgsl"));
+
+/// An elementwise activation applied in the epilogue of [`gemm`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    /// `x`.
+    Identity,
+    /// `max(x, 0)`.
+    Relu,
+    /// `x` for `x >= 0`, else `slope · x`.
+    LeakyRelu(f32),
+    /// `x · sigmoid(x)`.
+    Silu,
+    /// The tanh approximation `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`.
+    Gelu,
+}
+
+impl Activation {
+    fn code(self) -> (u32, f32) {
+        match self {
+            Activation::Identity => (0, 0.0),
+            Activation::Relu => (1, 0.0),
+            Activation::LeakyRelu(s) => (2, s),
+            Activation::Silu => (3, 0.0),
+            Activation::Gelu => (4, 0.0),
+        }
+    }
+}
+
+/// Apply `act` to `x` on the CPU (computed in f64), the reference for the GPU epilogue.
+pub fn activate(act: Activation, x: f32) -> f32 {
+    let v = x as f64;
+    let y = match act {
+        Activation::Identity => v,
+        Activation::Relu => v.max(0.0),
+        Activation::LeakyRelu(s) => {
+            if v >= 0.0 {
+                v
+            } else {
+                s as f64 * v
+            }
+        }
+        Activation::Silu => v / (1.0 + (-v).exp()),
+        Activation::Gelu => {
+            let c = (2.0 / std::f64::consts::PI).sqrt();
+            0.5 * v * (1.0 + (c * (v + 0.044715 * v * v * v)).tanh())
+        }
+    };
+    y as f32
+}
+
+/// A view of `len` f32 elements starting at element `offset` of a buffer (the kernel binds the
+/// buffer and adds the offset itself, so there is no alignment constraint on `offset`).
+#[derive(Clone, Copy, Debug)]
+pub struct View<'a> {
+    /// The buffer holding the elements.
+    pub buffer: &'a wgpu::Buffer,
+    /// First element (in f32 elements, not bytes).
+    pub offset: u64,
+    /// Number of f32 elements.
+    pub len: u64,
+}
+
+impl<'a> View<'a> {
+    /// The whole tensor.
+    pub fn of(t: &'a GpuTensor<f32>) -> Self {
+        Self {
+            buffer: t.buffer(),
+            offset: 0,
+            len: t.len() as u64,
+        }
+    }
+
+    /// `len` elements of `t` from element `offset`; errors when the range leaves the tensor.
+    pub fn slice(t: &'a GpuTensor<f32>, offset: u64, len: u64) -> Result<Self> {
+        let end = offset.checked_add(len);
+        if end.is_none_or(|e| e > t.len() as u64) {
+            return Err(Error::Shape(format!(
+                "view of {len} elements at offset {offset} leaves a tensor of {} elements",
+                t.len()
+            )));
+        }
+        Ok(Self {
+            buffer: t.buffer(),
+            offset,
+            len,
+        })
+    }
+
+    /// Check that the view lies inside its buffer.
+    pub(crate) fn check(&self, what: &str) -> Result<()> {
+        let end = self
+            .offset
+            .checked_add(self.len)
+            .and_then(|e| e.checked_mul(4));
+        match end {
+            Some(e) if e <= self.buffer.size() => Ok(()),
+            _ => Err(Error::Shape(format!(
+                "{what}: view of {} elements at element offset {} runs past the end of its buffer ({} bytes)",
+                self.len,
+                self.offset,
+                self.buffer.size()
+            ))),
+        }
+    }
+
+    /// Whether two views share a buffer and overlap.
+    pub(crate) fn overlaps(&self, other: &View) -> bool {
+        self.buffer == other.buffer
+            && self.offset < other.offset + other.len
+            && other.offset < self.offset + self.len
+    }
+
+    /// A binding covering the view: the buffer from the aligned offset at or below the view's
+    /// first byte up to the view's end rounded up to `round` bytes (capped at the buffer size).
+    /// Returns the resource and the view's element offset inside the binding.
+    pub(crate) fn bind(
+        &self,
+        ctx: &GpuContext,
+        what: &str,
+        round: u64,
+    ) -> Result<(wgpu::BindingResource<'a>, u32)> {
+        let align = ctx.limits().min_storage_buffer_offset_alignment.max(4) as u64;
+        let first = self.offset * 4;
+        let start = first - first % align;
+        let end = ((self.offset + self.len.max(1)) * 4)
+            .div_ceil(round)
+            .saturating_mul(round)
+            .min(self.buffer.size());
+        let size = end - start;
+        let max = ctx.limits().max_storage_buffer_binding_size;
+        if size > max {
+            return Err(Error::Limit(format!(
+                "{what}: binding {size} bytes exceeds the adapter's storage binding limit of {max} bytes"
+            )));
+        }
+        let inner = u32::try_from((first - start) / 4)
+            .map_err(|_| Error::Limit(format!("{what}: offset out of range")))?;
+        Ok((
+            wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: self.buffer,
+                offset: start,
+                size: std::num::NonZeroU64::new(size),
+            }),
+            inner,
+        ))
+    }
+}
+
+/// The shape and options of one matrix product; see [`gemm`].
+#[derive(Clone, Copy, Debug)]
+pub struct Gemm {
+    /// Rows of `op(a)` and `c`.
+    pub m: usize,
+    /// Columns of `op(b)` and `c`.
+    pub n: usize,
+    /// Columns of `op(a)`, rows of `op(b)`.
+    pub k: usize,
+    /// `op(a) = aᵀ`, with `a` stored row-major `[k, m]`.
+    pub trans_a: bool,
+    /// `op(b) = bᵀ`, with `b` stored row-major `[n, k]`.
+    pub trans_b: bool,
+    /// Scale of the product.
+    pub alpha: f32,
+    /// Add into `c` instead of overwriting it (activation must then be `Identity`).
+    pub accumulate: bool,
+    /// Activation applied after bias.
+    pub activation: Activation,
+}
+
+impl Gemm {
+    /// `c[m×n] = a[m×k] · b[k×n]`: no transposes, alpha 1, no accumulation, identity.
+    pub fn new(m: usize, n: usize, k: usize) -> Self {
+        Self {
+            m,
+            n,
+            k,
+            trans_a: false,
+            trans_b: false,
+            alpha: 1.0,
+            accumulate: false,
+            activation: Activation::Identity,
+        }
+    }
+    /// Set [`Gemm::trans_a`].
+    pub fn trans_a(mut self, t: bool) -> Self {
+        self.trans_a = t;
+        self
+    }
+    /// Set [`Gemm::trans_b`].
+    pub fn trans_b(mut self, t: bool) -> Self {
+        self.trans_b = t;
+        self
+    }
+    /// Set [`Gemm::alpha`].
+    pub fn alpha(mut self, alpha: f32) -> Self {
+        self.alpha = alpha;
+        self
+    }
+    /// Set [`Gemm::accumulate`].
+    pub fn accumulate(mut self, acc: bool) -> Self {
+        self.accumulate = acc;
+        self
+    }
+    /// Set [`Gemm::activation`].
+    pub fn activation(mut self, act: Activation) -> Self {
+        self.activation = act;
+        self
+    }
+
+    /// Check the options and the operand lengths (`bias` is the bias length when present).
+    fn check(&self, a: u64, b: u64, bias: Option<u64>, c: u64) -> Result<()> {
+        let (m, n, k) = (self.m, self.n, self.k);
+        if m == 0 || n == 0 || k == 0 {
+            return Err(Error::Shape(format!(
+                "gemm with a zero dimension (m={m}, n={n}, k={k})"
+            )));
+        }
+        if self.accumulate && self.activation != Activation::Identity {
+            return Err(Error::InvalidArgument(format!(
+                "gemm: accumulate needs the Identity activation, got {:?}",
+                self.activation
+            )));
+        }
+        let prod = |x: usize, y: usize, what: &str| {
+            x.checked_mul(y)
+                .map(|v| v as u64)
+                .ok_or_else(|| Error::Shape(format!("gemm: {what} size {x}×{y} overflows")))
+        };
+        let want = [
+            ("a", prod(m, k, "a")?, a),
+            ("b", prod(k, n, "b")?, b),
+            ("c", prod(m, n, "c")?, c),
+        ];
+        for (name, w, got) in want {
+            if w != got {
+                let shape = match (name, self.trans_a, self.trans_b) {
+                    ("a", false, _) => format!("[{m}, {k}]"),
+                    ("a", true, _) => format!("[{k}, {m}]"),
+                    ("b", _, false) => format!("[{k}, {n}]"),
+                    ("b", _, true) => format!("[{n}, {k}]"),
+                    _ => format!("[{m}, {n}]"),
+                };
+                return Err(Error::Shape(format!(
+                    "gemm m={m} n={n} k={k}: {name} must hold {shape} = {w} elements, its view has {got}"
+                )));
+            }
+        }
+        if let Some(l) = bias {
+            if l != n as u64 {
+                return Err(Error::Shape(format!(
+                    "gemm: bias must hold n = {n} elements, its view has {l}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    flags: u32,
+    act: u32,
+    a_off: u32,
+    b_off: u32,
+    c_off: u32,
+    bias_off: u32,
+    alpha: f32,
+    slope: f32,
+    _pad: u32,
+}
+
+const TRANS_A: u32 = 1;
+const TRANS_B: u32 = 2;
+const ACCUMULATE: u32 = 4;
+const HAS_BIAS: u32 = 8;
+
+/// Rows and columns of `c` computed by one workgroup of the tiled kernels.
+const TILE_M: usize = 64;
+const TILE_N: usize = 64;
+
+/// Record `c[m×n] = act(alpha · op(a)·op(b) + bias[n])` (bias optional, broadcast over rows),
+/// or with [`Gemm::accumulate`] `c += alpha · op(a)·op(b) (+ bias)` (activation must then be
+/// `Identity`).
+///
+/// `op(a)` is `a` (row-major `[m, k]`) or `aᵀ` (`a` stored `[k, m]`); `op(b)` is `b` (`[k, n]`)
+/// or `bᵀ` (`b` stored `[n, k]`). `c` may not share a buffer with `a`, `b` or `bias` (wgpu
+/// forbids binding one buffer both read-only and writable in one dispatch). The recording
+/// holds the bind group, so replaying it allocates nothing.
+pub fn gemm(
+    ctx: &GpuContext,
+    rec: &mut Recorder,
+    g: &Gemm,
+    a: View,
+    b: View,
+    bias: Option<View>,
+    c: View,
+) -> Result<()> {
+    g.check(a.len, b.len, bias.map(|v| v.len), c.len)?;
+    a.check("gemm a")?;
+    b.check("gemm b")?;
+    c.check("gemm c")?;
+    if let Some(bv) = &bias {
+        bv.check("gemm bias")?;
+    }
+    for (name, v) in [("a", Some(a)), ("b", Some(b)), ("bias", bias)] {
+        let Some(v) = v else { continue };
+        if v.buffer == c.buffer {
+            let how = if c.overlaps(&v) {
+                "overlaps"
+            } else {
+                "shares a buffer with"
+            };
+            return Err(Error::InvalidArgument(format!(
+                "gemm: c {how} {name}; the output must be in a different buffer from the inputs \
+                 (one dispatch cannot bind a buffer both read-only and read-write)"
+            )));
+        }
+    }
+    let tiles_m = g.m.div_ceil(TILE_M);
+    let tiles_n = g.n.div_ceil(TILE_N);
+    let max = ctx.limits().max_compute_workgroups_per_dimension as usize;
+    if tiles_m > max || tiles_n > max {
+        return Err(Error::Limit(format!(
+            "gemm m={} n={}: {tiles_m}×{tiles_n} tiles exceed {max} workgroups per dimension",
+            g.m, g.n
+        )));
+    }
+    // The vec4 kernel needs every operand's contiguous dimension and in-binding offset to be
+    // multiples of 4; the scalar kernel takes anything.
+    let a_inner = if g.trans_a { g.m } else { g.k };
+    let b_inner = if g.trans_b { g.k } else { g.n };
+    let align4 = |v: &View| {
+        let al = ctx.limits().min_storage_buffer_offset_alignment.max(4) as u64;
+        ((v.offset * 4 % al) / 4).is_multiple_of(4)
+    };
+    let vec4 = a_inner.is_multiple_of(4) && b_inner.is_multiple_of(4) && align4(&a) && align4(&b);
+    let round = if vec4 { 16 } else { 4 };
+    let (ra, a_off) = a.bind(ctx, "gemm a", round)?;
+    let (rb, b_off) = b.bind(ctx, "gemm b", round)?;
+    let (rc, c_off) = c.bind(ctx, "gemm c", 4)?;
+    // Without a bias the kernel still needs something at the bias binding: `a` (read-only).
+    let (rbias, bias_off) = match &bias {
+        Some(v) => v.bind(ctx, "gemm bias", 4)?,
+        None => a.bind(ctx, "gemm a", 4)?,
+    };
+    let (act, slope) = g.activation.code();
+    let mut flags = 0;
+    if g.trans_a {
+        flags |= TRANS_A;
+    }
+    if g.trans_b {
+        flags |= TRANS_B;
+    }
+    if g.accumulate {
+        flags |= ACCUMULATE;
+    }
+    if bias.is_some() {
+        flags |= HAS_BIAS;
+    }
+    let dim = |x: usize, what: &str| {
+        u32::try_from(x).map_err(|_| Error::Limit(format!("gemm: {what} = {x} exceeds u32")))
+    };
+    let params = Params {
+        m: dim(g.m, "m")?,
+        n: dim(g.n, "n")?,
+        k: dim(g.k, "k")?,
+        flags,
+        act,
+        a_off,
+        b_off,
+        c_off,
+        bias_off,
+        alpha: g.alpha,
+        slope,
+        _pad: 0,
+    };
+    let entry = if vec4 { "gemm_vec4" } else { "gemm_scalar" };
+    let kernel = ctx.kernel(&SHADER, entry)?;
+    let p = ctx.uniform(&params);
+    let bg = ctx.bind(&kernel, &[p.as_entire_binding(), ra, rb, rbias, rc])?;
+    rec.dispatch(&kernel, &bg, [tiles_n as u32, tiles_m as u32, 1]);
+    Ok(())
+}
+
+/// CPU reference for [`gemm`] (f64 accumulation), same semantics and checks on lengths.
+pub fn gemm_cpu(g: &Gemm, a: &[f32], b: &[f32], bias: Option<&[f32]>, c: &mut [f32]) -> Result<()> {
+    g.check(
+        a.len() as u64,
+        b.len() as u64,
+        bias.map(|x| x.len() as u64),
+        c.len() as u64,
+    )?;
+    let (m, n, k) = (g.m, g.n, g.k);
+    let mut row = vec![0f64; n];
+    for i in 0..m {
+        row.iter_mut().for_each(|v| *v = 0.0);
+        for p in 0..k {
+            let av = if g.trans_a {
+                a[p * m + i]
+            } else {
+                a[i * k + p]
+            } as f64;
+            if g.trans_b {
+                for (j, r) in row.iter_mut().enumerate() {
+                    *r += av * b[j * k + p] as f64;
+                }
+            } else {
+                let br = &b[p * n..(p + 1) * n];
+                for (r, &bv) in row.iter_mut().zip(br) {
+                    *r += av * bv as f64;
+                }
+            }
+        }
+        for j in 0..n {
+            let mut v = g.alpha as f64 * row[j];
+            if let Some(bs) = bias {
+                v += bs[j] as f64;
+            }
+            let out = &mut c[i * n + j];
+            if g.accumulate {
+                *out = (*out as f64 + v) as f32;
+            } else {
+                *out = activate(g.activation, v as f32);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! Layers built on [`crate::autodiff`]: [`Linear`] and the Fisher-Flow vector-field [`Mlp`].
+
+use crate::autodiff::{Graph, Init, NodeId};
+use crate::error::{Error, Result};
+
+/// A fully connected layer `y = x·W + b`, `W: [in, out]`, initialised like PyTorch's
+/// `nn.Linear` (uniform in `±1/√in` for weight and bias).
+#[derive(Clone, Copy, Debug)]
+pub struct Linear {
+    /// Weight node `[in, out]`.
+    pub w: NodeId,
+    /// Bias node `[1, out]`.
+    pub b: Option<NodeId>,
+    /// Input features.
+    pub inputs: usize,
+    /// Output features.
+    pub outputs: usize,
+}
+
+impl Linear {
+    /// Register parameters `<name>.weight` and (with `bias`) `<name>.bias`.
+    pub fn new(
+        g: &mut Graph,
+        name: &str,
+        inputs: usize,
+        outputs: usize,
+        bias: bool,
+    ) -> Result<Self> {
+        let init = Init::KaimingUniform { fan_in: inputs };
+        let w = g.param(&format!("{name}.weight"), &[inputs, outputs], init.clone())?;
+        let b = if bias {
+            Some(g.param(&format!("{name}.bias"), &[outputs], init)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            w,
+            b,
+            inputs,
+            outputs,
+        })
+    }
+
+    /// Apply the layer to `x: [rows, in]`.
+    pub fn forward(&self, g: &mut Graph, x: NodeId) -> Result<NodeId> {
+        g.linear(x, self.w, self.b)
+    }
+
+    /// Number of trainable scalars.
+    pub fn param_count(&self) -> usize {
+        self.inputs * self.outputs + if self.b.is_some() { self.outputs } else { 0 }
+    }
+}
+
+/// Settings of the Fisher-Flow vector field (serialisable for checkpoints).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MlpConfig {
+    /// Sequence length L.
+    pub seq_len: usize,
+    /// Categories K.
+    pub categories: usize,
+    /// Hidden width.
+    pub hidden: usize,
+    /// Residual blocks.
+    pub blocks: usize,
+    /// Width of the time embedding.
+    pub time_dim: usize,
+    /// LeakyReLU slope.
+    pub slope: f32,
+    /// Project the output onto the tangent space at `x_t`, per position.
+    pub project: bool,
+}
+
+impl Default for MlpConfig {
+    /// The toy-experiment model: L = 4, K = 20, hidden 512, two residual blocks, time
+    /// embedding 64, LeakyReLU(0.01), projected output.
+    fn default() -> Self {
+        Self {
+            seq_len: 4,
+            categories: 20,
+            hidden: 512,
+            blocks: 2,
+            time_dim: 64,
+            slope: 0.01,
+            project: true,
+        }
+    }
+}
+
+impl MlpConfig {
+    /// `L·K`, the flattened width of a sequence.
+    pub fn width(&self) -> usize {
+        self.seq_len * self.categories
+    }
+
+    /// Number of trainable scalars of the model.
+    pub fn param_count(&self) -> usize {
+        let (lk, h, e) = (self.width(), self.hidden, self.time_dim);
+        (e + e) + (lk + e) * h + h + self.blocks * ((h + e) * h + h) + (h + e) * lk + lk
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.seq_len == 0 || self.categories == 0 || self.hidden == 0 || self.time_dim == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "MLP sizes must be positive: {self:?}"
+            )));
+        }
+        if !self.slope.is_finite() {
+            return Err(Error::InvalidArgument(format!(
+                "LeakyReLU slope {} is not finite",
+                self.slope
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The Fisher-Flow vector field `v_θ(x_t, t)` as a graph, with its regression loss.
+///
+/// Inputs: `x` `[B, L·K]` (points on the product of spheres, flattened), `t` `[B, 1]` and
+/// `target` `[B, L·K]` (the conditional vector field). The time embedding `e = Linear(1→E)(t)`
+/// is concatenated to every block input: `h = LeakyReLU(Linear(LK+E→H)([x, e]))`, then per
+/// residual block `h = h + LeakyReLU(Linear(H+E→H)([h, e]))`, then
+/// `v = Linear(H+E→LK)([h, e])`, optionally projected onto the tangent space at `x` per
+/// position. Loss: `Σ_{L,K} (v − target)²` averaged over the batch.
+#[derive(Clone, Debug)]
+pub struct Mlp {
+    /// The settings.
+    pub config: MlpConfig,
+    /// The graph.
+    pub graph: Graph,
+    /// Input node `x`.
+    pub x: NodeId,
+    /// Input node `t`.
+    pub t: NodeId,
+    /// Input node `target`.
+    pub target: NodeId,
+    /// The vector field `[B, L·K]`.
+    pub out: NodeId,
+    /// The loss `[1, 1]`.
+    pub loss: NodeId,
+}
+
+impl Mlp {
+    /// Input name of `x_t`.
+    pub const X: &'static str = "x";
+    /// Input name of `t`.
+    pub const T: &'static str = "t";
+    /// Input name of the regression target.
+    pub const TARGET: &'static str = "target";
+
+    /// Build the model; `seed` fixes the initial parameters.
+    pub fn new(config: MlpConfig, seed: u64) -> Result<Self> {
+        config.validate()?;
+        let (lk, h, e) = (config.width(), config.hidden, config.time_dim);
+        let mut g = Graph::new(seed);
+        let x = g.input(Self::X, lk)?;
+        let t = g.input(Self::T, 1)?;
+        let target = g.input(Self::TARGET, lk)?;
+        let temb = Linear::new(&mut g, "time", 1, e, true)?.forward(&mut g, t)?;
+        let inp = Linear::new(&mut g, "input", lk + e, h, true)?;
+        let cat = g.concat(&[x, temb])?;
+        let z = inp.forward(&mut g, cat)?;
+        let mut hid = g.leaky_relu(z, config.slope)?;
+        for i in 0..config.blocks {
+            let lin = Linear::new(&mut g, &format!("block{i}"), h + e, h, true)?;
+            let cat = g.concat(&[hid, temb])?;
+            let z = lin.forward(&mut g, cat)?;
+            let a = g.leaky_relu(z, config.slope)?;
+            hid = g.add(hid, a)?;
+        }
+        let head = Linear::new(&mut g, "output", h + e, lk, true)?;
+        let cat = g.concat(&[hid, temb])?;
+        let mut out = head.forward(&mut g, cat)?;
+        if config.project {
+            out = g.proj_tangent(out, x, config.categories)?;
+        }
+        let loss = g.mse_loss(out, target)?;
+        debug_assert_eq!(g.param_count(), config.param_count());
+        Ok(Self {
+            config,
+            graph: g,
+            x,
+            t,
+            target,
+            out,
+            loss,
+        })
+    }
+
+    /// Number of trainable scalars.
+    pub fn param_count(&self) -> usize {
+        self.graph.param_count()
+    }
+}
