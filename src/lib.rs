@@ -16,6 +16,8 @@
 
 pub mod autodiff;
 pub mod bench;
+pub mod checkpoint;
+pub mod data;
 pub mod error;
 pub mod flow;
 pub mod gpu;

@@ -1,11 +1,8 @@
 //! Benchmarks shared by `fisherflow bench` and `cargo bench`: every figure is reported as a
 //! ratio against a baseline measured in the same run on the same adapter.
 
-<<<<<<< HEAD
 pub mod train;
-=======
 pub mod sphere;
->>>>>>> sphere
 
 use std::time::Instant;
 
