@@ -95,13 +95,14 @@ fn linear_interpolant(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
     li_u[i] = b - a;
 }
 
-// ---- simplex Euler step: x <- x + dt * (v - mean(v)), clamped at 0 and renormalised ----
-@group(0) @binding(1) var<storage, read_write> se_x: array<f32>;
+// ---- simplex Euler step: out <- x + dt * (v - mean(v)), clamped at 0 and renormalised ----
+@group(0) @binding(1) var<storage, read> se_x: array<f32>;
 @group(0) @binding(2) var<storage, read> se_v: array<f32>;
+@group(0) @binding(3) var<storage, read_write> se_out: array<f32>;
 
 @compute @workgroup_size(256)
-fn simplex_euler(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                 @builtin(local_invocation_index) lid: u32) {
+fn simplex_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
     let row = linear_id(wid, nwg, lid);
     if (row >= p.rows) { return; }
     let base = row * p.k;
@@ -111,11 +112,22 @@ fn simplex_euler(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     var total = 0.0;
     for (var c = 0u; c < p.k; c++) {
         let y = max(se_x[base + c] + p.dt * (se_v[base + c] - mean), 0.0);
-        se_x[base + c] = y;
+        se_out[base + c] = y;
         total += y;
     }
-    let inv = select(1.0 / total, 0.0, total <= 0.0);
     for (var c = 0u; c < p.k; c++) {
-        se_x[base + c] = select(se_x[base + c] * inv, 1.0 / f32(p.k), total <= 0.0);
+        se_out[base + c] = select(se_out[base + c] / total, 1.0 / f32(p.k), total <= 0.0);
     }
+}
+
+// ---- axpby: out <- a * v + b * out (combining ODE stages); a = dt, b = bitcast(_pad0) ----
+@group(0) @binding(1) var<storage, read> ax_v: array<f32>;
+@group(0) @binding(2) var<storage, read_write> ax_out: array<f32>;
+
+@compute @workgroup_size(256)
+fn axpby(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, nwg, lid);
+    if (i >= p.rows * p.k) { return; }
+    ax_out[i] = p.dt * ax_v[i] + bitcast<f32>(p._pad0) * ax_out[i];
 }

@@ -43,7 +43,8 @@ impl Checkpoint {
                 data.len()
             )));
         }
-        self.tensors.insert(name.to_string(), (shape.to_vec(), data));
+        self.tensors
+            .insert(name.to_string(), (shape.to_vec(), data));
         Ok(())
     }
 

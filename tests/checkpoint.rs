@@ -13,8 +13,12 @@ fn tmpdir(name: &str) -> std::path::PathBuf {
 
 fn sample() -> Checkpoint {
     let mut c = Checkpoint::new();
-    c.insert("w1", &[3, 4], (0..12).map(|i| i as f32 * 0.25 - 1.0).collect())
-        .unwrap();
+    c.insert(
+        "w1",
+        &[3, 4],
+        (0..12).map(|i| i as f32 * 0.25 - 1.0).collect(),
+    )
+    .unwrap();
     c.insert("b1", &[4], vec![1.0, -2.0, f32::MIN_POSITIVE, 1e30])
         .unwrap();
     c.insert("scalar", &[], vec![7.5]).unwrap();
@@ -72,10 +76,24 @@ fn missing_file_is_a_checkpoint_error() {
 fn truncation_at_every_region_is_detected() {
     let bytes = sample().to_bytes().unwrap();
     let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let cuts = [0, 1, 7, 8, 9, 8 + header_len / 2, 8 + header_len, bytes.len() - 4, bytes.len() - 1];
+    let cuts = [
+        0,
+        1,
+        7,
+        8,
+        9,
+        8 + header_len / 2,
+        8 + header_len,
+        bytes.len() - 4,
+        bytes.len() - 1,
+    ];
     for &cut in &cuts {
         let r = Checkpoint::from_bytes(&bytes[..cut], "t");
-        assert!(is_ck(&r), "truncation at {cut} of {} was accepted", bytes.len());
+        assert!(
+            is_ck(&r),
+            "truncation at {cut} of {} was accepted",
+            bytes.len()
+        );
     }
     // Extra trailing bytes make the data length wrong as well.
     let mut longer = bytes.clone();
@@ -106,7 +124,10 @@ fn random_corruption_never_panics() {
     }
     assert!(rejected > 0);
     // Garbage that is not safetensors at all.
-    assert!(is_ck(&Checkpoint::from_bytes(b"hello world, not a checkpoint", "g")));
+    assert!(is_ck(&Checkpoint::from_bytes(
+        b"hello world, not a checkpoint",
+        "g"
+    )));
     let mut huge = vec![0xffu8; 8];
     huge.extend_from_slice(b"{}");
     assert!(is_ck(&Checkpoint::from_bytes(&huge, "g")));
@@ -118,7 +139,9 @@ fn non_f32_dtypes_are_rejected() {
     let view =
         safetensors::tensor::TensorView::new(safetensors::Dtype::I32, vec![1], &data).unwrap();
     let bytes = safetensors::serialize([("ids", view)], None).unwrap();
-    let e = Checkpoint::from_bytes(&bytes, "i32file").unwrap_err().to_string();
+    let e = Checkpoint::from_bytes(&bytes, "i32file")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("ids") && e.contains("I32"), "{e}");
 }
 
@@ -135,7 +158,11 @@ fn failed_save_leaves_the_previous_checkpoint_intact() {
         let r = new.save_failing_after(&p, fail_after);
         assert!(matches!(r, Err(Error::Checkpoint(_))));
         assert_eq!(Checkpoint::load(&p).unwrap(), old);
-        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1, "temporary file left behind");
+        assert_eq!(
+            std::fs::read_dir(&d).unwrap().count(),
+            1,
+            "temporary file left behind"
+        );
     }
     // A directory that does not exist: the error names the path.
     let r = new.save(d.join("no/such/dir/x.safetensors"));

@@ -51,8 +51,15 @@ fn chars_and_fasta_formats() {
     assert_eq!(d.tokens, vec![0, 1, 2, 3, 3, 3, 2, 0]);
     assert_eq!(d.alphabet.as_deref(), Some("ACGT"));
     let strict = Alphabet::new("ACGT", false).unwrap();
-    let m = parse_err(SequenceDataset::parse_chars("ACGT\nACgT\n", "s.txt", &strict));
-    assert!(m.starts_with("s.txt:2:") && m.contains("'g'") && m.contains("column 3"), "{m}");
+    let m = parse_err(SequenceDataset::parse_chars(
+        "ACGT\nACgT\n",
+        "s.txt",
+        &strict,
+    ));
+    assert!(
+        m.starts_with("s.txt:2:") && m.contains("'g'") && m.contains("column 3"),
+        "{m}"
+    );
     let m = parse_err(SequenceDataset::parse_chars("ACGT\nACG\n", "s.txt", &a));
     assert!(m.starts_with("s.txt:2:"), "{m}");
 
@@ -62,11 +69,26 @@ fn chars_and_fasta_formats() {
     assert_eq!(d.row(1), &[3, 3, 2, 0]);
     let m = parse_err(SequenceDataset::parse_fasta("ACGT\n>a\nACGT\n", "x.fa", &a));
     assert!(m.starts_with("x.fa:1:"), "{m}");
-    let m = parse_err(SequenceDataset::parse_fasta(">a\nACGT\n>b\n>c\nACGT\n", "x.fa", &a));
-    assert!(m.starts_with("x.fa:3:") && m.contains("without a sequence"), "{m}");
-    let m = parse_err(SequenceDataset::parse_fasta(">a\nACGT\n>b\nACN\n", "x.fa", &a));
+    let m = parse_err(SequenceDataset::parse_fasta(
+        ">a\nACGT\n>b\n>c\nACGT\n",
+        "x.fa",
+        &a,
+    ));
+    assert!(
+        m.starts_with("x.fa:3:") && m.contains("without a sequence"),
+        "{m}"
+    );
+    let m = parse_err(SequenceDataset::parse_fasta(
+        ">a\nACGT\n>b\nACN\n",
+        "x.fa",
+        &a,
+    ));
     assert!(m.starts_with("x.fa:4:") && m.contains("'N'"), "{m}");
-    let m = parse_err(SequenceDataset::parse_fasta(">a\nACGT\n>b\nAC\n", "x.fa", &a));
+    let m = parse_err(SequenceDataset::parse_fasta(
+        ">a\nACGT\n>b\nAC\n",
+        "x.fa",
+        &a,
+    ));
     assert!(m.starts_with("x.fa:3:") && m.contains("length"), "{m}");
     let m = parse_err(SequenceDataset::parse_fasta("", "x.fa", &a));
     assert!(m.contains("empty"), "{m}");
@@ -83,7 +105,11 @@ fn writers_roundtrip_through_files() {
     let t = ToyTarget::from_spec("toy:L=100,K=4,seed=3").unwrap();
     let mut d = t.sample(7, 1).unwrap();
     d.alphabet = Some("ACGT".into());
-    for (fmt, name) in [(Format::Ids, "s.txt"), (Format::Chars, "s.seq"), (Format::Fasta, "s.fa")] {
+    for (fmt, name) in [
+        (Format::Ids, "s.txt"),
+        (Format::Chars, "s.seq"),
+        (Format::Fasta, "s.fa"),
+    ] {
         let p = dir.join(name);
         d.write(&p, fmt).unwrap();
         let back = SequenceDataset::read(&p, fmt, Some(4), Some(&a)).unwrap();
@@ -110,14 +136,37 @@ fn dataset_new_validates() {
 
 #[test]
 fn toy_spec_parsing() {
-    assert_eq!(ToySpec::parse("toy").unwrap(), ToySpec { len: 4, vocab: 20, seed: 0 });
+    assert_eq!(
+        ToySpec::parse("toy").unwrap(),
+        ToySpec {
+            len: 4,
+            vocab: 20,
+            seed: 0
+        }
+    );
     assert_eq!(
         ToySpec::parse("toy:K=40,seed=7").unwrap(),
-        ToySpec { len: 4, vocab: 40, seed: 7 }
+        ToySpec {
+            len: 4,
+            vocab: 40,
+            seed: 7
+        }
     );
     assert_eq!(ToySpec::parse("toy:L=8").unwrap().len, 8);
-    for bad in ["toy:M=3", "toy:L=0", "toy:L=x", "toy:L", "toy:L=2,L=3", "toyL=3", "data", "toy:K=-1"] {
-        assert!(matches!(ToySpec::parse(bad), Err(Error::Parse(_))), "{bad} accepted");
+    for bad in [
+        "toy:M=3",
+        "toy:L=0",
+        "toy:L=x",
+        "toy:L",
+        "toy:L=2,L=3",
+        "toyL=3",
+        "data",
+        "toy:K=-1",
+    ] {
+        assert!(
+            matches!(ToySpec::parse(bad), Err(Error::Parse(_))),
+            "{bad} accepted"
+        );
     }
 }
 
@@ -128,7 +177,9 @@ fn toy_target_is_softmax_of_uniform_and_sampling_converges() {
     for row in t.probs.chunks(20) {
         assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         // softmax of values in [0, 1): ratios bounded by e.
-        let (mn, mx) = row.iter().fold((1.0f64, 0.0f64), |(a, b), &p| (a.min(p), b.max(p)));
+        let (mn, mx) = row
+            .iter()
+            .fold((1.0f64, 0.0f64), |(a, b), &p| (a.min(p), b.max(p)));
         assert!(mx / mn < std::f64::consts::E);
     }
     // Deterministic in the seed, different across seeds.
@@ -139,7 +190,10 @@ fn toy_target_is_softmax_of_uniform_and_sampling_converges() {
     let big = metrics::kl_to_target(&t.sample(50_000, 2).unwrap(), &t.probs).unwrap();
     assert!(big < small, "{big} !< {small}");
     let expect = 19.0 / (2.0 * 50_000.0);
-    assert!(big > 0.3 * expect && big < 3.0 * expect, "{big} vs {expect}");
+    assert!(
+        big > 0.3 * expect && big < 3.0 * expect,
+        "{big} vs {expect}"
+    );
     assert_eq!(t.sample(10, 5).unwrap(), t.sample(10, 5).unwrap());
 }
 
@@ -171,11 +225,19 @@ fn sample_vs_data_metrics() {
     let same = metrics::joint_divergence(&a, &a, DEFAULT_SMOOTHING).unwrap();
     assert_eq!(same.over, JointOver::Sequences);
     assert!(same.kl.abs() < 1e-12 && same.tv == 0.0);
-    assert!(metrics::marginal_kl(&a, &a, DEFAULT_SMOOTHING).unwrap().abs() < 1e-12);
+    assert!(
+        metrics::marginal_kl(&a, &a, DEFAULT_SMOOTHING)
+            .unwrap()
+            .abs()
+            < 1e-12
+    );
 
     // A different distribution is farther than a second sample of the same one.
     let b = t.sample(4000, 2).unwrap();
-    let other = ToyTarget::from_spec("toy:L=3,K=5,seed=9").unwrap().sample(4000, 3).unwrap();
+    let other = ToyTarget::from_spec("toy:L=3,K=5,seed=9")
+        .unwrap()
+        .sample(4000, 3)
+        .unwrap();
     let jb = metrics::joint_divergence(&b, &a, DEFAULT_SMOOTHING).unwrap();
     let jo = metrics::joint_divergence(&other, &a, DEFAULT_SMOOTHING).unwrap();
     assert!(jb.kl > 0.0 && jo.kl > jb.kl && jo.tv > jb.tv);

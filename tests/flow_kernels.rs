@@ -93,11 +93,19 @@ fn linear_baseline_kernels_match_reference() {
     let u = GpuTensor::<f32>::zeros(ctx, &[b, l, k]).unwrap();
     let mut rec = Recorder::new();
     fk::linear_interpolant(ctx, &mut rec, &x0g, &x1g, &tg, &xt, &u).unwrap();
-    fk::simplex_euler(ctx, &mut rec, &xt, &u, 0.3).unwrap();
+    let stepped = GpuTensor::<f32>::zeros(ctx, &[b, l, k]).unwrap();
+    fk::simplex_step(ctx, &mut rec, &xt, &u, 0.3, &stepped).unwrap();
+    // Runge–Kutta stage combination: acc = 0.5 u + 2 acc.
+    let acc = g(&x0);
+    fk::axpby(ctx, &mut rec, 0.5, &u, 2.0, &acc).unwrap();
     rec.run(ctx).unwrap();
     let (mut want_xt, want_u) = fk::linear_interpolant_cpu(&x0, &x1, &t, l * k);
-    fk::simplex_euler_cpu(&mut want_xt, &want_u, k, 0.3);
-    let got = xt.to_vec(ctx).unwrap();
+    let got_acc = acc.to_vec(ctx).unwrap();
+    for i in 0..x0.len() {
+        assert_abs_diff_eq!(got_acc[i], 0.5 * want_u[i] + 2.0 * x0[i], epsilon = 1e-6);
+    }
+    fk::simplex_step_cpu(&mut want_xt, &want_u, k, 0.3);
+    let got = stepped.to_vec(ctx).unwrap();
     for (a, b) in got.iter().zip(&want_xt) {
         assert_abs_diff_eq!(a, b, epsilon = 1e-6);
     }
@@ -122,6 +130,9 @@ fn bad_shapes_are_errors() {
     let tokens = GpuTensor::<u32>::zeros(ctx, &[4, 2]).unwrap();
     let u = GpuTensor::<f32>::zeros(ctx, &[2]).unwrap();
     assert!(fk::gather_onehot(ctx, &mut rec, &tokens, &u, &x).is_err());
-    assert!(fk::simplex_euler(ctx, &mut rec, &x, &x, f32::NAN).is_err());
+    let y = GpuTensor::<f32>::zeros(ctx, &[2, 3, 4]).unwrap();
+    assert!(fk::simplex_step(ctx, &mut rec, &x, &x, f32::NAN, &y).is_err());
+    assert!(fk::simplex_step(ctx, &mut rec, &x, &y, 0.1, &x).is_err());
+    assert!(fk::axpby(ctx, &mut rec, 1.0, &x, 1.0, &x).is_err());
     assert_eq!(rec.dispatches(), 0);
 }

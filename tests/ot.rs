@@ -56,13 +56,19 @@ fn hungarian_matches_brute_force() {
     }
     // Ties and integer costs.
     let c = vec![1.0; 16];
-    assert_eq!(ot::assignment_cost(&c, 4, &ot::hungarian(&c, 4, 4).unwrap()), 4.0);
+    assert_eq!(
+        ot::assignment_cost(&c, 4, &ot::hungarian(&c, 4, 4).unwrap()),
+        4.0
+    );
     // Rectangular: 2 rows, 3 columns.
     let c = vec![5.0, 1.0, 9.0, 1.0, 2.0, 9.0];
     assert_eq!(ot::hungarian(&c, 2, 3).unwrap(), vec![1, 0]);
     // Bad input.
     assert!(matches!(ot::hungarian(&c, 3, 2), Err(Error::Shape(_))));
-    assert!(matches!(ot::hungarian(&[f64::NAN], 1, 1), Err(Error::NonFinite(_))));
+    assert!(matches!(
+        ot::hungarian(&[f64::NAN], 1, 1),
+        Err(Error::NonFinite(_))
+    ));
     assert!(ot::hungarian(&[], 0, 0).is_err());
 }
 
@@ -78,7 +84,8 @@ fn hungarian_on_sphere_cost_beats_identity_pairing() {
     // Optimality certificate: no 2-swap improves the assignment.
     for i in 0..b {
         for j in i + 1..b {
-            let swap = c[i * b + col[j]] + c[j * b + col[i]] - c[i * b + col[i]] - c[j * b + col[j]];
+            let swap =
+                c[i * b + col[j]] + c[j * b + col[i]] - c[i * b + col[i]] - c[j * b + col[j]];
             assert!(swap > -1e-9);
         }
     }
@@ -101,16 +108,46 @@ fn sinkhorn_marginals_and_concentration() {
     // The marginal error falls as the iterations go on.
     let mut errs = Vec::new();
     for iters in [1, 10, 100, 1000, 5000] {
-        let r = ot::sinkhorn(&c, n, n, &SinkhornOptions { eps: ot::DEFAULT_EPS, iters }).unwrap();
+        let r = ot::sinkhorn(
+            &c,
+            n,
+            n,
+            &SinkhornOptions {
+                eps: ot::DEFAULT_EPS,
+                iters,
+            },
+        )
+        .unwrap();
         errs.push(ot::marginal_error(&r.plan(&c), n, n));
     }
     eprintln!("marginal error vs iterations: {errs:?}");
     assert!(errs.windows(2).all(|w| w[1] <= w[0] + 1e-15), "{errs:?}");
-    assert!(errs[3] < 1e-3 / n as f64 && errs[4] < 2e-4 / n as f64, "{errs:?}");
+    assert!(
+        errs[3] < 1e-3 / n as f64 && errs[4] < 2e-4 / n as f64,
+        "{errs:?}"
+    );
     // With a larger ε the iteration contracts fast and the marginals are exact to rounding.
-    let r = ot::sinkhorn(&c, n, n, &SinkhornOptions { eps: 1.0, iters: 200 }).unwrap();
+    let r = ot::sinkhorn(
+        &c,
+        n,
+        n,
+        &SinkhornOptions {
+            eps: 1.0,
+            iters: 200,
+        },
+    )
+    .unwrap();
     assert!(ot::marginal_error(&r.plan(&c), n, n) < 1e-12);
-    let r = ot::sinkhorn(&c, n, n, &SinkhornOptions { eps: ot::DEFAULT_EPS, iters: 5000 }).unwrap();
+    let r = ot::sinkhorn(
+        &c,
+        n,
+        n,
+        &SinkhornOptions {
+            eps: ot::DEFAULT_EPS,
+            iters: 5000,
+        },
+    )
+    .unwrap();
     let plan = r.plan(&c);
     assert!((plan.iter().sum::<f64>() - 1.0).abs() < 1e-6);
     // As ε shrinks the plan concentrates on the exact assignment.
@@ -121,18 +158,30 @@ fn sinkhorn_marginals_and_concentration() {
         let p = r.plan(&c);
         let on: f64 = (0..n).map(|i| p[i * n + col[i]]).sum();
         eprintln!("ε={eps}: mass on the exact assignment {on}");
-        assert!(on > last - 1e-9, "ε={eps}: mass on the assignment {on} fell from {last}");
+        assert!(
+            on > last - 1e-9,
+            "ε={eps}: mass on the assignment {on} fell from {last}"
+        );
         last = on;
     }
-    assert!(last > 0.99, "mass on the exact assignment at ε=0.002: {last}");
+    assert!(
+        last > 0.99,
+        "mass on the exact assignment at ε=0.002: {last}"
+    );
     assert!(ot::sinkhorn(&c, n, n, &SinkhornOptions { eps: 0.0, iters: 1 }).is_err());
 }
 
 #[test]
 fn sampling_pairs_follows_the_plan() {
     let w = vec![0.0, 1.0, 3.0, 2.0, 0.0, 0.0];
-    assert_eq!(ot::sample_pairs(&w, 2, 3, &[0.0, 0.99]).unwrap(), vec![1, 0]);
-    assert_eq!(ot::sample_pairs(&w, 2, 3, &[0.26, 0.5]).unwrap(), vec![2, 0]);
+    assert_eq!(
+        ot::sample_pairs(&w, 2, 3, &[0.0, 0.99]).unwrap(),
+        vec![1, 0]
+    );
+    assert_eq!(
+        ot::sample_pairs(&w, 2, 3, &[0.26, 0.5]).unwrap(),
+        vec![2, 0]
+    );
     assert!(ot::sample_pairs(&[-1.0, 1.0], 1, 2, &[0.5]).is_err());
     assert!(ot::sample_pairs(&[0.0, 0.0], 1, 2, &[0.5]).is_err());
     // Frequencies over many uniforms match the row's probabilities.
@@ -150,7 +199,11 @@ fn sampling_pairs_follows_the_plan() {
 #[test]
 fn gpu_cost_sinkhorn_plan_and_sampling_match_cpu() {
     let Some(ctx) = gpu() else { return };
-    for &(n, m, l, k, iters) in &[(16usize, 16usize, 4usize, 20usize, 50usize), (300, 300, 2, 5, 30), (5, 9, 1, 3, 200)] {
+    for &(n, m, l, k, iters) in &[
+        (16usize, 16usize, 4usize, 20usize, 50usize),
+        (300, 300, 2, 5, 30),
+        (5, 9, 1, 3, 200),
+    ] {
         let (x0, _) = batches(n, l, k, 5);
         let (_, x1) = batches(m, l, k, 6);
         let c = ot::cost_matrix(&x0, &x1, n, m, l, k).unwrap();
@@ -171,25 +224,49 @@ fn gpu_cost_sinkhorn_plan_and_sampling_match_cpu() {
 
         let gcv = gc.to_vec(ctx).unwrap();
         for (p, (&a, &b)) in gcv.iter().zip(&c).enumerate() {
-            assert!((a as f64 - b).abs() < 2e-3 * l as f64, "cost {p}: gpu {a} cpu {b}");
+            assert!(
+                (a as f64 - b).abs() < 2e-3 * l as f64,
+                "cost {p}: gpu {a} cpu {b}"
+            );
         }
         // CPU Sinkhorn on the GPU's own (f32) cost isolates the iteration from the cost kernel.
         let c32: Vec<f64> = gcv.iter().map(|&v| v as f64).collect();
-        let r = ot::sinkhorn(&c32, n, m, &SinkhornOptions { eps: ot::DEFAULT_EPS, iters }).unwrap();
+        let r = ot::sinkhorn(
+            &c32,
+            n,
+            m,
+            &SinkhornOptions {
+                eps: ot::DEFAULT_EPS,
+                iters,
+            },
+        )
+        .unwrap();
         let (gf, gg) = (sk.f.to_vec(ctx).unwrap(), sk.g.to_vec(ctx).unwrap());
         let scale = c32.iter().cloned().fold(0.0, f64::max) + 1.0;
         for (a, b) in gf.iter().zip(&r.f).chain(gg.iter().zip(&r.g)) {
-            assert!((*a as f64 - b).abs() < 2e-5 * scale, "potential gpu {a} cpu {b}");
+            assert!(
+                (*a as f64 - b).abs() < 2e-5 * scale,
+                "potential gpu {a} cpu {b}"
+            );
         }
         let plan = r.plan(&c32);
         let gpv: Vec<f64> = gp.to_vec(ctx).unwrap().iter().map(|&v| v as f64).collect();
         let total: f64 = gpv.iter().sum();
         assert!((total - 1.0).abs() < 1e-3, "plan mass {total}");
         for (a, b) in gpv.iter().zip(&plan) {
-            assert!((a - b).abs() < 1e-3 * (1.0 / (n * m) as f64) + 1e-2 * b, "plan gpu {a} cpu {b}");
+            assert!(
+                (a - b).abs() < 1e-3 * (1.0 / (n * m) as f64) + 1e-2 * b,
+                "plan gpu {a} cpu {b}"
+            );
         }
-        let (ge, ce) = (ot::marginal_error(&gpv, n, m), ot::marginal_error(&plan, n, m));
-        assert!((ge - ce).abs() < 1e-3 / n as f64, "marginal error gpu {ge} cpu {ce}");
+        let (ge, ce) = (
+            ot::marginal_error(&gpv, n, m),
+            ot::marginal_error(&plan, n, m),
+        );
+        assert!(
+            (ge - ce).abs() < 1e-3 / n as f64,
+            "marginal error gpu {ge} cpu {ce}"
+        );
         let want = ot::sample_pairs(&plan, n, m, &u).unwrap();
         let got = picks.to_vec(ctx).unwrap();
         let same = got.iter().zip(&want).filter(|(a, b)| a == b).count();
@@ -205,7 +282,10 @@ fn gpu_shape_errors() {
     let b = GpuTensor::<f32>::zeros(ctx, &[5, 2, 4]).unwrap();
     let c = GpuTensor::<f32>::zeros(ctx, &[4, 5]).unwrap();
     let mut rec = Recorder::new();
-    assert!(matches!(ot::cost_matrix_gpu(ctx, &mut rec, &a, &b, &c), Err(Error::Shape(_))));
+    assert!(matches!(
+        ot::cost_matrix_gpu(ctx, &mut rec, &a, &b, &c),
+        Err(Error::Shape(_))
+    ));
     assert!(GpuSinkhorn::new(ctx, 4, 5, -1.0).is_err());
     let sk = GpuSinkhorn::new(ctx, 4, 4, 0.05).unwrap();
     assert!(sk.solve(ctx, &mut rec, &c, 3).is_err());

@@ -37,7 +37,10 @@ fn cpu_stream_is_reproducible_and_unbiased() {
     for _ in 0..30_000 {
         counts[r.below(3) as usize] += 1;
     }
-    assert!(counts.iter().all(|&c| (9_500..10_500).contains(&c)), "{counts:?}");
+    assert!(
+        counts.iter().all(|&c| (9_500..10_500).contains(&c)),
+        "{counts:?}"
+    );
 }
 
 fn run_fill(
@@ -100,12 +103,22 @@ fn mean_var(v: &[f32]) -> (f64, f64) {
 fn uniform_and_normal_statistics() {
     let Some(ctx) = gpu() else { return };
     let n = 1 << 18;
-    let u = run_fill(|rec, rng, out| rng::uniform(ctx, rec, rng, 0, out).unwrap(), 5, 9, &[n]);
+    let u = run_fill(
+        |rec, rng, out| rng::uniform(ctx, rec, rng, 0, out).unwrap(),
+        5,
+        9,
+        &[n],
+    );
     let (m, v) = mean_var(&u);
     // Standard errors: 1/sqrt(12 n) ≈ 5.6e-4 for the mean.
     assert!((m - 0.5).abs() < 3e-3, "mean {m}");
     assert!((v - 1.0 / 12.0).abs() < 2e-3, "var {v}");
-    let z = run_fill(|rec, rng, out| rng::normal(ctx, rec, rng, 1, out).unwrap(), 5, 9, &[n]);
+    let z = run_fill(
+        |rec, rng, out| rng::normal(ctx, rec, rng, 1, out).unwrap(),
+        5,
+        9,
+        &[n],
+    );
     let (m, v) = mean_var(&z);
     assert!(m.abs() < 1e-2, "mean {m}");
     assert!((v - 1.0).abs() < 2e-2, "var {v}");
@@ -114,7 +127,10 @@ fn uniform_and_normal_statistics() {
     // GPU vs CPU reference (transcendentals differ by a few ulps).
     let c = cpu::normal(5, 9, 1, n);
     for (i, (&a, &b)) in z.iter().zip(&c).enumerate() {
-        assert!((a - b).abs() <= 2e-5 * (1.0 + b.abs()), "normal {i}: gpu {a} cpu {b}");
+        assert!(
+            (a - b).abs() <= 2e-5 * (1.0 + b.abs()),
+            "normal {i}: gpu {a} cpu {b}"
+        );
     }
 }
 
@@ -136,41 +152,81 @@ fn sphere_prior_rows_are_on_the_positive_orthant() {
             assert!((nrm - 1.0).abs() < 1e-5, "row {r} norm² {nrm}");
         }
         for (i, (&a, &b)) in x.iter().zip(&c).enumerate() {
-            assert!((a - b).abs() <= 2e-5 * (1.0 + b.abs()), "K={k} elt {i}: {a} vs {b}");
+            assert!(
+                (a - b).abs() <= 2e-5 * (1.0 + b.abs()),
+                "K={k} elt {i}: {a} vs {b}"
+            );
         }
     }
     // E[x_k²] = 1/K for every coordinate.
     let (rows, k) = (20_000, 5);
-    let x = run_fill(|rec, rng, out| rng::sphere_prior(ctx, rec, rng, 0, out).unwrap(), 9, 0, &[rows, k]);
+    let x = run_fill(
+        |rec, rng, out| rng::sphere_prior(ctx, rec, rng, 0, out).unwrap(),
+        9,
+        0,
+        &[rows, k],
+    );
     for c in 0..k {
-        let m: f64 = (0..rows).map(|r| (x[r * k + c] as f64).powi(2)).sum::<f64>() / rows as f64;
+        let m: f64 = (0..rows)
+            .map(|r| (x[r * k + c] as f64).powi(2))
+            .sum::<f64>()
+            / rows as f64;
         // Var(x_k²) for Beta(1/2, 2) is about 0.0457; sd of the mean ≈ 1.5e-3.
         assert!((m - 0.2).abs() < 8e-3, "coordinate {c}: {m}");
     }
     // A [B, L, K] tensor is treated as B·L rows.
-    let x = run_fill(|rec, rng, out| rng::sphere_prior(ctx, rec, rng, 0, out).unwrap(), 9, 0, &[8, 4, 20]);
-    assert_eq!(x, run_fill(|rec, rng, out| rng::sphere_prior(ctx, rec, rng, 0, out).unwrap(), 9, 0, &[32, 20]));
+    let x = run_fill(
+        |rec, rng, out| rng::sphere_prior(ctx, rec, rng, 0, out).unwrap(),
+        9,
+        0,
+        &[8, 4, 20],
+    );
+    assert_eq!(
+        x,
+        run_fill(
+            |rec, rng, out| rng::sphere_prior(ctx, rec, rng, 0, out).unwrap(),
+            9,
+            0,
+            &[32, 20]
+        )
+    );
 }
 
 #[test]
 fn dirichlet1_rows_are_on_the_simplex() {
     let Some(ctx) = gpu() else { return };
     let (rows, k) = (10_000, 4);
-    let p = run_fill(|rec, rng, out| rng::dirichlet1(ctx, rec, rng, 4, out).unwrap(), 3, 2, &[rows, k]);
+    let p = run_fill(
+        |rec, rng, out| rng::dirichlet1(ctx, rec, rng, 4, out).unwrap(),
+        3,
+        2,
+        &[rows, k],
+    );
     let c = cpu::dirichlet1(3, 2, 4, rows, k);
     for r in 0..rows {
         let s: f64 = p[r * k..(r + 1) * k].iter().map(|&v| v as f64).sum();
         assert!((s - 1.0).abs() < 1e-5);
     }
     for (&a, &b) in p.iter().zip(&c) {
-        assert!(a >= 0.0 && (a - b).abs() <= 2e-5 * (1.0 + b.abs()), "{a} vs {b}");
+        assert!(
+            a >= 0.0 && (a - b).abs() <= 2e-5 * (1.0 + b.abs()),
+            "{a} vs {b}"
+        );
     }
     // Dirichlet(1) on K=4: E p = 1/4, Var p = (K-1)/(K²(K+1)) = 3/80.
     let col: Vec<f32> = (0..rows).map(|r| p[r * k]).collect();
     let (m, v) = mean_var(&col);
-    assert!((m - 0.25).abs() < 6e-3 && (v - 3.0 / 80.0).abs() < 3e-3, "{m} {v}");
+    assert!(
+        (m - 0.25).abs() < 6e-3 && (v - 3.0 / 80.0).abs() < 3e-3,
+        "{m} {v}"
+    );
     // Large rows reduce correctly too.
-    let p = run_fill(|rec, rng, out| rng::dirichlet1(ctx, rec, rng, 4, out).unwrap(), 3, 2, &[3, 4100]);
+    let p = run_fill(
+        |rec, rng, out| rng::dirichlet1(ctx, rec, rng, 4, out).unwrap(),
+        3,
+        2,
+        &[3, 4100],
+    );
     for r in 0..3 {
         let s: f64 = p[r * 4100..(r + 1) * 4100].iter().map(|&v| v as f64).sum();
         assert!((s - 1.0).abs() < 1e-4);

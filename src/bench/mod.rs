@@ -1,8 +1,8 @@
 //! Benchmarks shared by `fisherflow bench` and `cargo bench`: every figure is reported as a
 //! ratio against a baseline measured in the same run on the same adapter.
 
-pub mod train;
 pub mod sphere;
+pub mod train;
 
 use std::time::Instant;
 

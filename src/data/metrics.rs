@@ -159,7 +159,9 @@ pub fn joint_divergence(
 ) -> Result<JointDivergence> {
     check_pair(samples, data)?;
     let (l, k) = (samples.len, samples.vocab as u64);
-    let states = (0..l).try_fold(1u64, |a, _| a.checked_mul(k).filter(|&s| s <= MAX_JOINT_STATES));
+    let states = (0..l).try_fold(1u64, |a, _| {
+        a.checked_mul(k).filter(|&s| s <= MAX_JOINT_STATES)
+    });
     if let Some(states) = states {
         let key = |row: &[u32]| row.iter().fold(0u64, |a, &t| a * k + t as u64);
         let p = histogram(samples.tokens.chunks(l).map(key), samples.n);

@@ -287,7 +287,11 @@ impl SequenceDataset {
             row.clear();
             for tok in line.split_whitespace() {
                 let v: u64 = tok.parse().map_err(|_| {
-                    perr(source, ln, format!("{tok:?} is not a non-negative integer id"))
+                    perr(
+                        source,
+                        ln,
+                        format!("{tok:?} is not a non-negative integer id"),
+                    )
                 })?;
                 let limit = vocab.unwrap_or(MAX_VOCAB) as u64;
                 if v >= limit {

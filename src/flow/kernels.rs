@@ -252,38 +252,45 @@ pub fn linear_interpolant_cpu(
     (xt, u)
 }
 
-/// Record one Euler step on the simplex, in place: `x <- x + dt (v - mean v)`, clamped at 0
-/// and renormalised (a row that would vanish becomes uniform).
-pub fn simplex_euler(
+/// Record one Euler step on the simplex: `out <- x + dt (v - mean v)`, clamped at 0 and
+/// renormalised (a row that would vanish becomes uniform). `out` must be another buffer.
+pub fn simplex_step(
     ctx: &GpuContext,
     rec: &mut Recorder,
     x: &GpuTensor<f32>,
     v: &GpuTensor<f32>,
     dt: f32,
+    out: &GpuTensor<f32>,
 ) -> Result<()> {
     let (b, l, k) = blk(x, "x")?;
-    if v.len() != x.len() {
+    if v.len() != x.len() || out.len() != x.len() {
         return Err(Error::Shape(format!(
-            "v has {} elements, x {:?}",
+            "v has {} and out {} elements, x {:?}",
             v.len(),
+            out.len(),
             x.shape()
         )));
     }
     if !dt.is_finite() {
         return Err(Error::InvalidArgument(format!("step size {dt}")));
     }
+    if out.buffer() == x.buffer() || out.buffer() == v.buffer() {
+        return Err(Error::InvalidArgument(
+            "simplex_step cannot work in place".into(),
+        ));
+    }
     launch(
         ctx,
         rec,
-        "simplex_euler",
+        "simplex_step",
         params(b * l, k, l, b, dt)?,
         b * l,
-        &[x.binding(), v.binding()],
+        &[x.binding(), v.binding(), out.binding()],
     )
 }
 
-/// CPU reference of [`simplex_euler`] over rows of `k`, in place.
-pub fn simplex_euler_cpu(x: &mut [f32], v: &[f32], k: usize, dt: f32) {
+/// CPU reference of [`simplex_step`] over rows of `k`, in place.
+pub fn simplex_step_cpu(x: &mut [f32], v: &[f32], k: usize, dt: f32) {
     for (xr, vr) in x.chunks_mut(k).zip(v.chunks(k)) {
         let mean = vr.iter().sum::<f32>() / k as f32;
         let mut total = 0.0;
@@ -299,4 +306,28 @@ pub fn simplex_euler_cpu(x: &mut [f32], v: &[f32], k: usize, dt: f32) {
             };
         }
     }
+}
+
+/// Record `out <- a v + b out` element-wise (combining Runge–Kutta stages).
+pub fn axpby(
+    ctx: &GpuContext,
+    rec: &mut Recorder,
+    a: f32,
+    v: &GpuTensor<f32>,
+    b: f32,
+    out: &GpuTensor<f32>,
+) -> Result<()> {
+    if v.len() != out.len() || v.is_empty() {
+        return Err(Error::Shape(format!(
+            "axpby of {:?} into {:?}",
+            v.shape(),
+            out.shape()
+        )));
+    }
+    if v.buffer() == out.buffer() {
+        return Err(Error::InvalidArgument("axpby needs two buffers".into()));
+    }
+    let mut p = params(v.len(), 1, 1, 1, a)?;
+    p._pad[0] = b.to_bits();
+    launch(ctx, rec, "axpby", p, v.len(), &[v.binding(), out.binding()])
 }

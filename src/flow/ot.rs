@@ -17,7 +17,14 @@ pub const SHADER: Shader = Shader::new("ot", include_str!("../../shaders/ot.wgsl
 pub const DEFAULT_EPS: f64 = 0.05;
 
 /// Cost matrix `[n, m]` (f64) between `x0` `[n, L, K]` and `x1` `[m, L, K]`.
-pub fn cost_matrix(x0: &[f32], x1: &[f32], n: usize, m: usize, l: usize, k: usize) -> Result<Vec<f64>> {
+pub fn cost_matrix(
+    x0: &[f32],
+    x1: &[f32],
+    n: usize,
+    m: usize,
+    l: usize,
+    k: usize,
+) -> Result<Vec<f64>> {
     let lk = l * k;
     if n == 0 || m == 0 || lk == 0 {
         return Err(Error::Shape(format!(
@@ -197,7 +204,12 @@ fn lse(it: impl Iterator<Item = f64> + Clone) -> f64 {
 /// Log-domain Sinkhorn with uniform marginals `a = 1/n`, `b = 1/m` (CPU reference of
 /// [`GpuSinkhorn`]): each iteration sets `f_i = ε log a − ε LSE_j((g_j − C_ij)/ε)` then
 /// `g_j = ε log b − ε LSE_i((f_i − C_ij)/ε)`, starting from zero potentials.
-pub fn sinkhorn(cost: &[f64], n: usize, m: usize, opts: &SinkhornOptions) -> Result<SinkhornResult> {
+pub fn sinkhorn(
+    cost: &[f64],
+    n: usize,
+    m: usize,
+    opts: &SinkhornOptions,
+) -> Result<SinkhornResult> {
     check_cost(cost, n, m)?;
     if !(opts.eps > 0.0 && opts.eps.is_finite()) {
         return Err(Error::InvalidArgument(format!(
@@ -251,7 +263,9 @@ pub fn sample_pairs(weights: &[f64], n: usize, m: usize, u: &[f32]) -> Result<Ve
     for i in 0..n {
         let row = &weights[i * m..(i + 1) * m];
         if row.iter().any(|w| !(w.is_finite() && *w >= 0.0)) {
-            return Err(Error::NonFinite(format!("plan row {i} has a negative or non-finite weight")));
+            return Err(Error::NonFinite(format!(
+                "plan row {i} has a negative or non-finite weight"
+            )));
         }
         let total: f64 = row.iter().sum();
         if total <= 0.0 {
@@ -333,7 +347,12 @@ pub fn cost_matrix_gpu(
     });
     let bg = ctx.bind(
         &kern,
-        &[p.as_entire_binding(), x0.binding(), x1.binding(), cost.binding()],
+        &[
+            p.as_entire_binding(),
+            x0.binding(),
+            x1.binding(),
+            cost.binding(),
+        ],
     )?;
     rec.dispatch(&kern, &bg, ctx.grid(nm.div_ceil(256))?);
     Ok(())
@@ -358,7 +377,9 @@ impl GpuSinkhorn {
     /// Potentials for an `n × m` problem with regularisation `eps`.
     pub fn new(ctx: &GpuContext, n: usize, m: usize, eps: f64) -> Result<Self> {
         if n == 0 || m == 0 {
-            return Err(Error::Shape(format!("Sinkhorn on an empty {n} × {m} problem")));
+            return Err(Error::Shape(format!(
+                "Sinkhorn on an empty {n} × {m} problem"
+            )));
         }
         if !(eps > 0.0 && eps.is_finite()) {
             return Err(Error::InvalidArgument(format!(

@@ -3,6 +3,6 @@
 
 pub mod linalg;
 pub mod optim;
+pub mod rng;
 pub mod sphere;
 pub mod util;
-pub mod rng;

@@ -64,7 +64,10 @@ pub mod cpu {
 
     /// Block `b` of stream `stream` at `counter`.
     pub fn block(seed: u64, counter: u64, stream: u32, b: u32) -> [u32; 4] {
-        philox4x32_10([b, stream, counter as u32, (counter >> 32) as u32], key(seed))
+        philox4x32_10(
+            [b, stream, counter as u32, (counter >> 32) as u32],
+            key(seed),
+        )
     }
 
     /// Raw word `i` of a stream.
