@@ -3,3 +3,8 @@
 
 pub mod kernels;
 pub mod ot;
+pub mod sample;
+pub mod train;
+
+pub use sample::{sample_cpu, sample_gpu, FlowModel, SampleConfig, Solver};
+pub use train::{FlowConfig, Geometry, OtMode, TrainConfig, Trainer};
