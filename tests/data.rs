@@ -22,7 +22,7 @@ fn ids_format_parses_and_infers_vocab() {
     assert_eq!(d.vocab, 5);
     let oh = d.one_hot();
     assert_eq!(oh.len(), 2 * 2 * 5);
-    assert_eq!(oh[1 * 5 + 1], 1.0);
+    assert_eq!(oh[5 + 1], 1.0); // sequence 0, position 1, token 1
     assert_eq!(oh.iter().sum::<f32>(), 4.0);
 }
 

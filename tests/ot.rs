@@ -314,3 +314,43 @@ fn hungarian_on_a_512_batch_is_fast_and_optimal() {
     }
     assert!(opt < (0..b).map(|i| c[i * b + i]).sum::<f64>());
 }
+
+/// Timing of one OT step at the paper's batch size (run with `--ignored --nocapture`).
+#[test]
+#[ignore]
+fn timing_ot_and_rng_at_batch_512() {
+    use fisherflow::kernels::rng::{self, GpuRng};
+    let Some(ctx) = gpu() else { return };
+    let (b, l, k) = (512, 4, 20);
+    let rngs = GpuRng::new(ctx, 0, 0);
+    let x0 = GpuTensor::<f32>::zeros(ctx, &[b, l, k]).unwrap();
+    let (_, x1h) = batches(b, l, k, 2);
+    let x1 = GpuTensor::from_slice(ctx, &x1h, &[b, l, k]).unwrap();
+    let c = GpuTensor::<f32>::zeros(ctx, &[b, b]).unwrap();
+    let u = GpuTensor::<f32>::zeros(ctx, &[b]).unwrap();
+    let picks = GpuTensor::<u32>::zeros(ctx, &[b]).unwrap();
+    let sk = GpuSinkhorn::new(ctx, b, b, ot::DEFAULT_EPS).unwrap();
+    let mut rec = Recorder::new();
+    rng::sphere_prior(ctx, &mut rec, &rngs, 0, &x0).unwrap();
+    rng::uniform(ctx, &mut rec, &rngs, 1, &u).unwrap();
+    ot::cost_matrix_gpu(ctx, &mut rec, &x0, &x1, &c).unwrap();
+    sk.solve(ctx, &mut rec, &c, 100).unwrap();
+    sk.sample(ctx, &mut rec, &c, &u, &picks).unwrap();
+    rec.run(ctx).unwrap();
+    let prof = rec.run_profiled(ctx).unwrap();
+    let mut by: std::collections::BTreeMap<String, (usize, f64)> = Default::default();
+    for (label, ns) in prof {
+        let e = by.entry(label).or_default();
+        e.0 += 1;
+        e.1 += ns;
+    }
+    for (label, (count, ns)) in by {
+        eprintln!("{label}: {count} dispatches, {:.3} ms total", ns / 1e6);
+    }
+    let t = std::time::Instant::now();
+    rec.run(ctx).unwrap();
+    eprintln!(
+        "whole step wall clock: {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+}

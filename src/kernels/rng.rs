@@ -94,7 +94,7 @@ pub mod cpu {
         let (a, b) = if j < 2 { (v[0], v[1]) } else { (v[2], v[3]) };
         let r = (-2.0 * (unit_open0_f32(a) as f64).ln()).sqrt();
         let th = 2.0 * std::f64::consts::PI * unit_f32(b) as f64;
-        if j % 2 == 0 {
+        if j.is_multiple_of(2) {
             r * th.cos()
         } else {
             r * th.sin()
