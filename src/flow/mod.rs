@@ -4,6 +4,7 @@
 pub mod kernels;
 pub mod ot;
 pub mod sample;
+pub mod toybench;
 pub mod train;
 
 pub use sample::{sample_cpu, sample_gpu, FlowModel, SampleConfig, Solver};

@@ -5,5 +5,4 @@ pub mod linalg;
 pub mod optim;
 pub mod rng;
 pub mod sphere;
-pub mod rng;
 pub mod util;
