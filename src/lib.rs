@@ -23,6 +23,7 @@ pub mod flow;
 pub mod gpu;
 pub mod kernels;
 pub mod nn;
+pub mod plot;
 
 pub use error::{Error, Result};
 pub use gpu::{GpuContext, GpuTensor, Recorder};

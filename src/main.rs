@@ -31,6 +31,8 @@ enum Command {
     Sample(cli::flow::SampleArgs),
     /// Compare generated sequences with a toy target or a data file.
     Eval(cli::flow::EvalArgs),
+    /// KL on the toy target over K for Fisher-Flow, Fisher-Flow+OT and linear flow matching.
+    ToyBench(cli::flow::ToyBenchArgs),
     /// Benchmarks with same-run baselines (table or --json).
     Bench(cli::bench::Args),
 }
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Train(a) => cli::flow::train(&opts, a),
         Command::Sample(a) => cli::flow::sample(&opts, a),
         Command::Eval(a) => cli::flow::eval(a),
+        Command::ToyBench(a) => cli::flow::toy_bench(&opts, a),
         Command::Bench(a) => cli::bench::run(&opts, a),
     };
     match result {
