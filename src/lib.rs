@@ -22,6 +22,7 @@ pub mod error;
 pub mod flow;
 pub mod gpu;
 pub mod kernels;
+pub mod sdflow;
 pub mod nn;
 pub mod plot;
 

@@ -35,6 +35,8 @@ enum Command {
     ToyBench(cli::flow::ToyBenchArgs),
     /// Benchmarks with same-run baselines (table or --json).
     Bench(cli::bench::Args),
+    /// Score-difference flow on point clouds.
+    Sdflow(cli::sdflow::Args),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => cli::flow::eval(a),
         Command::ToyBench(a) => cli::flow::toy_bench(&opts, a),
         Command::Bench(a) => cli::bench::run(&opts, a),
+        Command::Sdflow(a) => cli::sdflow::run(&opts, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -475,6 +475,17 @@ fn bad_shapes_and_names_are_errors() {
     params[0].shape = vec![2, 4];
     assert!(ex.load_params(&params).is_err());
     assert!(ex.load_params(&params[1..]).is_err());
+    // A loss that depends on no parameter: zero gradients, no panic.
+    let xs = g.sum(x).unwrap();
+    let mut nograd = CpuExecutor::<f32>::new(&g, 2, &[], Some(xs), cfg).unwrap();
+    nograd.set_input("x", &[1.0; 6]).unwrap();
+    nograd.step().unwrap();
+    assert_eq!(nograd.loss().unwrap(), 6.0);
+    assert!(nograd
+        .grads()
+        .unwrap()
+        .iter()
+        .all(|t| t.data.iter().all(|&v| v == 0.0)));
     let mut fwd_only = CpuExecutor::<f32>::new(&g, 2, &[y], None, cfg).unwrap();
     assert!(fwd_only.step().is_err());
     if let Some(ctx) = gpu() {
@@ -483,6 +494,15 @@ fn bad_shapes_and_names_are_errors() {
         assert!(gx.set_input("nope", &[1.0; 6]).is_err());
         assert!(gx.load_params(&params).is_err());
         assert!(gx.output_tensor(w).is_err());
+        let mut ng = GpuExecutor::new(ctx, &g, 2, &[], Some(xs), cfg).unwrap();
+        ng.set_input("x", &[1.0; 6]).unwrap();
+        ng.step().unwrap();
+        assert_eq!(ng.loss().unwrap(), 6.0);
+        assert!(ng
+            .grads()
+            .unwrap()
+            .iter()
+            .all(|t| t.data.iter().all(|&v| v == 0.0)));
         let mut fo = GpuExecutor::new(ctx, &g, 2, &[y], None, cfg).unwrap();
         assert!(fo.step().is_err());
         assert!(fo.loss().is_err());

@@ -1,7 +1,9 @@
 //! Matrix multiplication and reductions: GPU kernels against their CPU references.
 
 use fisherflow::gpu::{testing::gpu, GpuContext, GpuTensor, Recorder};
-use fisherflow::kernels::linalg::{activate, gemm, gemm_cpu, Activation, Gemm, View};
+use fisherflow::kernels::linalg::{
+    activate, gemm, gemm_cpu, gemm_with, subgroup8_suits, Activation, Gemm, GemmKernel, View,
+};
 use fisherflow::Error;
 
 /// SplitMix64, for reproducible test inputs.
@@ -50,7 +52,7 @@ fn assert_close(got: &[f32], want: &[f32], k: usize, what: &str) {
 
 /// Run `g` on the GPU with a, b and bias packed at odd offsets in one shared buffer and c at an
 /// odd offset of another, and compare with `gemm_cpu`; also checks c's neighbours are untouched.
-fn check(ctx: &GpuContext, g: Gemm, with_bias: bool, seed: u64) {
+fn check(ctx: &GpuContext, kern: GemmKernel, g: Gemm, with_bias: bool, seed: u64) {
     let mut rng = Rng(seed);
     let (m, n, k) = (g.m, g.n, g.k);
     let a = rng.vec(m * k);
@@ -75,13 +77,23 @@ fn check(ctx: &GpuContext, g: Gemm, with_bias: bool, seed: u64) {
     let vb = View::slice(&inputs, ob as u64, b.len() as u64).unwrap();
     let vbias = View::slice(&inputs, obias as u64, n as u64).unwrap();
     let vc = View::slice(&out, oc as u64, (m * n) as u64).unwrap();
-    gemm(ctx, &mut rec, &g, va, vb, with_bias.then_some(vbias), vc).unwrap();
+    gemm_with(
+        ctx,
+        &mut rec,
+        &g,
+        va,
+        vb,
+        with_bias.then_some(vbias),
+        vc,
+        kern,
+    )
+    .unwrap();
     rec.run(ctx).unwrap();
     let got = out.to_vec(ctx).unwrap();
 
     let mut want = c0.clone();
     gemm_cpu(&g, &a, &b, with_bias.then_some(&bias[..]), &mut want).unwrap();
-    let what = format!("{g:?} bias={with_bias}");
+    let what = format!("{kern:?} {g:?} bias={with_bias}");
     assert_close(&got[oc..oc + m * n], &want, k, &what);
     assert!(
         got[..oc].iter().all(|&v| v == -9.0),
@@ -95,7 +107,7 @@ fn check(ctx: &GpuContext, g: Gemm, with_bias: bool, seed: u64) {
 
 /// Aligned variant: every operand its own tensor at offset 0 (takes the vec4 path when the
 /// contiguous dimensions are multiples of 4).
-fn check_plain(ctx: &GpuContext, g: Gemm, with_bias: bool, seed: u64) {
+fn check_plain(ctx: &GpuContext, kern: GemmKernel, g: Gemm, with_bias: bool, seed: u64) {
     let mut rng = Rng(seed);
     let (m, n, k) = (g.m, g.n, g.k);
     let a = rng.vec(m * k);
@@ -108,7 +120,7 @@ fn check_plain(ctx: &GpuContext, g: Gemm, with_bias: bool, seed: u64) {
     let tc = GpuTensor::from_slice(ctx, &c0, &[m, n]).unwrap();
     let mut rec = Recorder::new();
     let bias_view = with_bias.then(|| View::of(&tbias));
-    gemm(
+    gemm_with(
         ctx,
         &mut rec,
         &g,
@@ -116,6 +128,7 @@ fn check_plain(ctx: &GpuContext, g: Gemm, with_bias: bool, seed: u64) {
         View::of(&tb),
         bias_view,
         View::of(&tc),
+        kern,
     )
     .unwrap();
     rec.run(ctx).unwrap();
@@ -127,6 +140,15 @@ fn check_plain(ctx: &GpuContext, g: Gemm, with_bias: bool, seed: u64) {
         k,
         &format!("{g:?} bias={with_bias}"),
     );
+}
+
+/// Every kernel the adapter can run.
+fn kernels(ctx: &GpuContext) -> Vec<GemmKernel> {
+    let mut v = vec![GemmKernel::Tiled];
+    if subgroup8_suits(ctx) {
+        v.push(GemmKernel::Subgroup8);
+    }
+    v
 }
 
 const COMBOS: [(bool, bool); 4] = [(false, false), (true, false), (false, true), (true, true)];
@@ -145,8 +167,10 @@ fn small_odd_shapes_all_transposes() {
         for (ta, tb) in COMBOS {
             seed += 1;
             let g = Gemm::new(m, n, k).trans_a(ta).trans_b(tb);
-            check(ctx, g, seed % 2 == 0, seed);
-            check_plain(ctx, g, seed % 2 == 1, seed + 100);
+            for kern in kernels(ctx) {
+                check(ctx, kern, g, seed % 2 == 0, seed);
+                check_plain(ctx, kern, g, seed % 2 == 1, seed + 100);
+            }
         }
     }
 }
@@ -158,7 +182,9 @@ fn aligned_shapes_all_transposes() {
     for (i, (m, n, k)) in [(4, 4, 4), (68, 132, 36), (100, 8, 260)].iter().enumerate() {
         for (j, (ta, tb)) in COMBOS.iter().enumerate() {
             let g = Gemm::new(*m, *n, *k).trans_a(*ta).trans_b(*tb);
-            check_plain(ctx, g, (i + j) % 2 == 0, (10 * i + j) as u64);
+            for kern in kernels(ctx) {
+                check_plain(ctx, kern, g, (i + j) % 2 == 0, (10 * i + j) as u64);
+            }
         }
     }
 }
@@ -166,19 +192,19 @@ fn aligned_shapes_all_transposes() {
 #[test]
 fn toy_model_shapes() {
     let Some(ctx) = gpu() else { return };
-    check_plain(
-        ctx,
-        Gemm::new(512, 224, 512).activation(Activation::Silu),
-        true,
-        7,
-    );
-    check_plain(ctx, Gemm::new(512, 576, 512).trans_b(true), true, 8);
+    // What `gemm` picks on this adapter, on all three shapes; the tiled kernel on one.
+    let auto = GemmKernel::Auto;
+    let silu = Gemm::new(512, 224, 512).activation(Activation::Silu);
+    check_plain(ctx, auto, silu, true, 7);
+    check_plain(ctx, auto, Gemm::new(512, 576, 512).trans_b(true), true, 8);
     check(
         ctx,
+        auto,
         Gemm::new(512, 224, 512).trans_a(true).alpha(0.5),
         false,
         9,
     );
+    check_plain(ctx, GemmKernel::Tiled, silu, true, 10);
 }
 
 #[test]
@@ -192,24 +218,43 @@ fn every_activation_alpha_and_accumulate() {
         Activation::Gelu,
     ];
     for (i, act) in acts.into_iter().enumerate() {
-        let g = Gemm::new(37, 20, 19).activation(act).alpha(1.5);
-        check(ctx, g, true, 50 + i as u64);
-        check_plain(
-            ctx,
-            Gemm::new(36, 20, 16).activation(act).trans_b(true),
-            i % 2 == 0,
-            60,
-        );
+        for kern in kernels(ctx) {
+            let g = Gemm::new(37, 20, 19).activation(act).alpha(1.5);
+            check(ctx, kern, g, true, 50 + i as u64);
+            let g = Gemm::new(36, 20, 16).activation(act).trans_b(true);
+            check_plain(ctx, kern, g, i % 2 == 0, 60);
+        }
     }
     for (ta, tb) in COMBOS {
-        let g = Gemm::new(33, 18, 21)
-            .trans_a(ta)
-            .trans_b(tb)
-            .accumulate(true)
-            .alpha(-0.75);
-        check(ctx, g, ta, 70);
-        check_plain(ctx, Gemm::new(32, 16, 8).accumulate(true), tb, 71);
+        for kern in kernels(ctx) {
+            let g = Gemm::new(33, 18, 21).trans_a(ta).trans_b(tb);
+            check(ctx, kern, g.accumulate(true).alpha(-0.75), ta, 70);
+            check_plain(ctx, kern, Gemm::new(32, 16, 8).accumulate(true), tb, 71);
+        }
     }
+}
+
+#[test]
+fn kernel_choice() {
+    let Some(ctx) = gpu() else { return };
+    let t = |n: usize| GpuTensor::<f32>::zeros(ctx, &[n]).unwrap();
+    let (a, b, c) = (t(4), t(4), t(4));
+    let (va, vb, vc) = (View::of(&a), View::of(&b), View::of(&c));
+    let g = Gemm::new(2, 2, 2);
+    let mut rec = Recorder::new();
+    let r = gemm_with(ctx, &mut rec, &g, va, vb, None, vc, GemmKernel::Subgroup8);
+    assert_eq!(r.is_ok(), subgroup8_suits(ctx), "{r:?}");
+    let is_cpu = ctx.adapter_info().device_type == wgpu::DeviceType::Cpu;
+    if !is_cpu {
+        assert!(!subgroup8_suits(ctx));
+    }
+    gemm(ctx, &mut rec, &g, va, vb, None, vc).unwrap();
+    let want = if subgroup8_suits(ctx) {
+        "gemm_sg8"
+    } else {
+        "gemm_vec4"
+    };
+    assert!(rec.dispatch_labels().last().unwrap().ends_with(want));
 }
 
 #[test]
@@ -377,4 +422,127 @@ fn binding_over_the_storage_limit_is_a_limit_error() {
     let cv = View::slice(&c, 0, 2).unwrap();
     gemm(ctx, &mut rec, &g, tail, View::of(&b), None, cv).unwrap();
     rec.run(ctx).unwrap();
+}
+
+// ---- reductions ----
+
+use fisherflow::kernels::reduce::{
+    sum, sum_cpu, sum_rows, sum_rows_cpu, sum_squares, sum_squares_cpu,
+};
+
+#[test]
+fn sum_rows_matches_cpu() {
+    let Some(ctx) = gpu() else { return };
+    let mut rng = Rng(11);
+    for (m, n, scale, acc) in [
+        (1, 1, 1.0, false),
+        (7, 3, 0.5, true),
+        (513, 130, -2.0, false),
+        (64, 65, 1.0, true),
+    ] {
+        let x = rng.vec(m * n);
+        let o0 = rng.vec(n);
+        // x at an odd offset in a shared buffer, out at an odd offset in another.
+        let mut packed = vec![0.0f32; 3 + m * n];
+        packed[3..].copy_from_slice(&x);
+        let tx = GpuTensor::from_slice(ctx, &packed, &[packed.len()]).unwrap();
+        let mut ob = vec![5.0f32; n + 2];
+        ob[1..=n].copy_from_slice(&o0);
+        let to = GpuTensor::from_slice(ctx, &ob, &[n + 2]).unwrap();
+        let mut rec = Recorder::new();
+        let xv = View::slice(&tx, 3, (m * n) as u64).unwrap();
+        let ov = View::slice(&to, 1, n as u64).unwrap();
+        sum_rows(ctx, &mut rec, m, n, xv, ov, scale, acc).unwrap();
+        rec.run(ctx).unwrap();
+        let got = to.to_vec(ctx).unwrap();
+        let mut want = o0.clone();
+        sum_rows_cpu(m, n, &x, &mut want, scale, acc).unwrap();
+        assert_close(&got[1..=n], &want, m, &format!("sum_rows {m}x{n}"));
+        assert_eq!(
+            (got[0], got[n + 1]),
+            (5.0, 5.0),
+            "sum_rows wrote outside out"
+        );
+    }
+}
+
+#[test]
+fn sum_and_sum_squares_match_cpu_and_are_deterministic() {
+    let Some(ctx) = gpu() else { return };
+    let mut rng = Rng(12);
+    // One stage, exactly one chunk, two stages, three stages (4096² + 5 > 4096·4096).
+    for len in [1usize, 4096, 4097, 100_003, 4096 * 4096 + 5] {
+        let x = rng.vec(len + 1);
+        let tx = GpuTensor::from_slice(ctx, &x, &[len + 1]).unwrap();
+        let view = View::slice(&tx, 1, len as u64).unwrap();
+        let s = GpuTensor::<f32>::zeros(ctx, &[1]).unwrap();
+        let q = GpuTensor::<f32>::zeros(ctx, &[1]).unwrap();
+        let mut rec = Recorder::new();
+        sum(ctx, &mut rec, view, &s).unwrap();
+        sum_squares(ctx, &mut rec, view, &q).unwrap();
+        rec.run(ctx).unwrap();
+        let (gs, gq) = (s.to_vec(ctx).unwrap()[0], q.to_vec(ctx).unwrap()[0]);
+        let abs: f64 = x[1..].iter().map(|v| v.abs() as f64).sum();
+        let ws = sum_cpu(&x[1..]);
+        let wq = sum_squares_cpu(&x[1..]);
+        assert!(
+            ((gs - ws).abs() as f64) <= 1e-6 * abs + 1e-6,
+            "sum {len}: {gs} vs {ws}"
+        );
+        assert!(
+            (gq - wq).abs() <= 1e-5 * wq + 1e-6,
+            "sum_squares {len}: {gq} vs {wq}"
+        );
+        rec.run(ctx).unwrap();
+        assert_eq!(
+            s.to_vec(ctx).unwrap()[0].to_bits(),
+            gs.to_bits(),
+            "sum not deterministic"
+        );
+    }
+}
+
+#[test]
+fn bad_reduction_inputs_are_errors() {
+    let Some(ctx) = gpu() else { return };
+    let x = GpuTensor::<f32>::zeros(ctx, &[12]).unwrap();
+    let o = GpuTensor::<f32>::zeros(ctx, &[4]).unwrap();
+    let one = GpuTensor::<f32>::zeros(ctx, &[1]).unwrap();
+    let mut rec = Recorder::new();
+    let (xv, ov) = (View::of(&x), View::of(&o));
+    sum_rows(ctx, &mut rec, 3, 4, xv, ov, 1.0, false).unwrap();
+    assert!(matches!(
+        sum_rows(ctx, &mut rec, 4, 4, xv, ov, 1.0, false),
+        Err(Error::Shape(_))
+    ));
+    assert!(matches!(
+        sum_rows(ctx, &mut rec, 0, 4, xv, ov, 1.0, false),
+        Err(Error::Shape(_))
+    ));
+    let same = View::slice(&x, 0, 4).unwrap();
+    let xs = View::slice(&x, 4, 8).unwrap();
+    assert!(matches!(
+        sum_rows(ctx, &mut rec, 2, 4, xs, same, 1.0, false),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(sum(ctx, &mut rec, xv, &o), Err(Error::Shape(_))));
+    assert!(matches!(
+        sum(ctx, &mut rec, View::slice(&x, 0, 0).unwrap(), &one),
+        Err(Error::Shape(_))
+    ));
+    assert!(matches!(
+        sum_squares(ctx, &mut rec, View::of(&one), &one),
+        Err(Error::InvalidArgument(_))
+    ));
+    let past = View {
+        buffer: x.buffer(),
+        offset: 10,
+        len: 4,
+    };
+    assert!(matches!(
+        sum(ctx, &mut rec, past, &one),
+        Err(Error::Shape(_))
+    ));
+    assert!(sum_rows_cpu(2, 2, &[0.0; 3], &mut [0.0; 2], 1.0, false).is_err());
+    assert_eq!(rec.dispatches(), 1);
 }

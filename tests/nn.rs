@@ -299,3 +299,31 @@ fn training_step_benchmark() {
     let rows = fisherflow::bench::train::run(ctx, quick).unwrap();
     fisherflow::bench::print_table(&rows);
 }
+
+#[test]
+#[ignore = "profile: cargo test --test nn -- --ignored profile --nocapture"]
+fn profile_training_step() {
+    let Some(ctx) = gpu() else { return };
+    let cfg = MlpConfig::default();
+    let b: usize = std::env::var("FISHERFLOW_PROFILE_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(128);
+    let m = Mlp::new(cfg, 0).unwrap();
+    let gx = GpuExecutor::new(
+        ctx,
+        &m.graph,
+        b,
+        &[m.out],
+        Some(m.loss),
+        OptimConfig::default(),
+    )
+    .unwrap();
+    gx.step_recording().run(ctx).unwrap(); // warm-up (the driver compiles lazily)
+    let prof = gx.step_recording().run_profiled(ctx).unwrap();
+    let total: f64 = prof.iter().map(|(_, ns)| ns).sum();
+    for (l, ns) in &prof {
+        eprintln!("{:>10.3} ms  {l}", ns * 1e-6);
+    }
+    eprintln!("total {:.3} ms at batch {b}", total * 1e-6);
+}

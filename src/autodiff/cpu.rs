@@ -289,8 +289,7 @@ impl<T: Real> CpuExecutor<T> {
         } else {
             0
         };
-        if backward {
-            let s = self.plan.seed.expect("seed");
+        if let (true, Some(s)) = (backward, self.plan.seed) {
             self.bufs[s.buf][s.off] = T::from_f64(1.0);
         }
         for i in 0..n_fwd + n_bwd {
@@ -304,6 +303,7 @@ impl<T: Real> CpuExecutor<T> {
         Ok(())
     }
 
+    #[allow(clippy::needless_range_loop)] // index loops mirror the kernels
     fn exec(&mut self, ins: &Instr) {
         let d = ins.dst();
         let mut out = std::mem::take(&mut self.bufs[d.buf]);

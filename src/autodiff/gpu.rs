@@ -47,6 +47,7 @@ fn act_code(f: Act) -> (u32, f32) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 /// Record `y[0] = s · Σ src` (mode 0: x; 1: x²; `entry` `reduce_sqdiff`: (a − b)²).
 fn record_reduce(
     ctx: &GpuContext,

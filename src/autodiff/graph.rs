@@ -518,7 +518,7 @@ impl Graph {
     pub fn proj_tangent(&mut self, v: NodeId, x: NodeId, k: usize) -> Result<NodeId> {
         let s = self.same_shape("proj_tangent", v, x)?;
         match s[1] {
-            Dim::Fixed(c) if k > 0 && c % k == 0 => {}
+            Dim::Fixed(c) if k > 0 && c.is_multiple_of(k) => {}
             _ => {
                 return Err(Error::Shape(format!(
                     "proj_tangent: {} columns are not whole groups of k = {k}",

@@ -141,7 +141,8 @@ pub trait Executor {
     fn forward(&mut self) -> Result<()>;
     /// Forward, then every parameter gradient (no optimizer step).
     fn forward_backward(&mut self) -> Result<()>;
-    /// One training step: forward, backward, gradient clipping, optimizer update.
+    /// One training step: forward, backward, gradient clipping, optimizer update. The GPU
+    /// backend submits it and returns without waiting; reading anything back waits.
     fn step(&mut self) -> Result<()>;
     /// The loss of the last forward pass.
     fn loss(&mut self) -> Result<f32>;

@@ -2,6 +2,8 @@
 //! ratio against a baseline measured in the same run on the same adapter.
 
 pub mod sphere;
+pub mod sdflow;
+pub mod matmul;
 pub mod train;
 
 use std::time::Instant;

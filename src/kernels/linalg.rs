@@ -3,12 +3,20 @@
 //!
 //! All matrices are row-major f32. Operands are [`View`]s: a range of elements of a buffer, so
 //! several matrices can live in one buffer at any element offset.
+//!
+//! Two kernels ([`GemmKernel`]): a workgroup-memory tiled kernel for GPUs, and a subgroup
+//! kernel for software Vulkan on CPUs (lavapipe), where non-uniform loads are the bottleneck.
 
 use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, GpuTensor, Recorder, Shader};
 
 /// `shaders/matmul.wgsl`.
 pub const SHADER: Shader = Shader::new("matmul", include_str!("../../shaders/matmul.wgsl"));
+
+/// `shaders/matmul_cpu.wgsl`: the kernel for CPU adapters with 8-wide subgroups
+/// ([`GemmKernel::Subgroup8`]).
+pub const SHADER_CPU: Shader =
+    Shader::new("matmul_cpu", include_str!("../../shaders/matmul_cpu.wgsl"));
 
 /// An elementwise activation applied in the epilogue of [`gemm`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -290,6 +298,8 @@ const ACCUMULATE: u32 = 4;
 const HAS_BIAS: u32 = 8;
 
 /// Rows and columns of `c` computed by one workgroup of the tiled kernels.
+const SG_ROWS: usize = 32;
+const SG_COLS: usize = 16;
 const TILE_M: usize = 64;
 const TILE_N: usize = 64;
 
@@ -309,6 +319,44 @@ pub fn gemm(
     b: View,
     bias: Option<View>,
     c: View,
+) -> Result<()> {
+    gemm_with(ctx, rec, g, a, b, bias, c, GemmKernel::Auto)
+}
+
+/// Which kernel [`gemm_with`] records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GemmKernel {
+    /// `Subgroup8` on a CPU adapter with 8-wide subgroups, else `Tiled` (what [`gemm`] uses).
+    Auto,
+    /// Workgroup-memory tiles (64×64×32, 256 invocations, 4×4 register blocks), vec4 global
+    /// loads when every operand's contiguous dimension and offset are multiples of 4.
+    Tiled,
+    /// One 8-invocation subgroup per 32×16 block, A values shared by `subgroupBroadcast`: for
+    /// software Vulkan (lavapipe), where every non-uniform load is done lane by lane.
+    Subgroup8,
+}
+
+/// Whether the adapter suits [`GemmKernel::Subgroup8`]: a CPU with the SUBGROUP feature and
+/// subgroups of exactly 8 invocations.
+pub fn subgroup8_suits(ctx: &GpuContext) -> bool {
+    let info = ctx.adapter_info();
+    info.device_type == wgpu::DeviceType::Cpu
+        && ctx.features().contains(wgpu::Features::SUBGROUP)
+        && info.subgroup_min_size == 8
+        && info.subgroup_max_size == 8
+}
+
+/// [`gemm`] with an explicit choice of kernel (same semantics and checks).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_with(
+    ctx: &GpuContext,
+    rec: &mut Recorder,
+    g: &Gemm,
+    a: View,
+    b: View,
+    bias: Option<View>,
+    c: View,
+    kernel: GemmKernel,
 ) -> Result<()> {
     g.check(a.len, b.len, bias.map(|v| v.len), c.len)?;
     a.check("gemm a")?;
@@ -331,8 +379,25 @@ pub fn gemm(
             )));
         }
     }
-    let tiles_m = g.m.div_ceil(TILE_M);
-    let tiles_n = g.n.div_ceil(TILE_N);
+    let sg8 = match kernel {
+        GemmKernel::Auto => subgroup8_suits(ctx),
+        GemmKernel::Tiled => false,
+        GemmKernel::Subgroup8 => {
+            if !subgroup8_suits(ctx) {
+                return Err(Error::InvalidArgument(
+                    "gemm: the Subgroup8 kernel needs a CPU adapter with the SUBGROUP feature and \
+                     subgroups of exactly 8 invocations"
+                        .into(),
+                ));
+            }
+            true
+        }
+    };
+    let (tiles_m, tiles_n) = if sg8 {
+        (g.m.div_ceil(SG_ROWS), g.n.div_ceil(SG_COLS))
+    } else {
+        (g.m.div_ceil(TILE_M), g.n.div_ceil(TILE_N))
+    };
     let max = ctx.limits().max_compute_workgroups_per_dimension as usize;
     if tiles_m > max || tiles_n > max {
         return Err(Error::Limit(format!(
@@ -348,7 +413,8 @@ pub fn gemm(
         let al = ctx.limits().min_storage_buffer_offset_alignment.max(4) as u64;
         ((v.offset * 4 % al) / 4).is_multiple_of(4)
     };
-    let vec4 = a_inner.is_multiple_of(4) && b_inner.is_multiple_of(4) && align4(&a) && align4(&b);
+    let vec4 =
+        !sg8 && a_inner.is_multiple_of(4) && b_inner.is_multiple_of(4) && align4(&a) && align4(&b);
     let round = if vec4 { 16 } else { 4 };
     let (ra, a_off) = a.bind(ctx, "gemm a", round)?;
     let (rb, b_off) = b.bind(ctx, "gemm b", round)?;
@@ -389,11 +455,16 @@ pub fn gemm(
         slope,
         _pad: 0,
     };
-    let entry = if vec4 { "gemm_vec4" } else { "gemm_scalar" };
-    let kernel = ctx.kernel(&SHADER, entry)?;
+    let pipeline = if sg8 {
+        ctx.kernel(&SHADER_CPU, "gemm_sg8")?
+    } else if vec4 {
+        ctx.kernel(&SHADER, "gemm_vec4")?
+    } else {
+        ctx.kernel(&SHADER, "gemm_scalar")?
+    };
     let p = ctx.uniform(&params);
-    let bg = ctx.bind(&kernel, &[p.as_entire_binding(), ra, rb, rbias, rc])?;
-    rec.dispatch(&kernel, &bg, [tiles_n as u32, tiles_m as u32, 1]);
+    let bg = ctx.bind(&pipeline, &[p.as_entire_binding(), ra, rb, rbias, rc])?;
+    rec.dispatch(&pipeline, &bg, [tiles_n as u32, tiles_m as u32, 1]);
     Ok(())
 }
 

@@ -1,5 +1,5 @@
 //! Optimizer kernels: global gradient norm (a two-stage sum of squares) and a fused Adam/AdamW
-//! update that clips the gradient by the norm read from the GPU (no host read-back). The step
+//! update that clips the gradient by a factor computed on the GPU (no host read-back). The step
 //! count lives on the GPU too, so a recorded training step replays with no host writes.
 //!
 //! CPU references: [`clip_scale`] and [`adam_cpu`].
@@ -79,7 +79,7 @@ pub struct GpuOptimizer {
     uniform: wgpu::Buffer,
     partial: GpuTensor<f32>,
     step: GpuTensor<u32>,
-    norm: GpuTensor<f32>,
+    stats: GpuTensor<f32>,
 }
 
 impl GpuOptimizer {
@@ -107,7 +107,7 @@ impl GpuOptimizer {
             uniform,
             partial: GpuTensor::zeros(ctx, &[groups as usize])?,
             step: GpuTensor::zeros(ctx, &[1])?,
-            norm: GpuTensor::zeros(ctx, &[1])?,
+            stats: GpuTensor::zeros(ctx, &[2])?,
         })
     }
 
@@ -158,11 +158,11 @@ impl GpuOptimizer {
 
     /// Gradient norm of the last step, before clipping (reads the GPU).
     pub fn grad_norm(&self, ctx: &GpuContext) -> Result<f32> {
-        Ok(self.norm.to_vec(ctx)?[0])
+        Ok(self.stats.to_vec(ctx)?[0])
     }
 
-    /// Record one step: the squared gradient norm (which also increments the step count) and
-    /// the fused clip + Adam update of `params`, `m` and `v`. All four tensors hold `n`
+    /// Record one step: partial sums of squares, the norm, clip factor and step count (one
+    /// workgroup), and the fused clip + Adam update of `params`, `m` and `v`. All four tensors hold `n`
     /// elements (more is allowed; the rest is untouched).
     pub fn record(
         &self,
@@ -197,25 +197,35 @@ impl GpuOptimizer {
                 self.uniform.as_entire_binding(),
                 bind(grads, n),
                 self.partial.binding(),
-                self.step.binding(),
             ],
         )?;
         rec.dispatch(&k1, &bg1, [self.groups, 1, 1]);
-        let k2 = ctx.kernel(&SHADER, "adam")?;
+        let k2 = ctx.kernel(&SHADER, "grad_norm")?;
         let bg2 = ctx.bind(
             &k2,
+            &[
+                self.uniform.as_entire_binding(),
+                self.partial.binding(),
+                self.step.binding(),
+                self.stats.binding(),
+            ],
+        )?;
+        rec.dispatch(&k2, &bg2, [1, 1, 1]);
+        let k3 = ctx.kernel(&SHADER, "adam")?;
+        let bg3 = ctx.bind(
+            &k3,
             &[
                 self.uniform.as_entire_binding(),
                 bind(params, n),
                 bind(grads, n),
                 bind(m, n),
                 bind(v, n),
-                self.partial.binding(),
+                self.stats.binding(),
                 self.step.binding(),
-                self.norm.binding(),
             ],
         )?;
-        rec.dispatch(&k2, &bg2, ctx.grid(self.n.div_ceil(WG))?);
+        // Grid-stride: about 8 elements per thread.
+        rec.dispatch(&k3, &bg3, ctx.grid(self.n.div_ceil(WG * 8).max(1))?);
         Ok(())
     }
 }

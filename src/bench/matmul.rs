@@ -1,0 +1,125 @@
+//! Matrix multiplication throughput: [`crate::kernels::linalg::gemm`] against the threaded
+//! CPU sgemm of `matrixmultiply` on the same shape in the same run.
+
+use crate::bench::{time_cpu, time_recording, Measurement};
+use crate::error::Result;
+use crate::gpu::{GpuContext, GpuTensor, Recorder};
+use crate::kernels::linalg::{gemm, Gemm, View};
+
+/// Deterministic inputs in [-1, 1) (a small LCG; quality is irrelevant here).
+fn fill(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// The shapes measured: `(label, gemm)`. The toy model's layers with a batch of 512 (forward,
+/// and the two backward products of the 576→512 layer), then square sizes.
+fn shapes(quick: bool) -> Vec<(String, Gemm)> {
+    let mut v: Vec<(String, Gemm)> = [(224, 512), (512, 512), (576, 512), (512, 224), (576, 80)]
+        .into_iter()
+        .map(|(k, n)| (format!("toy fwd m=512 k={k} n={n}"), Gemm::new(512, n, k)))
+        .collect();
+    v.push((
+        "toy dX m=512 k=512 n=576 (b^T)".into(),
+        Gemm::new(512, 576, 512).trans_b(true),
+    ));
+    v.push((
+        "toy dW m=576 k=512 n=512 (a^T)".into(),
+        Gemm::new(576, 512, 512).trans_a(true),
+    ));
+    v.push(("square 1024^3".into(), Gemm::new(1024, 1024, 1024)));
+    if !quick {
+        v.push(("square 4096^3".into(), Gemm::new(4096, 4096, 4096)));
+    }
+    v
+}
+
+/// GFLOP/s of `gemm` for the toy-model shapes, 1024³ and (unless `quick`) 4096³, each with the
+/// CPU sgemm of the same shape as its baseline.
+pub fn run(ctx: &GpuContext, quick: bool) -> Result<Vec<Measurement>> {
+    let device = ctx.adapter_info().name.clone();
+    let mut out = Vec::new();
+    for (label, g) in shapes(quick) {
+        let (m, n, k) = (g.m, g.n, g.k);
+        let flops = 2.0 * (m * n * k) as f64;
+        let big = flops > 1e10;
+        let reps = if big {
+            3
+        } else if quick {
+            5
+        } else {
+            10
+        };
+        let a = fill(m * k, 1);
+        let b = fill(k * n, 2);
+        let ta = GpuTensor::from_slice(ctx, &a, &[a.len()])?;
+        let tb = GpuTensor::from_slice(ctx, &b, &[b.len()])?;
+        let tc = GpuTensor::<f32>::zeros(ctx, &[m, n])?;
+        let mut rec = Recorder::new();
+        gemm(
+            ctx,
+            &mut rec,
+            &g,
+            View::of(&ta),
+            View::of(&tb),
+            None,
+            View::of(&tc),
+        )?;
+        let t = time_recording(ctx, &rec, 1, reps)?;
+        let gpu = flops / t.best_s() * 1e-9;
+
+        // Row-major strides for op(a) [m, k] and op(b) [k, n].
+        let (rsa, csa) = if g.trans_a {
+            (1, m as isize)
+        } else {
+            (k as isize, 1)
+        };
+        let (rsb, csb) = if g.trans_b {
+            (1, k as isize)
+        } else {
+            (n as isize, 1)
+        };
+        let mut c = vec![0f32; m * n];
+        let cpu_s = time_cpu(reps, || unsafe {
+            // SAFETY: the slices hold exactly m·k, k·n and m·n elements and the strides stay
+            // inside them.
+            matrixmultiply::sgemm(
+                m,
+                k,
+                n,
+                1.0,
+                a.as_ptr(),
+                rsa,
+                csa,
+                b.as_ptr(),
+                rsb,
+                csb,
+                0.0,
+                c.as_mut_ptr(),
+                n as isize,
+                1,
+            )
+        });
+        let cpu = flops / cpu_s * 1e-9;
+        out.push(Measurement::new(
+            "matmul",
+            &label,
+            gpu,
+            "GFLOP/s",
+            "CPU sgemm (threaded)",
+            cpu,
+            &device,
+            t.timer(),
+        ));
+    }
+    Ok(out)
+}
