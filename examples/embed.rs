@@ -12,8 +12,10 @@ use fisherflow::kernels::sphere::{self, reference};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // --- the host application's own device -------------------------------------------------
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
-    let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))?;
-    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default()))?;
+    let adapter =
+        pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))?;
+    let (device, queue) =
+        pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default()))?;
     println!("host device on {}", adapter.get_info().name);
 
     // --- lend it to fisherflow (Device and Queue are cheap handles) -------------------------
@@ -60,7 +62,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let want_pv = reference::proj_tangent(&want_xt, &vec![0.5; b * l * k], k);
     let got_xt = xt.to_vec(&ctx)?;
     let got_pv = pv.to_vec(&ctx)?;
-    let err = |g: &[f32], w: &[f64]| g.iter().zip(w).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
+    let err = |g: &[f32], w: &[f64]| {
+        g.iter()
+            .zip(w)
+            .map(|(a, b)| (*a as f64 - b).abs())
+            .fold(0.0, f64::max)
+    };
     let (e1, e2) = (err(&got_xt, &want_xt), err(&got_pv, &want_pv));
     println!("slerp max error {e1:.2e}, tangent projection max error {e2:.2e}");
     if e1 > 1e-5 || e2 > 1e-5 {

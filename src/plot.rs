@@ -2,16 +2,25 @@
 
 use crate::error::{Error, Result};
 
-const COLORS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#7f7f7f", "#9467bd", "#ff7f0e"];
+const COLORS: [&str; 6] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#7f7f7f", "#9467bd", "#ff7f0e",
+];
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// A line chart of named series of `(x, y)` points with a logarithmic y axis (and a
 /// logarithmic x axis when x spans more than a factor of 10). Non-positive or non-finite
 /// values are dropped; an error when nothing is left to draw.
-pub fn line_chart_svg(title: &str, xlabel: &str, ylabel: &str, series: &[(String, Vec<(f64, f64)>)]) -> Result<String> {
+pub fn line_chart_svg(
+    title: &str,
+    xlabel: &str,
+    ylabel: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> Result<String> {
     let pts: Vec<(f64, f64)> = series
         .iter()
         .flat_map(|(_, p)| p.iter().copied())
@@ -29,7 +38,12 @@ pub fn line_chart_svg(title: &str, xlabel: &str, ylabel: &str, series: &[(String
     }
     let logx = x1 / x0 > 10.0;
     let fx = |x: f64| if logx { x.ln() } else { x };
-    let (ly0, ly1) = ((y0.ln() / std::f64::consts::LN_10).floor(), (y1.ln() / std::f64::consts::LN_10).ceil().max((y0.ln() / std::f64::consts::LN_10).floor() + 1.0));
+    let (ly0, ly1) = (
+        (y0.ln() / std::f64::consts::LN_10).floor(),
+        (y1.ln() / std::f64::consts::LN_10)
+            .ceil()
+            .max((y0.ln() / std::f64::consts::LN_10).floor() + 1.0),
+    );
     let (w, h, ml, mr, mt, mb) = (720.0, 440.0, 80.0, 170.0, 40.0, 60.0);
     let sx = |x: f64| {
         let (a, b) = (fx(x0), fx(x1));
@@ -41,7 +55,11 @@ pub fn line_chart_svg(title: &str, xlabel: &str, ylabel: &str, series: &[(String
         (w - mr + ml) / 2.0,
         escape(title)
     );
-    s += &format!("<rect x=\"{ml}\" y=\"{mt}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"black\"/>\n", w - ml - mr, h - mt - mb);
+    s += &format!(
+        "<rect x=\"{ml}\" y=\"{mt}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"black\"/>\n",
+        w - ml - mr,
+        h - mt - mb
+    );
     let mut e = ly0 as i32;
     while e as f64 <= ly1 {
         let y = sy(10f64.powi(e));
@@ -53,10 +71,23 @@ pub fn line_chart_svg(title: &str, xlabel: &str, ylabel: &str, series: &[(String
     xs.dedup();
     let stride = xs.len().div_ceil(12).max(1);
     for x in xs.iter().step_by(stride) {
-        s += &format!("<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{x}</text>\n", sx(*x), h - mb + 18.0);
+        s += &format!(
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{x}</text>\n",
+            sx(*x),
+            h - mb + 18.0
+        );
     }
-    s += &format!("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", (w - mr + ml) / 2.0, h - 15.0, escape(xlabel));
-    s += &format!("<text transform=\"translate(18,{}) rotate(-90)\" text-anchor=\"middle\">{}</text>\n", (h - mb + mt) / 2.0, escape(ylabel));
+    s += &format!(
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
+        (w - mr + ml) / 2.0,
+        h - 15.0,
+        escape(xlabel)
+    );
+    s += &format!(
+        "<text transform=\"translate(18,{}) rotate(-90)\" text-anchor=\"middle\">{}</text>\n",
+        (h - mb + mt) / 2.0,
+        escape(ylabel)
+    );
     for (i, (name, p)) in series.iter().enumerate() {
         let c = COLORS[i % COLORS.len()];
         let good: Vec<String> = p
@@ -65,7 +96,10 @@ pub fn line_chart_svg(title: &str, xlabel: &str, ylabel: &str, series: &[(String
             .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
             .collect();
         if !good.is_empty() {
-            s += &format!("<polyline fill=\"none\" stroke=\"{c}\" stroke-width=\"2\" points=\"{}\"/>\n", good.join(" "));
+            s += &format!(
+                "<polyline fill=\"none\" stroke=\"{c}\" stroke-width=\"2\" points=\"{}\"/>\n",
+                good.join(" ")
+            );
         }
         let ly = mt + 10.0 + 18.0 * i as f64;
         s += &format!("<line x1=\"{}\" x2=\"{}\" y1=\"{ly}\" y2=\"{ly}\" stroke=\"{c}\" stroke-width=\"2\"/><text x=\"{}\" y=\"{}\">{}</text>\n", w - mr + 10.0, w - mr + 30.0, w - mr + 36.0, ly + 4.0, escape(name));

@@ -714,14 +714,24 @@ pub fn toy_bench(opts: &ContextOptions, a: ToyBenchArgs) -> Result<()> {
     for &k in &a.k {
         for m in &METHODS {
             let r = run_one(ctx.as_ref(), m, k, &c)?;
-            eprintln!("K={k:<4} {:<15} KL {:.5} (floor {:.5}), {:.1} steps/s", r.method, r.kl, r.kl_floor, r.steps_per_s);
+            eprintln!(
+                "K={k:<4} {:<15} KL {:.5} (floor {:.5}), {:.1} steps/s",
+                r.method, r.kl, r.kl_floor, r.steps_per_s
+            );
             rows.push(r);
         }
     }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&rows).map_err(|e| Error::InvalidArgument(e.to_string()))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows)
+                .map_err(|e| Error::InvalidArgument(e.to_string()))?
+        );
     } else {
-        println!("| K | method | KL | KL of {} true samples | train steps | steps/s | backend |", c.samples);
+        println!(
+            "| K | method | KL | KL of {} true samples | train steps | steps/s | backend |",
+            c.samples
+        );
         println!("|---|---|---|---|---|---|---|");
         for r in &rows {
             println!(
@@ -738,14 +748,28 @@ pub fn toy_bench(opts: &ContextOptions, a: ToyBenchArgs) -> Result<()> {
             .map(|name| {
                 let pts = rows
                     .iter()
-                    .filter(|r| r.method == name || name == "true samples" && r.method == METHODS[0].name)
-                    .map(|r| (r.k as f64, if name == "true samples" { r.kl_floor } else { r.kl }))
+                    .filter(|r| {
+                        r.method == name || name == "true samples" && r.method == METHODS[0].name
+                    })
+                    .map(|r| {
+                        (
+                            r.k as f64,
+                            if name == "true samples" {
+                                r.kl_floor
+                            } else {
+                                r.kl
+                            },
+                        )
+                    })
                     .collect();
                 (name.to_string(), pts)
             })
             .collect();
         let svg = fisherflow::plot::line_chart_svg(
-            &format!("Toy benchmark: KL after {} steps, {} samples", c.steps, c.samples),
+            &format!(
+                "Toy benchmark: KL after {} steps, {} samples",
+                c.steps, c.samples
+            ),
             "K (categories)",
             "KL(samples || target)",
             &series,

@@ -7,7 +7,10 @@ use std::time::Instant;
 use crate::data::metrics::kl_to_target;
 use crate::data::toy::ToyTarget;
 use crate::error::Result;
-use crate::flow::{sample_cpu, sample_gpu, FlowConfig, FlowModel, Geometry, OtMode, SampleConfig, TrainConfig, Trainer};
+use crate::flow::{
+    sample_cpu, sample_gpu, FlowConfig, FlowModel, Geometry, OtMode, SampleConfig, TrainConfig,
+    Trainer,
+};
 use crate::gpu::GpuContext;
 
 /// One method of the comparison.
@@ -79,7 +82,12 @@ pub struct ToyRow {
 }
 
 /// Train and score one method at one K.
-pub fn run_one(ctx: Option<&GpuContext>, method: &Method, k: usize, c: &ToyBenchConfig) -> Result<ToyRow> {
+pub fn run_one(
+    ctx: Option<&GpuContext>,
+    method: &Method,
+    k: usize,
+    c: &ToyBenchConfig,
+) -> Result<ToyRow> {
     let target = ToyTarget::from_spec(&format!("toy:L=4,K={k},seed={}", c.seed))?;
     let data = target.sample(100_000, c.seed ^ 0x5eed)?;
     let flow = FlowConfig::new(4, k, c.hidden, method.geometry);
