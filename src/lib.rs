@@ -22,8 +22,9 @@ pub mod error;
 pub mod flow;
 pub mod gpu;
 pub mod kernels;
-pub mod sdflow;
 pub mod nn;
+pub mod plot;
+pub mod sdflow;
 
 pub use error::{Error, Result};
 pub use gpu::{GpuContext, GpuTensor, Recorder};

@@ -25,6 +25,14 @@ struct Cli {
 enum Command {
     /// List GPU adapters and mark the one fisherflow would use.
     Devices(cli::devices::Args),
+    /// Train a Fisher-Flow model (`train toy`: the quick demo with its KL report).
+    Train(cli::flow::TrainArgs),
+    /// Draw sequences from a trained model.
+    Sample(cli::flow::SampleArgs),
+    /// Compare generated sequences with a toy target or a data file.
+    Eval(cli::flow::EvalArgs),
+    /// KL on the toy target over K for Fisher-Flow, Fisher-Flow+OT and linear flow matching.
+    ToyBench(cli::flow::ToyBenchArgs),
     /// Benchmarks with same-run baselines (table or --json).
     Bench(cli::bench::Args),
     /// Score-difference flow on point clouds.
@@ -39,6 +47,10 @@ fn main() -> ExitCode {
     };
     let result = match args.command {
         Command::Devices(a) => cli::devices::run(&opts, a),
+        Command::Train(a) => cli::flow::train(&opts, a),
+        Command::Sample(a) => cli::flow::sample(&opts, a),
+        Command::Eval(a) => cli::flow::eval(a),
+        Command::ToyBench(a) => cli::flow::toy_bench(&opts, a),
         Command::Bench(a) => cli::bench::run(&opts, a),
         Command::Sdflow(a) => cli::sdflow::run(&opts, a),
     };

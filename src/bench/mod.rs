@@ -2,7 +2,10 @@
 //! ratio against a baseline measured in the same run on the same adapter.
 
 pub mod sdflow;
+pub mod flow;
 pub mod matmul;
+pub mod sdflow;
+pub mod sphere;
 pub mod train;
 pub mod sphere;
 
@@ -160,7 +163,14 @@ pub type Family = fn(&GpuContext, bool) -> Result<Vec<Measurement>>;
 
 /// Every benchmark family, by name.
 pub fn families() -> Vec<(&'static str, Family)> {
-    vec![("copy", copy_bandwidth)]
+    vec![
+        ("copy", copy_bandwidth),
+        ("sphere", sphere::run),
+        ("matmul", matmul::run),
+        ("train", train::run),
+        ("flow", flow::run),
+        ("sdflow", sdflow::run),
+    ]
 }
 
 /// Bandwidth of the vec4 copy kernel against `copy_buffer_to_buffer` of the same bytes: how

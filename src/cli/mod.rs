@@ -2,4 +2,5 @@
 
 pub mod bench;
 pub mod devices;
+pub mod flow;
 pub mod sdflow;

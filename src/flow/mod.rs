@@ -1,3 +1,11 @@
-//! Flow-matching building blocks.
+//! Fisher-Flow: flow matching on the positive orthant of the sphere, with the linear simplex
+//! baseline, minibatch optimal transport, training and sampling.
 
+pub mod kernels;
 pub mod ot;
+pub mod sample;
+pub mod toybench;
+pub mod train;
+
+pub use sample::{sample_cpu, sample_gpu, FlowModel, SampleConfig, Solver};
+pub use train::{FlowConfig, Geometry, OtMode, TrainConfig, Trainer};

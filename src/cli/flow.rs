@@ -1,0 +1,781 @@
+//! `fisherflow train | sample | eval`: Fisher-Flow on toy targets and sequence files.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use fisherflow::autodiff::OptimConfig;
+use fisherflow::checkpoint::Checkpoint;
+use fisherflow::data::metrics::{
+    joint_divergence, kl_to_target, marginal_kl, JointOver, DEFAULT_SMOOTHING,
+};
+use fisherflow::data::toy::ToyTarget;
+use fisherflow::data::{Alphabet, Format, SequenceDataset};
+use fisherflow::flow::train::META_DATA;
+use fisherflow::flow::{
+    sample_cpu, sample_gpu, FlowConfig, FlowModel, Geometry, OtMode, SampleConfig, Solver,
+    TrainConfig, Trainer,
+};
+use fisherflow::gpu::{ContextOptions, GpuContext};
+use fisherflow::{Error, Result};
+
+/// Sequences drawn from a toy target to train on.
+const TOY_TRAIN_SEQUENCES: usize = 100_000;
+/// Checkpoint metadata key of the data alphabet.
+const META_ALPHABET: &str = "fisherflow.alphabet";
+
+/// Where the data come from.
+#[derive(clap::Args, Clone, Debug)]
+pub struct DataArgs {
+    /// `toy:L=4,K=20,seed=0` (independent categoricals, probs softmax(U[0,1))) or a file:
+    /// token ids separated by spaces, one sequence a line; characters with --alphabet; FASTA.
+    #[arg(long)]
+    data: Option<String>,
+    /// Characters of the tokens (e.g. ACGT), for character and FASTA files.
+    #[arg(long)]
+    alphabet: Option<String>,
+    /// File format: ids, chars or fasta (default: fasta for .fa/.fasta/.fna or a leading '>',
+    /// chars when --alphabet is given, else ids).
+    #[arg(long)]
+    format: Option<String>,
+}
+
+/// The data set and, for toy data, the true distribution.
+struct Loaded {
+    spec: String,
+    data: SequenceDataset,
+    target: Option<ToyTarget>,
+}
+
+fn parse_format(s: &str) -> Result<Format> {
+    match s.to_ascii_lowercase().as_str() {
+        "ids" => Ok(Format::Ids),
+        "chars" => Ok(Format::Chars),
+        "fasta" => Ok(Format::Fasta),
+        _ => Err(Error::InvalidArgument(format!(
+            "unknown format {s:?}; use ids, chars or fasta"
+        ))),
+    }
+}
+
+fn guess_format(path: &Path, alphabet: bool) -> Format {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let fasta_ext = matches!(ext.as_str(), "fa" | "fasta" | "fna" | "ffn");
+    let leading = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| !l.trim().is_empty())
+                .map(|l| l.trim_start().starts_with('>'))
+        })
+        .unwrap_or(false);
+    if fasta_ext || leading {
+        Format::Fasta
+    } else if alphabet {
+        Format::Chars
+    } else {
+        Format::Ids
+    }
+}
+
+fn load(spec: &str, args: &DataArgs, seed: u64) -> Result<Loaded> {
+    if spec == "toy" || spec.starts_with("toy:") {
+        let target = ToyTarget::from_spec(if spec == "toy" { "toy:" } else { spec })?;
+        let data = target.sample(TOY_TRAIN_SEQUENCES, seed ^ 0x5eed)?;
+        return Ok(Loaded {
+            spec: spec.to_string(),
+            data,
+            target: Some(target),
+        });
+    }
+    let path = Path::new(spec);
+    if !path.exists() {
+        return Err(Error::InvalidArgument(format!(
+            "--data {spec:?}: no such file (use toy:L=4,K=20 for the toy target)"
+        )));
+    }
+    let alphabet = args
+        .alphabet
+        .as_deref()
+        .map(|a| Alphabet::new(a, true))
+        .transpose()?;
+    let format = match &args.format {
+        Some(f) => parse_format(f)?,
+        None => guess_format(path, alphabet.is_some()),
+    };
+    let data = SequenceDataset::read(path, format, None, alphabet.as_ref())?;
+    Ok(Loaded {
+        spec: spec.to_string(),
+        data,
+        target: None,
+    })
+}
+
+/// Use the GPU unless told otherwise. A software adapter (Mesa's llvmpipe, WARP) runs our
+/// kernels on the CPU more slowly than the CPU backend does, so it is used only with `--gpu`;
+/// without any adapter the CPU backend runs.
+fn context(opts: &ContextOptions, cpu: bool, gpu: bool) -> Result<Option<GpuContext>> {
+    if cpu && gpu {
+        return Err(Error::InvalidArgument(
+            "--cpu and --gpu exclude each other".into(),
+        ));
+    }
+    if cpu {
+        eprintln!("backend: CPU (--cpu)");
+        return Ok(None);
+    }
+    match GpuContext::with_options(opts) {
+        Ok(ctx)
+            if ctx.adapter_info().device_type == wgpu::DeviceType::Cpu
+                && !gpu
+                && opts.adapter.is_none() =>
+        {
+            eprintln!(
+                "backend: CPU (the only adapter, {}, is a software renderer and slower than the CPU backend; pass --gpu to use it)",
+                ctx.describe()
+            );
+            Ok(None)
+        }
+        Ok(ctx) => {
+            eprintln!("backend: GPU, {}", ctx.describe());
+            Ok(Some(ctx))
+        }
+        Err(Error::NoAdapter(why)) if opts.adapter.is_none() && !gpu => {
+            eprintln!("backend: CPU (no GPU adapter: {why})");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Arguments of `fisherflow train`.
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// `toy`: the quick demo (toy target L=4, K=20; trains, samples and reports KL).
+    preset: Option<String>,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Training steps (total, counting steps done before --resume).
+    #[arg(long)]
+    steps: Option<u64>,
+    /// Sequences per step.
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Hidden width of the MLP.
+    #[arg(long)]
+    hidden: Option<usize>,
+    /// Residual blocks of the MLP.
+    #[arg(long)]
+    blocks: Option<usize>,
+    /// Learning rate (AdamW).
+    #[arg(long)]
+    lr: Option<f32>,
+    /// Decoupled weight decay.
+    #[arg(long)]
+    weight_decay: Option<f32>,
+    /// Clip the global gradient norm (0: no clipping).
+    #[arg(long)]
+    clip: Option<f32>,
+    /// Minibatch coupling: none, exact or sinkhorn.
+    #[arg(long)]
+    ot: Option<String>,
+    /// Sinkhorn's entropic regularisation.
+    #[arg(long, default_value_t = 0.05)]
+    ot_eps: f32,
+    /// Sinkhorn iterations per step.
+    #[arg(long, default_value_t = 50)]
+    ot_iters: u32,
+    /// fisher (flow on the sphere) or linear (flow matching on the simplex, the baseline).
+    #[arg(long)]
+    method: Option<String>,
+    /// Seed of the parameters and every random draw.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Checkpoint file (safetensors), written atomically.
+    #[arg(long, default_value = "model.safetensors")]
+    out: PathBuf,
+    /// Continue from the checkpoint at --out.
+    #[arg(long)]
+    resume: bool,
+    /// Write a checkpoint every N steps (0: only at the end).
+    #[arg(long, default_value_t = 500)]
+    checkpoint_every: u64,
+    /// Read the loss back every N steps.
+    #[arg(long, default_value_t = 50)]
+    log_every: u64,
+    /// Train on the CPU backend even when a GPU is available.
+    #[arg(long)]
+    cpu: bool,
+    /// Train on the GPU adapter even when it is a software renderer.
+    #[arg(long)]
+    gpu: bool,
+    /// Samples drawn for the final evaluation (0: none).
+    #[arg(long)]
+    eval_samples: Option<usize>,
+    /// Integration steps of the evaluation sampler.
+    #[arg(long, default_value_t = 100)]
+    sample_steps: usize,
+}
+
+struct Settings {
+    flow: FlowConfig,
+    cfg: TrainConfig,
+}
+
+fn settings(a: &TrainArgs, loaded: &Loaded, demo: bool) -> Result<Settings> {
+    let geometry = match a.method.as_deref().unwrap_or("fisher") {
+        "fisher" | "sphere" => Geometry::Sphere,
+        "linear" | "simplex" => Geometry::Simplex,
+        m => {
+            return Err(Error::InvalidArgument(format!(
+                "unknown method {m:?}; use fisher or linear"
+            )))
+        }
+    };
+    let hidden = a.hidden.unwrap_or(if demo { 256 } else { 512 });
+    let mut flow = FlowConfig::new(loaded.data.len, loaded.data.vocab, hidden, geometry);
+    if let Some(b) = a.blocks {
+        flow.mlp.blocks = b;
+    }
+    let ot = match a.ot.as_deref().unwrap_or("none") {
+        "none" => OtMode::None,
+        "exact" => OtMode::Exact,
+        "sinkhorn" => OtMode::Sinkhorn {
+            eps: a.ot_eps,
+            iters: a.ot_iters,
+        },
+        o => {
+            return Err(Error::InvalidArgument(format!(
+                "unknown --ot {o:?}; use none, exact or sinkhorn"
+            )))
+        }
+    };
+    let clip = a.clip.unwrap_or(1.0);
+    let cfg = TrainConfig {
+        batch: a.batch.unwrap_or(if demo { 256 } else { 512 }),
+        optim: OptimConfig {
+            lr: a.lr.unwrap_or(1e-3),
+            weight_decay: a.weight_decay.unwrap_or(0.0),
+            max_grad_norm: if clip > 0.0 { Some(clip) } else { None },
+            ..OptimConfig::default()
+        },
+        ot,
+        seed: a.seed.unwrap_or(0),
+    };
+    Ok(Settings { flow, cfg })
+}
+
+fn save(tr: &Trainer<'_>, out: &Path, loaded: &Loaded) -> Result<()> {
+    let mut ck = tr.checkpoint()?;
+    ck.set_meta(META_DATA, loaded.spec.clone());
+    if let Some(a) = &loaded.data.alphabet {
+        ck.set_meta(META_ALPHABET, a.clone());
+    }
+    ck.save(out)
+}
+
+/// `fisherflow train`.
+pub fn train(opts: &ContextOptions, a: TrainArgs) -> Result<()> {
+    let demo = match a.preset.as_deref() {
+        None => false,
+        Some("toy") => true,
+        Some(p) => {
+            return Err(Error::InvalidArgument(format!(
+                "unknown preset {p:?}; the preset is `toy`"
+            )))
+        }
+    };
+    let resumed = if a.resume {
+        Some(Checkpoint::load(&a.out).map_err(|e| match e {
+            Error::Checkpoint(m) => Error::Checkpoint(format!("cannot resume: {m}")),
+            e => e,
+        })?)
+    } else {
+        if a.out.exists() && !demo {
+            eprintln!(
+                "note: {} exists and will be replaced when the first checkpoint is written",
+                a.out.display()
+            );
+        }
+        None
+    };
+    let spec = match (&a.data.data, &resumed) {
+        (Some(s), Some(ck)) => {
+            let stored = ck.meta(META_DATA)?;
+            if stored != s {
+                return Err(Error::InvalidArgument(format!(
+                    "the checkpoint was trained on {stored:?}, not {s:?}"
+                )));
+            }
+            s.clone()
+        }
+        (Some(s), None) => s.clone(),
+        (None, Some(ck)) => ck.meta(META_DATA)?.to_string(),
+        (None, None) => "toy:L=4,K=20,seed=0".to_string(),
+    };
+    let seed = a.seed.unwrap_or(0);
+    let loaded = load(&spec, &a.data, seed)?;
+    let (flow, cfg) = match &resumed {
+        Some(ck) => {
+            let model = FlowModel::from_checkpoint(ck)?;
+            let cfg: TrainConfig = serde_json::from_str(
+                ck.meta(fisherflow::flow::train::META_TRAIN)?,
+            )
+            .map_err(|e| Error::Checkpoint(format!("training settings are malformed: {e}")))?;
+            (model.config, cfg)
+        }
+        None => {
+            let s = settings(&a, &loaded, demo)?;
+            (s.flow, s.cfg)
+        }
+    };
+    let steps = a.steps.unwrap_or(if demo { 1500 } else { 5000 });
+    let ctx = context(opts, a.cpu, a.gpu)?;
+    eprintln!(
+        "data: {} ({} sequences, L={}, K={}); model: {:?} flow, hidden {}, {} blocks; batch {}, lr {}, OT {:?}",
+        loaded.spec,
+        loaded.data.n,
+        loaded.data.len,
+        loaded.data.vocab,
+        flow.geometry,
+        flow.mlp.hidden,
+        flow.mlp.blocks,
+        cfg.batch,
+        cfg.optim.lr,
+        cfg.ot
+    );
+    let mut tr = Trainer::new(ctx.as_ref(), flow, cfg, loaded.data.clone())?;
+    if let Some(ck) = &resumed {
+        tr.restore(ck)?;
+        eprintln!(
+            "resumed from {} at step {}",
+            a.out.display(),
+            tr.steps_done()
+        );
+    }
+    eprintln!(
+        "{} parameters; {}",
+        tr.model().param_count(),
+        tr.backend_name()
+    );
+    run_loop(&mut tr, steps, &a, &loaded)?;
+
+    let n_eval = a
+        .eval_samples
+        .unwrap_or(if loaded.target.is_some() { 16_384 } else { 0 });
+    if n_eval > 0 {
+        evaluate(ctx.as_ref(), &tr, &loaded, n_eval, a.sample_steps)?;
+    }
+    Ok(())
+}
+
+fn run_loop(tr: &mut Trainer<'_>, steps: u64, a: &TrainArgs, loaded: &Loaded) -> Result<()> {
+    let start = tr.steps_done();
+    if start >= steps {
+        eprintln!("already at step {start} of {steps}; nothing to train");
+        return Ok(());
+    }
+    let tty = std::io::stderr().is_terminal();
+    let bar = if tty {
+        let pb = indicatif::ProgressBar::new(steps);
+        pb.set_position(start);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta}]",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(pb)
+    } else {
+        None
+    };
+    let log_every = a.log_every.max(1);
+    let t0 = Instant::now();
+    let mut last_saved: Option<u64> = None;
+    let mut done = start;
+    while done < steps {
+        let n = log_every.min(steps - done);
+        tr.train_steps(n as usize)?;
+        done += n;
+        let loss = match tr.take_mean_loss() {
+            Ok(l) => l.unwrap_or(f32::NAN),
+            Err(e) => {
+                if let Some(pb) = &bar {
+                    pb.abandon();
+                }
+                let kept = match last_saved {
+                    Some(s) => format!(
+                        "the last good checkpoint ({}, step {s}) is kept",
+                        a.out.display()
+                    ),
+                    None if a.resume => {
+                        format!("the checkpoint {} is left as it was", a.out.display())
+                    }
+                    None => "no checkpoint was written".to_string(),
+                };
+                return Err(Error::NonFinite(format!("{e}; training stopped, {kept}")));
+            }
+        };
+        let rate = (done - start) as f64 / t0.elapsed().as_secs_f64();
+        let msg = format!("loss {loss:.4}  {rate:.1} steps/s");
+        match &bar {
+            Some(pb) => {
+                pb.set_position(done);
+                pb.set_message(msg);
+            }
+            None => eprintln!("step {done}/{steps}  {msg}"),
+        }
+        let due = a.checkpoint_every > 0 && done % a.checkpoint_every == 0;
+        if due || done == steps {
+            save(tr, &a.out, loaded)?;
+            last_saved = Some(done);
+        }
+    }
+    if let Some(pb) = &bar {
+        pb.finish();
+    }
+    eprintln!(
+        "trained {} steps in {:.1}s ({:.1} steps/s); checkpoint: {}",
+        steps - start,
+        t0.elapsed().as_secs_f64(),
+        (steps - start) as f64 / t0.elapsed().as_secs_f64(),
+        a.out.display()
+    );
+    Ok(())
+}
+
+fn draw(ctx: Option<&GpuContext>, model: &FlowModel, sc: &SampleConfig) -> Result<SequenceDataset> {
+    match ctx {
+        Some(c) => sample_gpu(c, model, sc),
+        None => sample_cpu(model, sc),
+    }
+}
+
+fn evaluate(
+    ctx: Option<&GpuContext>,
+    tr: &Trainer<'_>,
+    loaded: &Loaded,
+    n: usize,
+    steps: usize,
+) -> Result<()> {
+    let sc = SampleConfig {
+        n,
+        steps,
+        solver: Solver::Euler,
+        seed: 12345,
+        chunk: None,
+    };
+    let t0 = Instant::now();
+    let samples = draw(ctx, &FlowModel::from_trainer(tr)?, &sc)?;
+    let secs = t0.elapsed().as_secs_f64();
+    let untrained = draw(
+        ctx,
+        &FlowModel::untrained(*tr.flow_config(), tr.train_config().seed)?,
+        &sc,
+    )?;
+    let noise = uniform_noise(n, loaded.data.len, loaded.data.vocab)?;
+    eprintln!(
+        "sampled {n} sequences with {steps} Euler steps in {secs:.1}s ({:.0} samples/s)",
+        n as f64 / secs
+    );
+    match &loaded.target {
+        Some(target) => {
+            let kl = kl_to_target(&samples, &target.probs)?;
+            let kl0 = kl_to_target(&untrained, &target.probs)?;
+            let kln = kl_to_target(&noise, &target.probs)?;
+            println!("KL(samples || target), mean over positions, {n} samples:");
+            println!("  trained model    {kl:.5}");
+            println!("  untrained model  {kl0:.5}");
+            println!("  uniform noise    {kln:.5}");
+        }
+        None => {
+            let eps = DEFAULT_SMOOTHING;
+            println!("divergence from the data ({n} samples):");
+            for (name, s) in [
+                ("trained model", &samples),
+                ("untrained model", &untrained),
+                ("uniform noise", &noise),
+            ] {
+                let m = marginal_kl(s, &loaded.data, eps)?;
+                let j = joint_divergence(s, &loaded.data, eps)?;
+                println!(
+                    "  {name:<16} per-position KL {m:.5}  joint KL {:.5}  TV {:.5} ({})",
+                    j.kl,
+                    j.tv,
+                    over(j.over)
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn over(o: JointOver) -> &'static str {
+    match o {
+        JointOver::Sequences => "whole sequences",
+        JointOver::Bigrams => "adjacent bigrams",
+    }
+}
+
+/// Uniformly random tokens: the reference point of "no model at all".
+fn uniform_noise(n: usize, l: usize, k: usize) -> Result<SequenceDataset> {
+    let mut s = fisherflow::kernels::rng::PhiloxStream::new(99, 0, 0);
+    let tokens = (0..n * l).map(|_| s.below(k as u64) as u32).collect();
+    SequenceDataset::new(tokens, n, l, k, None)
+}
+
+/// Arguments of `fisherflow sample`.
+#[derive(clap::Args)]
+pub struct SampleArgs {
+    /// A checkpoint written by `fisherflow train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Number of sequences.
+    #[arg(long, default_value_t = 1000)]
+    n: usize,
+    /// Integration steps.
+    #[arg(long, default_value_t = 100)]
+    steps: usize,
+    /// euler, midpoint or rk4.
+    #[arg(long, default_value = "euler")]
+    solver: String,
+    /// Seed of the prior draws.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output file (ids, or characters when the model was trained on an alphabet).
+    #[arg(long)]
+    out: PathBuf,
+    /// Output format: ids, chars or fasta.
+    #[arg(long)]
+    format: Option<String>,
+    /// Sample on the CPU backend.
+    #[arg(long)]
+    cpu: bool,
+    /// Sample on the GPU adapter even when it is a software renderer.
+    #[arg(long)]
+    gpu: bool,
+}
+
+/// `fisherflow sample`.
+pub fn sample(opts: &ContextOptions, a: SampleArgs) -> Result<()> {
+    let ck = Checkpoint::load(&a.model)?;
+    let model = FlowModel::from_checkpoint(&ck)?;
+    let solver: Solver = a.solver.parse()?;
+    let ctx = context(opts, a.cpu, a.gpu)?;
+    let sc = SampleConfig {
+        n: a.n,
+        steps: a.steps,
+        solver,
+        seed: a.seed,
+        chunk: None,
+    };
+    let t0 = Instant::now();
+    let mut samples = draw(ctx.as_ref(), &model, &sc)?;
+    let secs = t0.elapsed().as_secs_f64();
+    samples.alphabet = ck.meta(META_ALPHABET).ok().map(str::to_string);
+    let format = match &a.format {
+        Some(f) => parse_format(f)?,
+        None if samples.alphabet.is_some() => Format::Chars,
+        None => Format::Ids,
+    };
+    samples.write(&a.out, format)?;
+    eprintln!(
+        "wrote {} sequences to {} ({} steps of {:?}, {:.1}s, {:.0} samples/s)",
+        a.n,
+        a.out.display(),
+        a.steps,
+        solver,
+        secs,
+        a.n as f64 / secs
+    );
+    Ok(())
+}
+
+/// Arguments of `fisherflow eval`.
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// Generated sequences (same formats as the data).
+    #[arg(long)]
+    samples: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+/// `fisherflow eval`.
+pub fn eval(a: EvalArgs) -> Result<()> {
+    let spec =
+        a.data.data.clone().ok_or_else(|| {
+            Error::InvalidArgument("--data is required (toy:... or a file)".into())
+        })?;
+    let loaded = load(&spec, &a.data, 0)?;
+    let alphabet = a
+        .data
+        .alphabet
+        .as_deref()
+        .or(loaded.data.alphabet.as_deref())
+        .map(|s| Alphabet::new(s, true))
+        .transpose()?;
+    let format = match &a.data.format {
+        Some(f) => parse_format(f)?,
+        None => guess_format(&a.samples, alphabet.is_some()),
+    };
+    let samples = SequenceDataset::read(
+        &a.samples,
+        format,
+        Some(loaded.data.vocab),
+        alphabet.as_ref(),
+    )?;
+    if samples.len != loaded.data.len {
+        return Err(Error::Shape(format!(
+            "the samples have length {}, the data {}",
+            samples.len, loaded.data.len
+        )));
+    }
+    println!(
+        "{} samples of length {} over {} tokens",
+        samples.n, samples.len, samples.vocab
+    );
+    match &loaded.target {
+        Some(t) => println!(
+            "per-position KL(samples || target): {:.5}",
+            kl_to_target(&samples, &t.probs)?
+        ),
+        None => {
+            let m = marginal_kl(&samples, &loaded.data, DEFAULT_SMOOTHING)?;
+            let j = joint_divergence(&samples, &loaded.data, DEFAULT_SMOOTHING)?;
+            println!("per-position KL(samples || data): {m:.5}");
+            println!(
+                "joint KL {:.5}, total variation {:.5} (over {})",
+                j.kl,
+                j.tv,
+                over(j.over)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Arguments of `fisherflow toy-bench`.
+#[derive(clap::Args)]
+pub struct ToyBenchArgs {
+    /// Category counts K (L = 4).
+    #[arg(long, value_delimiter = ',', default_value = "5,20,80,160")]
+    k: Vec<usize>,
+    /// Training steps per run.
+    #[arg(long, default_value_t = 1000)]
+    steps: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Hidden width.
+    #[arg(long, default_value_t = 256)]
+    hidden: usize,
+    /// Samples drawn for each KL.
+    #[arg(long, default_value_t = 16_384)]
+    samples: usize,
+    /// Sampler steps.
+    #[arg(long, default_value_t = 100)]
+    sample_steps: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Use the CPU backend.
+    #[arg(long)]
+    cpu: bool,
+    /// Use the GPU adapter even when it is a software renderer.
+    #[arg(long)]
+    gpu: bool,
+    /// Write a KL-vs-K chart (SVG).
+    #[arg(long)]
+    chart: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `fisherflow toy-bench`: KL after a fixed number of steps for Fisher-Flow with and without
+/// OT and for linear flow matching, over several K.
+pub fn toy_bench(opts: &ContextOptions, a: ToyBenchArgs) -> Result<()> {
+    use fisherflow::flow::toybench::{run_one, ToyBenchConfig, METHODS};
+    let ctx = context(opts, a.cpu, a.gpu)?;
+    let c = ToyBenchConfig {
+        steps: a.steps,
+        batch: a.batch,
+        hidden: a.hidden,
+        samples: a.samples,
+        sample_steps: a.sample_steps,
+        seed: a.seed,
+    };
+    let mut rows = Vec::new();
+    for &k in &a.k {
+        for m in &METHODS {
+            let r = run_one(ctx.as_ref(), m, k, &c)?;
+            eprintln!(
+                "K={k:<4} {:<15} KL {:.5} (floor {:.5}), {:.1} steps/s",
+                r.method, r.kl, r.kl_floor, r.steps_per_s
+            );
+            rows.push(r);
+        }
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows)
+                .map_err(|e| Error::InvalidArgument(e.to_string()))?
+        );
+    } else {
+        println!(
+            "| K | method | KL | KL of {} true samples | train steps | steps/s | backend |",
+            c.samples
+        );
+        println!("|---|---|---|---|---|---|---|");
+        for r in &rows {
+            println!(
+                "| {} | {} | {:.5} | {:.5} | {} | {:.1} | {} |",
+                r.k, r.method, r.kl, r.kl_floor, r.steps, r.steps_per_s, r.backend
+            );
+        }
+    }
+    if let Some(path) = &a.chart {
+        let series: Vec<(String, Vec<(f64, f64)>)> = METHODS
+            .iter()
+            .map(|m| m.name)
+            .chain(std::iter::once("true samples"))
+            .map(|name| {
+                let pts = rows
+                    .iter()
+                    .filter(|r| {
+                        r.method == name || name == "true samples" && r.method == METHODS[0].name
+                    })
+                    .map(|r| {
+                        (
+                            r.k as f64,
+                            if name == "true samples" {
+                                r.kl_floor
+                            } else {
+                                r.kl
+                            },
+                        )
+                    })
+                    .collect();
+                (name.to_string(), pts)
+            })
+            .collect();
+        let svg = fisherflow::plot::line_chart_svg(
+            &format!(
+                "Toy benchmark: KL after {} steps, {} samples",
+                c.steps, c.samples
+            ),
+            "K (categories)",
+            "KL(samples || target)",
+            &series,
+        )?;
+        std::fs::write(path, svg).map_err(|e| Error::Io(path.display().to_string(), e))?;
+        eprintln!("chart written to {}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,333 @@
+//! Host launchers for `shaders/flow.wgsl` (one-hot batches, row permutation, argmax, the
+//! linear simplex baseline), each with its CPU reference.
+
+use crate::error::{Error, Result};
+use crate::gpu::{GpuContext, GpuTensor, Recorder, Shader};
+
+/// `shaders/flow.wgsl`.
+pub const SHADER: Shader = Shader::new("flow", include_str!("../../shaders/flow.wgsl"));
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    rows: u32,
+    k: u32,
+    l: u32,
+    n: u32,
+    dt: f32,
+    _pad: [u32; 3],
+}
+
+fn u32_of(x: usize, what: &str) -> Result<u32> {
+    u32::try_from(x).map_err(|_| Error::Limit(format!("{what} = {x} does not fit a 32-bit index")))
+}
+
+fn params(rows: usize, k: usize, l: usize, n: usize, dt: f32) -> Result<Params> {
+    Ok(Params {
+        rows: u32_of(rows, "rows")?,
+        k: u32_of(k, "K")?,
+        l: u32_of(l, "L")?,
+        n: u32_of(n, "n")?,
+        dt,
+        _pad: [0; 3],
+    })
+}
+
+/// `[B, L, K]` of a tensor, checking its rank.
+fn blk(t: &GpuTensor<f32>, what: &str) -> Result<(usize, usize, usize)> {
+    match *t.shape() {
+        [b, l, k] if b > 0 && l > 0 && k > 0 => Ok((b, l, k)),
+        _ => Err(Error::Shape(format!(
+            "{what} must be a non-empty [B, L, K] tensor, got {:?}",
+            t.shape()
+        ))),
+    }
+}
+
+fn launch(
+    ctx: &GpuContext,
+    rec: &mut Recorder,
+    entry: &str,
+    p: Params,
+    threads: usize,
+    buffers: &[wgpu::BindingResource<'_>],
+) -> Result<()> {
+    let k = ctx.kernel(&SHADER, entry)?;
+    let ub = ctx.uniform(&p);
+    let mut all = vec![ub.as_entire_binding()];
+    all.extend(buffers.iter().cloned());
+    let bg = ctx.bind(&k, &all)?;
+    rec.dispatch(
+        &k,
+        &bg,
+        ctx.grid(u32_of(threads.div_ceil(256), "workgroups")?)?,
+    );
+    Ok(())
+}
+
+/// Record `out[b] = onehot(tokens[floor(u[b] * n)])`: a random data batch from a data set of
+/// `n` sequences of length L held on the GPU (`tokens`: `[n, L]`), `u`: `[B]` uniforms,
+/// `out`: `[B, L, K]`.
+pub fn gather_onehot(
+    ctx: &GpuContext,
+    rec: &mut Recorder,
+    tokens: &GpuTensor<u32>,
+    u: &GpuTensor<f32>,
+    out: &GpuTensor<f32>,
+) -> Result<()> {
+    let (b, l, k) = blk(out, "one-hot batch")?;
+    let [n, tl] = *tokens.shape() else {
+        return Err(Error::Shape(format!(
+            "tokens must be [n, L], got {:?}",
+            tokens.shape()
+        )));
+    };
+    if tl != l || n == 0 {
+        return Err(Error::Shape(format!(
+            "tokens {:?} do not match a batch of length {l}",
+            tokens.shape()
+        )));
+    }
+    if u.len() != b {
+        return Err(Error::Shape(format!(
+            "{} uniforms for a batch of {b}",
+            u.len()
+        )));
+    }
+    launch(
+        ctx,
+        rec,
+        "gather_onehot",
+        params(b * l, k, l, n, 0.0)?,
+        b * l * k,
+        &[tokens.binding(), u.binding(), out.binding()],
+    )
+}
+
+/// CPU reference of [`gather_onehot`].
+pub fn gather_onehot_cpu(tokens: &[u32], n: usize, l: usize, k: usize, u: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0; u.len() * l * k];
+    for (b, &ub) in u.iter().enumerate() {
+        let seq = ((ub * n as f32) as usize).min(n - 1);
+        for pos in 0..l {
+            let tok = tokens[seq * l + pos] as usize;
+            if tok < k {
+                out[(b * l + pos) * k + tok] = 1.0;
+            }
+        }
+    }
+    out
+}
+
+/// Record `out[b] = src[perm[b]]` for `[B, L, K]` tensors (pairing rows by an OT plan).
+pub fn permute_rows(
+    ctx: &GpuContext,
+    rec: &mut Recorder,
+    src: &GpuTensor<f32>,
+    perm: &GpuTensor<u32>,
+    out: &GpuTensor<f32>,
+) -> Result<()> {
+    let (b, l, k) = blk(src, "permuted tensor")?;
+    if out.shape() != src.shape() || perm.len() != b {
+        return Err(Error::Shape(format!(
+            "permute {:?} by {} indices into {:?}",
+            src.shape(),
+            perm.len(),
+            out.shape()
+        )));
+    }
+    if src.buffer() == out.buffer() {
+        return Err(Error::InvalidArgument(
+            "permute_rows cannot work in place".into(),
+        ));
+    }
+    launch(
+        ctx,
+        rec,
+        "permute_rows",
+        params(b * l, k, l, b, 0.0)?,
+        b * l * k,
+        &[src.binding(), perm.binding(), out.binding()],
+    )
+}
+
+/// Record `out[row] = argmax_k x[row, k]` (lowest index on ties); `out` holds `B * L` ids.
+pub fn argmax(
+    ctx: &GpuContext,
+    rec: &mut Recorder,
+    x: &GpuTensor<f32>,
+    out: &GpuTensor<u32>,
+) -> Result<()> {
+    let (b, l, k) = blk(x, "argmax input")?;
+    if out.len() != b * l {
+        return Err(Error::Shape(format!(
+            "argmax of {:?} needs {} outputs, got {}",
+            x.shape(),
+            b * l,
+            out.len()
+        )));
+    }
+    launch(
+        ctx,
+        rec,
+        "argmax",
+        params(b * l, k, l, b, 0.0)?,
+        b * l,
+        &[x.binding(), out.binding()],
+    )
+}
+
+/// CPU reference of [`argmax`] over rows of `k`.
+pub fn argmax_cpu(x: &[f32], k: usize) -> Vec<u32> {
+    x.chunks(k)
+        .map(|r| {
+            let mut best = 0;
+            for (i, &v) in r.iter().enumerate() {
+                if v > r[best] {
+                    best = i;
+                }
+            }
+            best as u32
+        })
+        .collect()
+}
+
+/// Record the linear simplex interpolant `x_t = t x1 + (1 - t) x0` and its target `x1 - x0`
+/// (`t`: one time per batch element).
+pub fn linear_interpolant(
+    ctx: &GpuContext,
+    rec: &mut Recorder,
+    x0: &GpuTensor<f32>,
+    x1: &GpuTensor<f32>,
+    t: &GpuTensor<f32>,
+    xt: &GpuTensor<f32>,
+    u: &GpuTensor<f32>,
+) -> Result<()> {
+    let (b, l, k) = blk(x0, "x0")?;
+    for (name, other) in [("x1", x1), ("x_t", xt), ("u_t", u)] {
+        if other.shape() != x0.shape() {
+            return Err(Error::Shape(format!(
+                "{name} has shape {:?}, x0 has {:?}",
+                other.shape(),
+                x0.shape()
+            )));
+        }
+    }
+    if t.len() != b {
+        return Err(Error::Shape(format!(
+            "{} times for a batch of {b}",
+            t.len()
+        )));
+    }
+    launch(
+        ctx,
+        rec,
+        "linear_interpolant",
+        params(b * l, k, l, b, 0.0)?,
+        b * l * k,
+        &[
+            x0.binding(),
+            x1.binding(),
+            t.binding(),
+            xt.binding(),
+            u.binding(),
+        ],
+    )
+}
+
+/// CPU reference of [`linear_interpolant`]: returns `(x_t, u_t)`.
+pub fn linear_interpolant_cpu(
+    x0: &[f32],
+    x1: &[f32],
+    t: &[f32],
+    per: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let xt = (0..x0.len())
+        .map(|i| {
+            let tt = t[i / per];
+            tt * x1[i] + (1.0 - tt) * x0[i]
+        })
+        .collect();
+    let u = x0.iter().zip(x1).map(|(a, b)| b - a).collect();
+    (xt, u)
+}
+
+/// Record one Euler step on the simplex: `out <- x + dt (v - mean v)`, clamped at 0 and
+/// renormalised (a row that would vanish becomes uniform). `out` must be another buffer.
+pub fn simplex_step(
+    ctx: &GpuContext,
+    rec: &mut Recorder,
+    x: &GpuTensor<f32>,
+    v: &GpuTensor<f32>,
+    dt: f32,
+    out: &GpuTensor<f32>,
+) -> Result<()> {
+    let (b, l, k) = blk(x, "x")?;
+    if v.len() != x.len() || out.len() != x.len() {
+        return Err(Error::Shape(format!(
+            "v has {} and out {} elements, x {:?}",
+            v.len(),
+            out.len(),
+            x.shape()
+        )));
+    }
+    if !dt.is_finite() {
+        return Err(Error::InvalidArgument(format!("step size {dt}")));
+    }
+    if out.buffer() == x.buffer() || out.buffer() == v.buffer() {
+        return Err(Error::InvalidArgument(
+            "simplex_step cannot work in place".into(),
+        ));
+    }
+    launch(
+        ctx,
+        rec,
+        "simplex_step",
+        params(b * l, k, l, b, dt)?,
+        b * l,
+        &[x.binding(), v.binding(), out.binding()],
+    )
+}
+
+/// CPU reference of [`simplex_step`] over rows of `k`, in place.
+pub fn simplex_step_cpu(x: &mut [f32], v: &[f32], k: usize, dt: f32) {
+    for (xr, vr) in x.chunks_mut(k).zip(v.chunks(k)) {
+        let mean = vr.iter().sum::<f32>() / k as f32;
+        let mut total = 0.0;
+        for (a, &b) in xr.iter_mut().zip(vr) {
+            *a = (*a + dt * (b - mean)).max(0.0);
+            total += *a;
+        }
+        for a in xr.iter_mut() {
+            *a = if total <= 0.0 {
+                1.0 / k as f32
+            } else {
+                *a / total
+            };
+        }
+    }
+}
+
+/// Record `out <- a v + b out` element-wise (combining Runge–Kutta stages).
+pub fn axpby(
+    ctx: &GpuContext,
+    rec: &mut Recorder,
+    a: f32,
+    v: &GpuTensor<f32>,
+    b: f32,
+    out: &GpuTensor<f32>,
+) -> Result<()> {
+    if v.len() != out.len() || v.is_empty() {
+        return Err(Error::Shape(format!(
+            "axpby of {:?} into {:?}",
+            v.shape(),
+            out.shape()
+        )));
+    }
+    if v.buffer() == out.buffer() {
+        return Err(Error::InvalidArgument("axpby needs two buffers".into()));
+    }
+    let mut p = params(v.len(), 1, 1, 1, a)?;
+    p._pad[0] = b.to_bits();
+    launch(ctx, rec, "axpby", p, v.len(), &[v.binding(), out.binding()])
+}

@@ -1,0 +1,599 @@
+//! Fisher-Flow training: one [`Trainer`] over two backends.
+//!
+//! On the GPU a whole step is one recording replayed with one submit: draw batch indices, the
+//! prior `x0` and the times `t` with the counter-based Philox generator (counter = step, so a
+//! run is reproducible and resumable), gather the one-hot data batch `x1`, optionally pair
+//! `x0` and `x1` by Sinkhorn optimal transport, compute `x_t` and the target `u_t` in one fused
+//! kernel straight into the network's input buffers, then forward, backward, clipping and AdamW.
+//! The loss is accumulated on the GPU and read back only when asked. With exact OT the batch
+//! is built on the host (the assignment problem is solved there) and uploaded.
+//!
+//! On the CPU backend the same batches are built with the CPU references of the same kernels.
+
+use serde::{Deserialize, Serialize};
+
+use crate::autodiff::{
+    CpuExecutor, Executor, GpuExecutor, NamedTensor, OptimConfig, OptimizerState,
+};
+use crate::checkpoint::Checkpoint;
+use crate::data::SequenceDataset;
+use crate::error::{Error, Result};
+use crate::flow::{kernels as fk, ot};
+use crate::gpu::{GpuContext, GpuTensor, Recorder};
+use crate::kernels::rng::{self, GpuRng};
+use crate::kernels::sphere;
+use crate::nn::{Mlp, MlpConfig};
+
+/// Philox stream of the batch indices.
+pub const STREAM_INDEX: u32 = 1;
+/// Philox stream of the prior `x0`.
+pub const STREAM_PRIOR: u32 = 2;
+/// Philox stream of the times `t`.
+pub const STREAM_TIME: u32 = 3;
+/// Philox stream of the OT pair draws.
+pub const STREAM_PAIRS: u32 = 4;
+
+/// Where the flow lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Geometry {
+    /// Fisher-Flow: `x = √p` on the positive orthant of the sphere, geodesic interpolant.
+    Sphere,
+    /// The linear flow-matching baseline on the simplex: `x_t = t x1 + (1 − t) x0`,
+    /// `x0 ~ Dirichlet(1)`.
+    Simplex,
+}
+
+/// Minibatch coupling of prior and data points.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum OtMode {
+    /// Independent pairs.
+    None,
+    /// The optimal assignment for cost `Σ_positions arccos²⟨x0, x1⟩` (solved on the host).
+    Exact,
+    /// Pairs drawn from an entropic Sinkhorn plan computed on the GPU.
+    Sinkhorn {
+        /// Entropic regularisation ε.
+        eps: f32,
+        /// Sinkhorn iterations per step.
+        iters: u32,
+    },
+}
+
+/// The model: what a checkpoint needs to rebuild the vector field.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FlowConfig {
+    /// The MLP vector field.
+    pub mlp: MlpConfig,
+    /// Sphere (Fisher-Flow) or simplex (linear baseline).
+    pub geometry: Geometry,
+}
+
+impl FlowConfig {
+    /// The toy-experiment model for `L` positions and `K` categories with hidden width `hidden`.
+    pub fn new(seq_len: usize, categories: usize, hidden: usize, geometry: Geometry) -> Self {
+        Self {
+            mlp: MlpConfig {
+                seq_len,
+                categories,
+                hidden,
+                // Only the sphere has a tangent space to project onto; the simplex sampler
+                // removes the mean of the velocity itself.
+                project: geometry == Geometry::Sphere,
+                ..MlpConfig::default()
+            },
+            geometry,
+        }
+    }
+    fn check_data(&self, data: &SequenceDataset) -> Result<()> {
+        if data.len != self.mlp.seq_len || data.vocab != self.mlp.categories {
+            return Err(Error::Shape(format!(
+                "the model is for L={}, K={} but the data have L={}, K={}",
+                self.mlp.seq_len, self.mlp.categories, data.len, data.vocab
+            )));
+        }
+        if data.n == 0 {
+            return Err(Error::Shape("the data set is empty".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Training settings.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Sequences per step.
+    pub batch: usize,
+    /// Optimizer (AdamW, learning rate, clipping, ...).
+    pub optim: OptimConfig,
+    /// Minibatch OT coupling.
+    pub ot: OtMode,
+    /// Seed of the initial parameters and of every random draw.
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    /// The toy experiment: batch 512, AdamW lr 1e-3, no weight decay, grad-norm clip 1.
+    fn default() -> Self {
+        Self {
+            batch: 512,
+            optim: OptimConfig::default(),
+            ot: OtMode::None,
+            seed: 0,
+        }
+    }
+}
+
+/// One training batch built on the host: `(x_t, t, u_t)`, row-major.
+pub fn host_batch(
+    flow: &FlowConfig,
+    cfg: &TrainConfig,
+    data: &SequenceDataset,
+    step: u64,
+) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+    let (b, l, k) = (cfg.batch, flow.mlp.seq_len, flow.mlp.categories);
+    let seed = cfg.seed;
+    let u = rng::cpu::uniform(seed, step, STREAM_INDEX, b);
+    let idx: Vec<u32> = u
+        .iter()
+        .map(|&v| ((v * data.n as f32) as u32).min(data.n as u32 - 1))
+        .collect();
+    let x0 = match flow.geometry {
+        Geometry::Sphere => rng::cpu::sphere_prior(seed, step, STREAM_PRIOR, b * l, k),
+        Geometry::Simplex => rng::cpu::dirichlet1(seed, step, STREAM_PRIOR, b * l, k),
+    };
+    let t = rng::cpu::uniform(seed, step, STREAM_TIME, b);
+    let onehot = |i: u32| {
+        let mut row = vec![0f32; l * k];
+        for (pos, &tok) in data.row(i as usize).iter().enumerate() {
+            row[pos * k + tok as usize] = 1.0;
+        }
+        row
+    };
+    let mut x1: Vec<f32> = Vec::with_capacity(b * l * k);
+    for &i in &idx {
+        x1.extend(onehot(i));
+    }
+    let pairs: Option<Vec<u32>> = match cfg.ot {
+        OtMode::None => None,
+        OtMode::Exact | OtMode::Sinkhorn { .. } => {
+            let cost = ot::cost_matrix(&x0, &x1, b, b, l, k)?;
+            Some(match cfg.ot {
+                OtMode::Exact => ot::hungarian(&cost, b, b)?
+                    .into_iter()
+                    .map(|j| j as u32)
+                    .collect(),
+                OtMode::Sinkhorn { eps, iters } => {
+                    let opts = ot::SinkhornOptions {
+                        eps: eps as f64,
+                        iters: iters as usize,
+                    };
+                    let plan = ot::sinkhorn(&cost, b, b, &opts)?.plan(&cost);
+                    let up = rng::cpu::uniform(seed, step, STREAM_PAIRS, b);
+                    ot::sample_pairs(&plan, b, b, &up)?
+                }
+                OtMode::None => unreachable!(),
+            })
+        }
+    };
+    if let Some(p) = pairs {
+        let per = l * k;
+        let mut paired = Vec::with_capacity(x1.len());
+        for &j in &p {
+            paired.extend_from_slice(&x1[j as usize * per..(j as usize + 1) * per]);
+        }
+        x1 = paired;
+    }
+    Ok(match flow.geometry {
+        Geometry::Sphere => {
+            let f = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
+            let tt: Vec<f64> = t.iter().map(|&a| a as f64).collect();
+            let (xt, ut) = sphere::reference::interpolant_target(&f(&x0), &f(&x1), &tt, l, k);
+            let g = |v: Vec<f64>| v.into_iter().map(|a| a as f32).collect::<Vec<f32>>();
+            (g(xt), t, g(ut))
+        }
+        Geometry::Simplex => {
+            let (xt, ut) = fk::linear_interpolant_cpu(&x0, &x1, &t, l * k);
+            (xt, t, ut)
+        }
+    })
+}
+
+enum Backend<'c> {
+    Cpu(Box<CpuExecutor<f32>>),
+    Gpu {
+        exe: Box<GpuExecutor<'c>>,
+        rng: GpuRng,
+        /// The whole step; with `host_batches` only the network's part.
+        rec: Recorder,
+        host_batches: bool,
+    },
+}
+
+/// A Fisher-Flow (or linear baseline) model under training, on the GPU or the CPU.
+pub struct Trainer<'c> {
+    flow: FlowConfig,
+    cfg: TrainConfig,
+    model: Mlp,
+    data: SequenceDataset,
+    step: u64,
+    backend: Backend<'c>,
+}
+
+impl<'c> Trainer<'c> {
+    /// A trainer on the GPU (`Some(ctx)`) or the CPU backend (`None`).
+    pub fn new(
+        ctx: Option<&'c GpuContext>,
+        flow: FlowConfig,
+        cfg: TrainConfig,
+        data: SequenceDataset,
+    ) -> Result<Self> {
+        flow.check_data(&data)?;
+        if cfg.batch == 0 {
+            return Err(Error::InvalidArgument("batch size must be positive".into()));
+        }
+        if flow.geometry == Geometry::Simplex && cfg.ot != OtMode::None {
+            return Err(Error::InvalidArgument(
+                "minibatch OT uses the sphere's geodesic cost: use it with Fisher-Flow, not the simplex baseline".into(),
+            ));
+        }
+        if let OtMode::Sinkhorn { eps, iters } = cfg.ot {
+            if !(eps.is_finite() && eps > 0.0) || iters == 0 {
+                return Err(Error::InvalidArgument(format!(
+                    "Sinkhorn needs eps > 0 and iters > 0 (got {eps}, {iters})"
+                )));
+            }
+        }
+        let model = Mlp::new(flow.mlp, cfg.seed)?;
+        let backend = match ctx {
+            None => Backend::Cpu(Box::new(CpuExecutor::new(
+                &model.graph,
+                cfg.batch,
+                &[model.out],
+                Some(model.loss),
+                cfg.optim,
+            )?)),
+            Some(ctx) => {
+                let exe = GpuExecutor::new(
+                    ctx,
+                    &model.graph,
+                    cfg.batch,
+                    &[model.out],
+                    Some(model.loss),
+                    cfg.optim,
+                )?;
+                let rng = GpuRng::new(ctx, cfg.seed, 0);
+                let host_batches = cfg.ot == OtMode::Exact;
+                let mut rec = Recorder::new();
+                if !host_batches {
+                    record_device_batch(ctx, &mut rec, &exe, &rng, &flow, &cfg, &data)?;
+                }
+                exe.record_step(&mut rec)?;
+                Backend::Gpu {
+                    exe: Box::new(exe),
+                    rng,
+                    rec,
+                    host_batches,
+                }
+            }
+        };
+        Ok(Self {
+            flow,
+            cfg,
+            model,
+            data,
+            step: 0,
+            backend,
+        })
+    }
+
+    /// The model settings.
+    pub fn flow_config(&self) -> &FlowConfig {
+        &self.flow
+    }
+    /// The training settings.
+    pub fn train_config(&self) -> &TrainConfig {
+        &self.cfg
+    }
+    /// Steps taken so far.
+    pub fn steps_done(&self) -> u64 {
+        self.step
+    }
+    /// The network graph and its nodes.
+    pub fn model(&self) -> &Mlp {
+        &self.model
+    }
+    /// Which backend runs the steps.
+    pub fn backend_name(&self) -> String {
+        self.exe().backend_name()
+    }
+    /// Dispatches in one GPU step (0 on the CPU).
+    pub fn dispatches_per_step(&self) -> usize {
+        match &self.backend {
+            Backend::Gpu { rec, .. } => rec.dispatches(),
+            Backend::Cpu(_) => 0,
+        }
+    }
+
+    fn exe(&self) -> &dyn Executor {
+        match &self.backend {
+            Backend::Cpu(e) => e.as_ref(),
+            Backend::Gpu { exe, .. } => exe.as_ref(),
+        }
+    }
+    fn exe_mut(&mut self) -> &mut dyn Executor {
+        match &mut self.backend {
+            Backend::Cpu(e) => e.as_mut(),
+            Backend::Gpu { exe, .. } => exe.as_mut(),
+        }
+    }
+
+    /// Run `n` training steps. On the GPU each is one submit and nothing is read back.
+    pub fn train_steps(&mut self, n: usize) -> Result<()> {
+        for _ in 0..n {
+            let step = self.step;
+            match &mut self.backend {
+                Backend::Cpu(exe) => {
+                    let (xt, t, ut) = host_batch(&self.flow, &self.cfg, &self.data, step)?;
+                    exe.set_input(Mlp::X, &xt)?;
+                    exe.set_input(Mlp::T, &t)?;
+                    exe.set_input(Mlp::TARGET, &ut)?;
+                    exe.step()?;
+                }
+                Backend::Gpu {
+                    exe,
+                    rng,
+                    rec,
+                    host_batches,
+                } => {
+                    let ctx = exe.context();
+                    if *host_batches {
+                        let (xt, t, ut) = host_batch(&self.flow, &self.cfg, &self.data, step)?;
+                        exe.set_input(Mlp::X, &xt)?;
+                        exe.set_input(Mlp::T, &t)?;
+                        exe.set_input(Mlp::TARGET, &ut)?;
+                    } else {
+                        rng.set_counter(ctx, step);
+                    }
+                    rec.submit(ctx)?;
+                }
+            }
+            self.step += 1;
+        }
+        Ok(())
+    }
+
+    /// Run one training step with a GPU timestamp around every dispatch and return each
+    /// dispatch's label and time in nanoseconds (GPU backend with timestamp queries only).
+    pub fn profile_step(&mut self) -> Result<Vec<(String, f64)>> {
+        let step = self.step;
+        let Backend::Gpu {
+            exe,
+            rng,
+            rec,
+            host_batches,
+        } = &mut self.backend
+        else {
+            return Err(Error::InvalidArgument(
+                "profiling needs the GPU backend".into(),
+            ));
+        };
+        let ctx = exe.context();
+        if *host_batches {
+            let (xt, t, ut) = host_batch(&self.flow, &self.cfg, &self.data, step)?;
+            exe.set_input(Mlp::X, &xt)?;
+            exe.set_input(Mlp::T, &t)?;
+            exe.set_input(Mlp::TARGET, &ut)?;
+        } else {
+            rng.set_counter(ctx, step);
+        }
+        let times = rec.run_profiled(ctx)?;
+        self.step += 1;
+        Ok(times)
+    }
+
+    /// Mean loss over the steps since the last call (waits for the GPU); `None` when no step
+    /// ran. A NaN or infinite loss is an [`Error::NonFinite`].
+    pub fn take_mean_loss(&mut self) -> Result<Option<f32>> {
+        let step = self.step;
+        let l = self.exe_mut().take_mean_loss()?;
+        if let Some(v) = l {
+            if !v.is_finite() {
+                return Err(Error::NonFinite(format!(
+                    "the training loss became {v} by step {step}; lower the learning rate or check the data"
+                )));
+            }
+        }
+        Ok(l)
+    }
+
+    /// The network inputs `(x_t, t, u_t)` of the last GPU step (for checking the on-device
+    /// batch against [`host_batch`]); an error on the CPU backend.
+    pub fn gpu_batch(&self) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+        match &self.backend {
+            Backend::Gpu { exe, .. } => {
+                let ctx = exe.context();
+                let read = |n: &str| -> Result<Vec<f32>> { exe.input_tensor(n)?.to_vec(ctx) };
+                Ok((read(Mlp::X)?, read(Mlp::T)?, read(Mlp::TARGET)?))
+            }
+            Backend::Cpu(_) => Err(Error::InvalidArgument(
+                "the CPU backend keeps no GPU batch".into(),
+            )),
+        }
+    }
+
+    /// The current parameters.
+    pub fn params(&self) -> Result<Vec<NamedTensor>> {
+        self.exe().params()
+    }
+
+    /// Everything needed to resume: parameters, Adam moments, step, model and training
+    /// settings. Errors when a parameter is not finite (a diverged model is never saved).
+    pub fn checkpoint(&self) -> Result<Checkpoint> {
+        let params = self.params()?;
+        let mut ck = Checkpoint::new();
+        for p in &params {
+            if p.data.iter().any(|v| !v.is_finite()) {
+                return Err(Error::NonFinite(format!(
+                    "parameter {} is not finite at step {}; not saving",
+                    p.name, self.step
+                )));
+            }
+            ck.insert(&p.name, &p.shape, p.data.clone())?;
+        }
+        let opt = self.exe().optimizer_state()?;
+        for t in &opt.tensors {
+            ck.insert(&t.name, &t.shape, t.data.clone())?;
+        }
+        write_model_meta(&mut ck, &self.flow)?;
+        ck.set_meta(META_TRAIN, json(&self.cfg)?);
+        ck.set_meta(META_STEP, self.step.to_string());
+        ck.set_meta(META_OPT_STEP, opt.step.to_string());
+        Ok(ck)
+    }
+
+    /// Restore parameters, optimizer state and step from `ck`, which must have been written
+    /// for the same model and training settings.
+    pub fn restore(&mut self, ck: &Checkpoint) -> Result<()> {
+        let flow: FlowConfig = parse_meta(ck, META_MODEL)?;
+        if flow != self.flow {
+            return Err(Error::Checkpoint(format!(
+                "the checkpoint is for model {flow:?}, not {:?}",
+                self.flow
+            )));
+        }
+        let cfg: TrainConfig = parse_meta(ck, META_TRAIN)?;
+        if cfg != self.cfg {
+            return Err(Error::Checkpoint(format!(
+                "the checkpoint was trained with {cfg:?}; resuming needs the same settings, got {:?}",
+                self.cfg
+            )));
+        }
+        let step: u64 = parse_num(ck, META_STEP)?;
+        let opt_step: u64 = parse_num(ck, META_OPT_STEP)?;
+        let params = params_from(ck, &self.model)?;
+        let mut moments = Vec::new();
+        for p in self.model.graph.params() {
+            for prefix in ["adam_m.", "adam_v."] {
+                let name = format!("{prefix}{}", p.name);
+                moments.push(NamedTensor {
+                    data: ck.expect(&name, &p.shape)?.to_vec(),
+                    name,
+                    shape: p.shape.clone(),
+                });
+            }
+        }
+        let exe = self.exe_mut();
+        exe.load_params(&params)?;
+        exe.load_optimizer_state(&OptimizerState {
+            step: opt_step,
+            tensors: moments,
+        })?;
+        self.step = step;
+        Ok(())
+    }
+}
+
+/// Record the on-device batch of one step: indices, prior, times, optional Sinkhorn pairing,
+/// and the fused interpolant written into the network's inputs.
+fn record_device_batch(
+    ctx: &GpuContext,
+    rec: &mut Recorder,
+    exe: &GpuExecutor<'_>,
+    rng: &GpuRng,
+    flow: &FlowConfig,
+    cfg: &TrainConfig,
+    data: &SequenceDataset,
+) -> Result<()> {
+    let (b, l, k) = (cfg.batch, flow.mlp.seq_len, flow.mlp.categories);
+    let shape = [b, l, k];
+    let tokens = GpuTensor::from_slice(ctx, &data.tokens, &[data.n, l])?;
+    if tokens.bytes() > ctx.limits().max_storage_buffer_binding_size {
+        return Err(Error::Limit(format!(
+            "the data set ({} MiB of tokens) exceeds the adapter's storage binding limit of {} MiB",
+            tokens.bytes() >> 20,
+            ctx.limits().max_storage_buffer_binding_size >> 20
+        )));
+    }
+    let u = GpuTensor::<f32>::zeros(ctx, &[b])?;
+    let x0 = GpuTensor::<f32>::zeros(ctx, &shape)?;
+    let x1 = GpuTensor::<f32>::zeros(ctx, &shape)?;
+    let xt = exe.input_tensor(Mlp::X)?.reshape(&shape)?;
+    let ut = exe.input_tensor(Mlp::TARGET)?.reshape(&shape)?;
+    let t = exe.input_tensor(Mlp::T)?.reshape(&[b])?;
+    rng::uniform(ctx, rec, rng, STREAM_INDEX, &u)?;
+    fk::gather_onehot(ctx, rec, &tokens, &u, &x1)?;
+    match flow.geometry {
+        Geometry::Sphere => rng::sphere_prior(ctx, rec, rng, STREAM_PRIOR, &x0)?,
+        Geometry::Simplex => rng::dirichlet1(ctx, rec, rng, STREAM_PRIOR, &x0)?,
+    }
+    rng::times(ctx, rec, rng, STREAM_TIME, &t)?;
+    let x1 = match cfg.ot {
+        OtMode::Sinkhorn { eps, iters } => {
+            let cost = GpuTensor::<f32>::zeros(ctx, &[b, b])?;
+            let solver = ot::GpuSinkhorn::new(ctx, b, b, eps as f64)?;
+            ot::cost_matrix_gpu(ctx, rec, &x0, &x1, &cost)?;
+            solver.solve(ctx, rec, &cost, iters as usize)?;
+            let up = GpuTensor::<f32>::zeros(ctx, &[b])?;
+            rng::uniform(ctx, rec, rng, STREAM_PAIRS, &up)?;
+            let picks = GpuTensor::<u32>::zeros(ctx, &[b])?;
+            solver.sample(ctx, rec, &cost, &up, &picks)?;
+            let paired = GpuTensor::<f32>::zeros(ctx, &shape)?;
+            fk::permute_rows(ctx, rec, &x1, &picks, &paired)?;
+            paired
+        }
+        _ => x1,
+    };
+    match flow.geometry {
+        Geometry::Sphere => sphere::interpolant_target(ctx, rec, &x0, &x1, &t, &xt, &ut),
+        Geometry::Simplex => fk::linear_interpolant(ctx, rec, &x0, &x1, &t, &xt, &ut),
+    }
+}
+
+/// Checkpoint metadata key of the model settings (JSON).
+pub const META_MODEL: &str = "fisherflow.model";
+/// Checkpoint metadata key of the training settings (JSON).
+pub const META_TRAIN: &str = "fisherflow.train";
+/// Checkpoint metadata key of the step count.
+pub const META_STEP: &str = "fisherflow.step";
+/// Checkpoint metadata key of the optimizer's step count.
+pub const META_OPT_STEP: &str = "fisherflow.optimizer_step";
+/// Checkpoint metadata key of the data the model was trained on.
+pub const META_DATA: &str = "fisherflow.data";
+
+fn json<T: Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v)
+        .map_err(|e| Error::InvalidArgument(format!("serialising settings: {e}")))
+}
+
+pub(crate) fn write_model_meta(ck: &mut Checkpoint, flow: &FlowConfig) -> Result<()> {
+    ck.set_meta(META_MODEL, json(flow)?);
+    Ok(())
+}
+
+pub(crate) fn parse_meta<T: for<'de> Deserialize<'de>>(ck: &Checkpoint, key: &str) -> Result<T> {
+    let s = ck.meta(key)?;
+    serde_json::from_str(s)
+        .map_err(|e| Error::Checkpoint(format!("metadata {key:?} is malformed: {e}")))
+}
+
+fn parse_num(ck: &Checkpoint, key: &str) -> Result<u64> {
+    let s = ck.meta(key)?;
+    s.parse()
+        .map_err(|_| Error::Checkpoint(format!("metadata {key:?} = {s:?} is not a step count")))
+}
+
+/// The model's parameters as stored in `ck` (names and shapes checked).
+pub(crate) fn params_from(ck: &Checkpoint, model: &Mlp) -> Result<Vec<NamedTensor>> {
+    model
+        .graph
+        .params()
+        .iter()
+        .map(|p| {
+            Ok(NamedTensor {
+                name: p.name.clone(),
+                shape: p.shape.clone(),
+                data: ck.expect(&p.name, &p.shape)?.to_vec(),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,261 @@
+//! Fisher-Flow end to end: training on the GPU and the CPU, sampling, resume, NaN guard.
+
+use fisherflow::checkpoint::Checkpoint;
+use fisherflow::data::metrics::kl_to_target;
+use fisherflow::data::toy::ToyTarget;
+use fisherflow::flow::{
+    sample_cpu, sample_gpu, FlowConfig, FlowModel, Geometry, OtMode, SampleConfig, Solver,
+    TrainConfig, Trainer,
+};
+use fisherflow::gpu::testing::gpu;
+use fisherflow::Error;
+
+fn toy(l: usize, k: usize) -> (ToyTarget, fisherflow::data::SequenceDataset) {
+    let target = ToyTarget::from_spec(&format!("toy:L={l},K={k},seed=0")).unwrap();
+    let data = target.sample(20_000, 1).unwrap();
+    (target, data)
+}
+
+#[test]
+fn toy_model_learns_on_the_gpu() {
+    let Some(ctx) = gpu() else { return };
+    let (target, data) = toy(4, 5);
+    let flow = FlowConfig::new(4, 5, 64, Geometry::Sphere);
+    let cfg = TrainConfig {
+        batch: 128,
+        seed: 3,
+        ..Default::default()
+    };
+    let sc = SampleConfig {
+        n: 2048,
+        steps: 25,
+        ..Default::default()
+    };
+    let untrained = sample_gpu(ctx, &FlowModel::untrained(flow, 3).unwrap(), &sc).unwrap();
+    let kl0 = kl_to_target(&untrained, &target.probs).unwrap();
+    let mut tr = Trainer::new(Some(ctx), flow, cfg, data).unwrap();
+    let t0 = std::time::Instant::now();
+    tr.train_steps(300).unwrap();
+    let loss = tr.take_mean_loss().unwrap().unwrap();
+    let secs = t0.elapsed().as_secs_f64();
+    let samples = sample_gpu(ctx, &FlowModel::from_trainer(&tr).unwrap(), &sc).unwrap();
+    let kl = kl_to_target(&samples, &target.probs).unwrap();
+    eprintln!(
+        "untrained KL {kl0:.4}, trained KL {kl:.4}, loss {loss:.4}, {:.1} steps/s",
+        300.0 / secs
+    );
+    assert!(kl < 0.25 * kl0, "KL {kl} not far below untrained {kl0}");
+    assert!(kl < 0.03, "KL {kl} above the bound 0.03");
+}
+
+#[test]
+fn device_batches_match_the_host_reference() {
+    let Some(ctx) = gpu() else { return };
+    let (_, data) = toy(3, 7);
+    for geometry in [Geometry::Sphere, Geometry::Simplex] {
+        let flow = FlowConfig::new(3, 7, 32, geometry);
+        let cfg = TrainConfig {
+            batch: 16,
+            seed: 11,
+            ..Default::default()
+        };
+        let mut tr = Trainer::new(Some(ctx), flow, cfg, data.clone()).unwrap();
+        tr.train_steps(3).unwrap();
+        // The network's inputs now hold the batch of step 2.
+        let (xt, t, ut) = tr.gpu_batch().unwrap();
+        let (hx, ht, hu) = fisherflow::flow::train::host_batch(&flow, &cfg, &data, 2).unwrap();
+        assert_eq!(t, ht, "times are bit-exact Philox uniforms");
+        for (name, a, b) in [("x_t", &xt, &hx), ("u_t", &ut, &hu)] {
+            let worst = a
+                .iter()
+                .zip(b)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                worst < 2e-4,
+                "{geometry:?} {name}: GPU and host batches differ by {worst}"
+            );
+        }
+    }
+}
+
+#[test]
+fn cpu_backend_learns_and_agrees_with_itself_on_resume() {
+    let (target, data) = toy(2, 4);
+    let flow = FlowConfig::new(2, 4, 32, Geometry::Sphere);
+    let cfg = TrainConfig {
+        batch: 64,
+        seed: 5,
+        ..Default::default()
+    };
+    let sc = SampleConfig {
+        n: 2000,
+        steps: 20,
+        ..Default::default()
+    };
+    let kl0 = kl_to_target(
+        &sample_cpu(&FlowModel::untrained(flow, 5).unwrap(), &sc).unwrap(),
+        &target.probs,
+    )
+    .unwrap();
+    let mut tr = Trainer::new(None, flow, cfg, data.clone()).unwrap();
+    assert!(tr.backend_name().starts_with("cpu"));
+    tr.train_steps(200).unwrap();
+    let kl = kl_to_target(
+        &sample_cpu(&FlowModel::from_trainer(&tr).unwrap(), &sc).unwrap(),
+        &target.probs,
+    )
+    .unwrap();
+    eprintln!("CPU backend: untrained KL {kl0:.4}, trained KL {kl:.4}");
+    assert!(
+        kl < 0.5 * kl0 && kl < 0.05,
+        "CPU training did not learn: {kl0} -> {kl}"
+    );
+}
+
+fn resume_matches(ctx: Option<&fisherflow::gpu::GpuContext>, ot: OtMode) {
+    let (_, data) = toy(3, 5);
+    let flow = FlowConfig::new(3, 5, 32, Geometry::Sphere);
+    let cfg = TrainConfig {
+        batch: 32,
+        seed: 9,
+        ot,
+        ..Default::default()
+    };
+    let mut straight = Trainer::new(ctx, flow, cfg, data.clone()).unwrap();
+    straight.train_steps(12).unwrap();
+    let want = straight.params().unwrap();
+
+    let dir = std::env::temp_dir().join(format!(
+        "ff-resume-{}-{:?}",
+        std::process::id(),
+        ctx.is_some()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{ot:?}.safetensors").replace([' ', '{', '}', ':', ','], "_"));
+    let mut first = Trainer::new(ctx, flow, cfg, data.clone()).unwrap();
+    first.train_steps(5).unwrap();
+    first.checkpoint().unwrap().save(&path).unwrap();
+    drop(first);
+    let mut second = Trainer::new(ctx, flow, cfg, data).unwrap();
+    second.restore(&Checkpoint::load(&path).unwrap()).unwrap();
+    assert_eq!(second.steps_done(), 5);
+    second.train_steps(7).unwrap();
+    let got = second.params().unwrap();
+    for (a, b) in want.iter().zip(&got) {
+        assert_eq!(a.name, b.name);
+        assert_eq!(
+            a.data, b.data,
+            "parameter {} differs after resume ({ot:?})",
+            a.name
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn interrupted_and_uninterrupted_runs_end_identical() {
+    resume_matches(None, OtMode::None);
+    let Some(ctx) = gpu() else { return };
+    resume_matches(Some(ctx), OtMode::None);
+    resume_matches(Some(ctx), OtMode::Exact);
+    resume_matches(
+        Some(ctx),
+        OtMode::Sinkhorn {
+            eps: 0.05,
+            iters: 20,
+        },
+    );
+}
+
+#[test]
+fn divergence_is_caught_and_the_last_checkpoint_survives() {
+    let Some(ctx) = gpu() else { return };
+    let (_, data) = toy(2, 3);
+    let flow = FlowConfig::new(2, 3, 16, Geometry::Sphere);
+    let mut cfg = TrainConfig {
+        batch: 16,
+        seed: 1,
+        ..Default::default()
+    };
+    let dir = std::env::temp_dir().join(format!("ff-nan-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("model.safetensors");
+    let mut good = Trainer::new(Some(ctx), flow, cfg, data.clone()).unwrap();
+    good.train_steps(3).unwrap();
+    good.checkpoint().unwrap().save(&path).unwrap();
+    let before = std::fs::read(&path).unwrap();
+
+    cfg.optim.lr = 1e30;
+    cfg.optim.max_grad_norm = None;
+    let mut bad = Trainer::new(Some(ctx), flow, cfg, data).unwrap();
+    bad.train_steps(5).unwrap();
+    assert!(matches!(bad.take_mean_loss(), Err(Error::NonFinite(_))));
+    assert!(matches!(bad.checkpoint(), Err(Error::NonFinite(_))));
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the good checkpoint was touched"
+    );
+    assert!(Checkpoint::load(&path).is_ok());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn gpu_and_cpu_samplers_agree_for_every_solver() {
+    let Some(ctx) = gpu() else { return };
+    for geometry in [Geometry::Sphere, Geometry::Simplex] {
+        let model = FlowModel::untrained(FlowConfig::new(3, 6, 32, geometry), 2).unwrap();
+        for solver in [Solver::Euler, Solver::Midpoint, Solver::Rk4] {
+            let sc = SampleConfig {
+                n: 300,
+                steps: 8,
+                solver,
+                seed: 4,
+                chunk: Some(128),
+            };
+            let g = sample_gpu(ctx, &model, &sc).unwrap();
+            let c = sample_cpu(&model, &sc).unwrap();
+            assert_eq!(g.n, 300);
+            let same = g
+                .tokens
+                .iter()
+                .zip(&c.tokens)
+                .filter(|(a, b)| a == b)
+                .count();
+            let frac = same as f64 / g.tokens.len() as f64;
+            assert!(
+                frac > 0.97,
+                "{geometry:?} {solver:?}: GPU and CPU samples agree on only {frac}"
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_settings_are_errors() {
+    let (_, data) = toy(4, 5);
+    let wrong = FlowConfig::new(4, 6, 16, Geometry::Sphere);
+    assert!(matches!(
+        Trainer::new(None, wrong, TrainConfig::default(), data.clone()),
+        Err(Error::Shape(_))
+    ));
+    let flow = FlowConfig::new(4, 5, 16, Geometry::Simplex);
+    let ot = TrainConfig {
+        ot: OtMode::Exact,
+        ..Default::default()
+    };
+    assert!(Trainer::new(None, flow, ot, data.clone()).is_err());
+    let zero = TrainConfig {
+        batch: 0,
+        ..Default::default()
+    };
+    assert!(Trainer::new(None, flow, zero, data).is_err());
+    let model = FlowModel::untrained(flow, 0).unwrap();
+    let none = SampleConfig {
+        n: 0,
+        ..Default::default()
+    };
+    assert!(sample_cpu(&model, &none).is_err());
+    assert!("leapfrog".parse::<Solver>().is_err());
+}
