@@ -1,13 +1,11 @@
 //! Benchmarks shared by `fisherflow bench` and `cargo bench`: every figure is reported as a
 //! ratio against a baseline measured in the same run on the same adapter.
 
-pub mod sdflow;
 pub mod flow;
 pub mod matmul;
 pub mod sdflow;
 pub mod sphere;
 pub mod train;
-pub mod sphere;
 
 use std::time::Instant;
 

@@ -429,7 +429,7 @@ fn run_loop(tr: &mut Trainer<'_>, steps: u64, a: &TrainArgs, loaded: &Loaded) ->
             }
             None => eprintln!("step {done}/{steps}  {msg}"),
         }
-        let due = a.checkpoint_every > 0 && done % a.checkpoint_every == 0;
+        let due = a.checkpoint_every > 0 && done.is_multiple_of(a.checkpoint_every);
         if due || done == steps {
             save(tr, &a.out, loaded)?;
             last_saved = Some(done);

@@ -1,10 +1,6 @@
 //! Host modules for the WGSL kernel families: typed launch functions, each with a CPU
 //! reference of the same maths beside it.
 
-pub mod rng;
-pub mod linalg;
-pub mod optim;
-pub mod reduce;
 pub mod linalg;
 pub mod optim;
 pub mod reduce;
