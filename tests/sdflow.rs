@@ -351,15 +351,3 @@ fn point_files_parse_and_errors_name_the_line() {
     assert!(sdflow::parse_points("\n# nothing\n", "pts").is_err());
     assert!(sdflow::read_points(std::path::Path::new("/nonexistent/points.txt")).is_err());
 }
-
-/// The benchmark table (slow on a software adapter): `cargo test --release --test sdflow --
-/// --ignored bench_table --nocapture`.
-#[test]
-#[ignore]
-fn bench_table() {
-    let Some(ctx) = gpu() else { return };
-    let quick = std::env::var("SDFLOW_BENCH_FULL").is_err();
-    let rows = fisherflow::bench::sdflow::run(ctx, quick).unwrap();
-    fisherflow::bench::print_table(&rows);
-    assert!(rows.iter().all(|r| r.value > 0.0 && r.baseline > 0.0));
-}
