@@ -18,6 +18,7 @@ pub mod bench;
 pub mod error;
 pub mod gpu;
 pub mod kernels;
+pub mod tensornet;
 
 pub use error::{Error, Result};
 pub use gpu::{GpuContext, GpuTensor, Recorder};

@@ -25,6 +25,8 @@ struct Cli {
 enum Command {
     /// List GPU adapters and mark the one fisherflow would use.
     Devices(cli::devices::Args),
+    /// Tensor-network discrete diffusion: Ising and Fredkin models
+    Tn(cli::tn::Args),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
     };
     let result = match args.command {
         Command::Devices(a) => cli::devices::run(&opts, a),
+        Command::Tn(a) => cli::tn::run(&opts, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,6 +6,8 @@ use std::time::Instant;
 use crate::error::Result;
 use crate::gpu::{GpuContext, Recorder};
 
+pub mod tensornet;
+
 /// One benchmark figure and its same-run baseline.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Measurement {
