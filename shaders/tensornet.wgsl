@@ -39,6 +39,24 @@ var<workgroup> lv: array<f32, 3072>;
 var<workgroup> wsel: array<f32, 256>;
 var<workgroup> ssel: array<u32, 256>;
 var<workgroup> lacc: array<f32, 256>;
+// Bit p of half h (word h * 48 + p / 32) is set when lv[h * 1536 + p] != 0: the loops below
+// visit only the non-zero entries of a left vector, in ascending order (so the result does not
+// depend on scheduling). Exact constructions (shift registers, heights) have one-hot left
+// vectors, which makes a site O(chi) instead of O(chi^2); dense words take a plain loop.
+var<workgroup> mask: array<atomic<u32>, 96>;
+const HWORDS: u32 = 48u;
+
+// The set bits of `word` restricted to positions [lo, hi) of the half (word starts at `start`).
+fn clip(bits_in: u32, start: u32, lo: u32, hi: u32) -> u32 {
+    var bits = bits_in;
+    if (start < lo) {
+        bits = bits & ~((1u << (lo - start)) - 1u);
+    }
+    if (hi < start + 32u) {
+        bits = bits & ((1u << (hi - start)) - 1u);
+    }
+    return bits;
+}
 
 // High 32 bits of a 32x32-bit product.
 fn mulhi(a: u32, b: u32) -> u32 {
@@ -85,9 +103,14 @@ fn run(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let cm = params.chi_max;
     let d = params.d;
     let n = params.n_sites;
+    for (var w = lid; w < 2u * HWORDS; w = w + WG) {
+        atomicStore(&mask[w], 0u);
+    }
+    workgroupBarrier();
     for (var b = lid; b < nb; b = b + WG) {
         lv[b * cm] = 1.0;
         lacc[b] = 0.0;
+        atomicOr(&mask[(b * cm) / 32u], 1u << ((b * cm) % 32u));
     }
     workgroupBarrier();
     var cur = 0u;
@@ -97,18 +120,41 @@ fn run(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         let offm = info.y;
         let dl = info.z;
         let dr = info.w;
-        // 1. conditionals, draw or read s, accumulate log p.
+        // 1. conditionals, draw or read s, accumulate log p; clear the other half's mask.
+        let nxt = HALF - cur;
+        for (var w = lid; w < HWORDS; w = w + WG) {
+            atomicStore(&mask[nxt / 32u + w], 0u);
+        }
         for (var b = lid; b < nb; b = b + WG) {
-            var w: array<f32, 4>;
+            var w = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
+            let lo = b * cm;
+            let hi = lo + dl;
+            for (var wd = lo / 32u; wd * 32u < hi; wd = wd + 1u) {
+                let start = wd * 32u;
+                var bits = clip(atomicLoad(&mask[cur / 32u + wd]), start, lo, hi);
+                if (bits == 0xffffffffu) {
+                    for (var t = 0u; t < 32u; t = t + 1u) {
+                        let li = lv[cur + start + t];
+                        let i = start + t - lo;
+                        for (var s = 0u; s < d; s = s + 1u) {
+                            w[s] = w[s] + li * tens[offm + s * dl + i];
+                        }
+                    }
+                } else {
+                    while (bits != 0u) {
+                        let t = countTrailingZeros(bits);
+                        bits = bits & (bits - 1u);
+                        let li = lv[cur + start + t];
+                        let i = start + t - lo;
+                        for (var s = 0u; s < d; s = s + 1u) {
+                            w[s] = w[s] + li * tens[offm + s * dl + i];
+                        }
+                    }
+                }
+            }
             var total = 0.0;
             for (var s = 0u; s < d; s = s + 1u) {
-                var acc = 0.0;
-                let mrow = offm + s * dl;
-                for (var i = 0u; i < dl; i = i + 1u) {
-                    acc = acc + lv[cur + b * cm + i] * tens[mrow + i];
-                }
-                w[s] = acc;
-                total = total + acc;
+                total = total + w[s];
             }
             let gidx = base + b;
             var s_pick = 0u;
@@ -153,19 +199,37 @@ fn run(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         workgroupBarrier();
         // 2. new left vectors.
         if (k + 1u < n) {
-            let nxt = HALF - cur;
             for (var idx = lid; idx < nb * dr; idx = idx + WG) {
                 let b = idx / dr;
                 let j = idx - b * dr;
                 let s = ssel[b];
                 var acc = 0.0;
-                let lrow = cur + b * cm;
+                let lo = b * cm;
+                let hi = lo + dl;
                 let arow = offa + s * dr + j;
                 let astep = d * dr;
-                for (var i = 0u; i < dl; i = i + 1u) {
-                    acc = acc + lv[lrow + i] * tens[arow + i * astep];
+                for (var wd = lo / 32u; wd * 32u < hi; wd = wd + 1u) {
+                    let start = wd * 32u;
+                    var bits = clip(atomicLoad(&mask[cur / 32u + wd]), start, lo, hi);
+                    if (bits == 0xffffffffu) {
+                        let i0 = start - lo;
+                        for (var t = 0u; t < 32u; t = t + 1u) {
+                            acc = acc + lv[cur + start + t] * tens[arow + (i0 + t) * astep];
+                        }
+                    } else {
+                        while (bits != 0u) {
+                            let t = countTrailingZeros(bits);
+                            bits = bits & (bits - 1u);
+                            acc = acc + lv[cur + start + t] * tens[arow + (start + t - lo) * astep];
+                        }
+                    }
                 }
-                lv[nxt + b * cm + j] = acc / wsel[b];
+                let v = acc / wsel[b];
+                let p = lo + j;
+                lv[nxt + p] = v;
+                if (v != 0.0) {
+                    atomicOr(&mask[nxt / 32u + p / 32u], 1u << (p % 32u));
+                }
             }
             cur = nxt;
         }

@@ -146,23 +146,50 @@ fn ising_chain_partition_function_and_correlations() {
 #[test]
 fn gpu_samples_reproduce_exact_abs_magnetisation() {
     let Some(ctx) = gpu() else { return };
-    for (name, mps, exact, n) in [
-        ("cylinder", ising_cylinder(4, 4, BETA_C).unwrap(), 0.680465, 100_000usize),
-        ("torus", ising_torus(4, 4, BETA_C).unwrap(), 0.843860444813, 100_000),
-    ] {
-        let g = GpuMps::new(ctx, &mps).unwrap();
-        let t0 = Instant::now();
-        let (xs, lp) = g.sample(ctx, n, 2024).unwrap();
-        let dt = t0.elapsed().as_secs_f64();
-        let (m, se) = abs_m(&xs, 16);
-        eprintln!(
-            "{name}: <|m|> = {m:.5} ± {se:.5} (exact {exact}), {n} samples in {dt:.2} s = {:.0} samples/s ({})",
-            n as f64 / dt,
-            ctx.describe()
-        );
-        assert!((m - exact).abs() < 3.0 * se, "{name}: {m} ± {se} vs {exact}");
-        assert!(lp.iter().all(|v| v.is_finite() && *v < 0.0));
-    }
+    // Cylinder (χ = 16): 10^5 GPU samples.
+    let cyl = ising_cylinder(4, 4, BETA_C).unwrap();
+    let g = GpuMps::new(ctx, &cyl).unwrap();
+    let n = 100_000;
+    let t0 = Instant::now();
+    let (xs, lp) = g.sample(ctx, n, 2024).unwrap();
+    let dt = t0.elapsed().as_secs_f64();
+    let (m, se) = abs_m(&xs, 16);
+    eprintln!(
+        "cylinder GPU: <|m|> = {m:.5} ± {se:.5} (exact 0.680465), {n} samples in {dt:.2} s = {:.0} samples/s ({})",
+        n as f64 / dt,
+        ctx.describe()
+    );
+    assert!((m - 0.680465).abs() < 3.0 * se, "cylinder: {m} ± {se}");
+    assert!(lp.iter().all(|v| v.is_finite() && *v < 0.0));
+    // Torus (χ = 256): the GPU draws the same samples as the CPU reference for the same
+    // (seed, sample index) streams; on a software adapter the χ = 256 kernel is slow, so the
+    // GPU draws the first 1000 and the reference all 10^5 of the same stream.
+    let tor = ising_torus(4, 4, BETA_C).unwrap();
+    let n = 100_000;
+    let t0 = Instant::now();
+    let cpu = Environments::new(&tor)
+        .unwrap()
+        .sample(&tor, 0, n, 77, 0)
+        .unwrap();
+    let dt_cpu = t0.elapsed().as_secs_f64();
+    let g = GpuMps::new(ctx, &tor).unwrap();
+    let ng = 1000;
+    let t0 = Instant::now();
+    let (gx, _) = g.sample(ctx, ng, 77).unwrap();
+    let dt = t0.elapsed().as_secs_f64();
+    let differ = gx
+        .chunks(16)
+        .zip(cpu.chunks(16))
+        .filter(|(a, b)| a != b)
+        .count();
+    assert!(differ * 200 <= ng, "{differ} of {ng} torus samples differ");
+    let (m, se) = abs_m(&cpu, 16);
+    let (mg, seg) = abs_m(&gx, 16);
+    eprintln!(
+        "torus: <|m|> = {m:.5} ± {se:.5} over {n} (CPU reference, {dt_cpu:.2} s), GPU {mg:.4} ± {seg:.4} over {ng} in {dt:.2} s; exact 0.843860444813"
+    );
+    assert!((m - 0.843860444813).abs() < 3.0 * se, "torus: {m} ± {se}");
+    assert!((mg - 0.843860444813).abs() < 4.0 * seg);
 }
 
 #[test]
@@ -198,8 +225,18 @@ fn gpu_sampler_and_log_prob_match_cpu_reference() {
         for i in 0..n {
             let tol = 1e-4 * (1.0 + clp[i].abs());
             assert!((clp[i] - direct[i]).abs() < 1e-9 * (1.0 + clp[i].abs()));
-            assert!((glp[i] - clp[i]).abs() < tol, "{name} #{i}: {} vs {}", glp[i], clp[i]);
-            assert!((elp[i] - clp[i]).abs() < tol, "{name} #{i}: {} vs {}", elp[i], clp[i]);
+            assert!(
+                (glp[i] - clp[i]).abs() < tol,
+                "{name} #{i}: {} vs {}",
+                glp[i],
+                clp[i]
+            );
+            assert!(
+                (elp[i] - clp[i]).abs() < tol,
+                "{name} #{i}: {} vs {}",
+                elp[i],
+                clp[i]
+            );
         }
         assert!((g.log_z() - mps.log_norm()).abs() < 1e-9 * (1.0 + mps.log_norm().abs()));
     }
@@ -254,7 +291,13 @@ fn fredkin_counts_samples_and_area_law() {
     law.iter_mut().for_each(|v| *v /= z);
     let samples = 40_000;
     let xs = match gpu() {
-        Some(ctx) => GpuMps::new(ctx, &mps).unwrap().sample(ctx, samples, 5).unwrap().0,
+        Some(ctx) => {
+            GpuMps::new(ctx, &mps)
+                .unwrap()
+                .sample(ctx, samples, 5)
+                .unwrap()
+                .0
+        }
         None => sample_cpu(&mps, samples, 5).unwrap(),
     };
     let mut hist = vec![0u64; amax + 1];
@@ -319,7 +362,10 @@ fn noising_and_one_shot_denoising_are_exact() {
         hist[config_index(&x)] += 1;
     }
     let (stat, df) = chi2(&hist, &p0v);
-    assert!(stat < chi2_crit(df, 4.0), "denoised χ² = {stat} with {df} dof");
+    assert!(
+        stat < chi2_crit(df, 4.0),
+        "denoised χ² = {stat} with {df} dof"
+    );
     assert!(flip_kernel(-1.0, 1.0).is_err());
     assert!(noised(&random_mps(3, 3, 2, 1).unwrap(), 1.0, 1.0).is_err());
 }
@@ -472,7 +518,16 @@ fn trained_mps_reaches_the_exact_entropy() {
     // Sampling from the trained model.
     let xs = sample_cpu(&model, 2000, 1).unwrap();
     assert!(nll(&model, &xs).unwrap().is_finite());
-    assert!(train_mps(&data, n, 2, &TrainOptions { chi: 0, ..opts.clone() }).is_err());
+    assert!(train_mps(
+        &data,
+        n,
+        2,
+        &TrainOptions {
+            chi: 0,
+            ..opts.clone()
+        }
+    )
+    .is_err());
     assert!(train_mps(&data[..5], n, 2, &opts).is_err());
 }
 

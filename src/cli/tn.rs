@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use fisherflow::gpu::{ContextOptions, GpuContext};
 use fisherflow::tensornet::{
-    dyck_area, enumerate_ising, fredkin, ising_2d, mcmc_connected, mcmc_disconnected,
-    Environments, GpuMps, IsingLattice, Mps,
+    dyck_area, enumerate_ising, fredkin, ising_2d, mcmc_connected, mcmc_disconnected, Environments,
+    GpuMps, IsingLattice, Mps,
 };
 use fisherflow::{Error, Result};
 
@@ -102,7 +102,9 @@ pub fn run(opts: &ContextOptions, args: Args) -> Result<()> {
             dev,
         } => {
             if samples < 2 {
-                return Err(Error::InvalidArgument("--samples must be at least 2".into()));
+                return Err(Error::InvalidArgument(
+                    "--samples must be at least 2".into(),
+                ));
             }
             let lat = IsingLattice {
                 lx,
@@ -118,7 +120,11 @@ pub fn run(opts: &ContextOptions, args: Args) -> Result<()> {
                 if torus { "torus" } else { "cylinder" },
                 mps.chi_max()
             );
-            println!("ln Z = {lz:.10}   Z = {:.6e}   -beta f = ln Z / N = {:.10}", lz.exp(), lz / n as f64);
+            println!(
+                "ln Z = {lz:.10}   Z = {:.6e}   -beta f = ln Z / N = {:.10}",
+                lz.exp(),
+                lz / n as f64
+            );
             let exact = if n <= 20 {
                 Some(enumerate_ising(&lat, beta)?)
             } else {
@@ -139,11 +145,22 @@ pub fn run(opts: &ContextOptions, args: Args) -> Result<()> {
             }
             let (m, sm) = mean_se(&am);
             let (u, su) = mean_se(&en);
-            println!("sampler: {device}: {samples} exact samples in {dt:.3} s = {:.0} samples/s", samples as f64 / dt);
+            println!(
+                "sampler: {device}: {samples} exact samples in {dt:.3} s = {:.0} samples/s",
+                samples as f64 / dt
+            );
             match exact {
                 Some(ex) => {
-                    println!("<|m|> = {m:.6} ± {sm:.6}   (exact {:.6}, {:+.2} s.e.)", ex.abs_m, (m - ex.abs_m) / sm);
-                    println!("u = <E>/N = {u:.6} ± {su:.6}   (exact {:.6}, {:+.2} s.e.)", ex.energy, (u - ex.energy) / su);
+                    println!(
+                        "<|m|> = {m:.6} ± {sm:.6}   (exact {:.6}, {:+.2} s.e.)",
+                        ex.abs_m,
+                        (m - ex.abs_m) / sm
+                    );
+                    println!(
+                        "u = <E>/N = {u:.6} ± {su:.6}   (exact {:.6}, {:+.2} s.e.)",
+                        ex.energy,
+                        (u - ex.energy) / su
+                    );
                     println!("ln Z by enumeration = {:.10}", ex.log_z);
                 }
                 None => {
@@ -156,7 +173,15 @@ pub fn run(opts: &ContextOptions, args: Args) -> Result<()> {
             let steps = 2000.min(samples);
             let (_, sd) = mcmc_disconnected(&mps, &model, steps, dev.seed as u64)?;
             let start = &xs[..n];
-            let (_, sc) = mcmc_connected(&mps, &model, 1.0, 0.2, start, steps.min(500), dev.seed as u64)?;
+            let (_, sc) = mcmc_connected(
+                &mps,
+                &model,
+                1.0,
+                0.2,
+                start,
+                steps.min(500),
+                dev.seed as u64,
+            )?;
             println!(
                 "MCMC with model beta' = {:.4}: acceptance disconnected {:.3} ({} steps), connected (gamma T = 0.2) {:.3} ({} steps)",
                 0.9 * beta,
@@ -168,11 +193,17 @@ pub fn run(opts: &ContextOptions, args: Args) -> Result<()> {
         }
         Model::Fredkin { n, c, samples, dev } => {
             if samples < 2 {
-                return Err(Error::InvalidArgument("--samples must be at least 2".into()));
+                return Err(Error::InvalidArgument(
+                    "--samples must be at least 2".into(),
+                ));
             }
             let mps = fredkin(n, c)?;
             let lz = mps.log_norm();
-            println!("Fredkin N = {n}, c = {c}: chi = {}, ln Z = {lz:.10}, Z = {:.6}", mps.chi_max(), lz.exp());
+            println!(
+                "Fredkin N = {n}, c = {c}: chi = {}, ln Z = {lz:.10}, Z = {:.6}",
+                mps.chi_max(),
+                lz.exp()
+            );
             let (xs, dt, device) = draw(opts, &mps, samples, &dev)?;
             let mut area = Vec::with_capacity(samples);
             let mut bad = 0usize;
@@ -183,7 +214,10 @@ pub fn run(opts: &ContextOptions, args: Args) -> Result<()> {
                 }
             }
             let (a, sa) = mean_se(&area);
-            println!("sampler: {device}: {samples} exact samples in {dt:.3} s = {:.0} samples/s", samples as f64 / dt);
+            println!(
+                "sampler: {device}: {samples} exact samples in {dt:.3} s = {:.0} samples/s",
+                samples as f64 / dt
+            );
             println!("Dyck paths: {} of {samples} (non-Dyck: {bad})", area.len());
             // A = Σ_k h_k and step k enters the N − k heights after it.
             let mut mean_h = 0.0;
@@ -199,7 +233,13 @@ pub fn run(opts: &ContextOptions, args: Args) -> Result<()> {
 /// Step ±1 at site k, 1 elsewhere.
 fn vec_unit(n: usize, k: usize) -> Vec<Vec<f64>> {
     (0..n)
-        .map(|i| if i == k { vec![1.0, -1.0] } else { vec![1.0, 1.0] })
+        .map(|i| {
+            if i == k {
+                vec![1.0, -1.0]
+            } else {
+                vec![1.0, 1.0]
+            }
+        })
         .collect()
 }
 

@@ -137,7 +137,9 @@ mod tests {
             let f = svd(&a, m, n).unwrap();
             for i in 0..m {
                 for j in 0..n {
-                    let r: f64 = (0..f.k).map(|t| f.u[i * f.k + t] * f.s[t] * f.vt[t * n + j]).sum();
+                    let r: f64 = (0..f.k)
+                        .map(|t| f.u[i * f.k + t] * f.s[t] * f.vt[t * n + j])
+                        .sum();
                     assert!((r - a[i * n + j]).abs() < 1e-12);
                 }
             }

@@ -28,7 +28,10 @@
 //! (lane ↔ (sample, right-bond column)); each is a length-`χ_{k-1}` dot product reading `A_k`
 //! rows contiguously in the column index, so neighbouring lanes read neighbouring addresses and
 //! the `B` samples of a workgroup share the tensor through the cache. Work per site is
-//! `O(B d χ²)` spread over 64 lanes; small `χ` packs many samples in a workgroup, large `χ`
+//! `O(B d χ²)` spread over 64 lanes. A bitmask in workgroup memory marks the non-zero entries
+//! of every left vector and both loops visit only those (in ascending order, so results do not
+//! depend on scheduling): the exact constructions (shift registers, heights) have one-hot left
+//! vectors, which makes a site `O(χ)` per sample; fully dense words take a plain loop; small `χ` packs many samples in a workgroup, large `χ`
 //! (up to 1536) spreads one sample's vector–matrix product over all lanes. Thousands of
 //! workgroups (independent samples) run per dispatch; there is no autocorrelation.
 //! The CPU reference ([`sample_cpu`]) runs the same algorithm in f64 with the same random
@@ -254,7 +257,9 @@ impl Mps {
             }
             let m = nl.iter().fold(0.0f64, |m, v| m.max(v.abs()));
             if m == 0.0 {
-                return Err(Error::InvalidArgument("the MPS has zero total weight".into()));
+                return Err(Error::InvalidArgument(
+                    "the MPS has zero total weight".into(),
+                ));
             }
             nl.iter_mut().for_each(|v| *v /= m);
             nf.iter_mut().for_each(|v| *v /= m);
@@ -305,9 +310,7 @@ impl Mps {
             )));
         }
         let lz = self.log_norm();
-        xs.chunks(n)
-            .map(|x| Ok(self.log_weight(x)? - lz))
-            .collect()
+        xs.chunks(n).map(|x| Ok(self.log_weight(x)? - lz)).collect()
     }
 
     pub(crate) fn check_config(&self, x: &[u8]) -> Result<()> {
@@ -361,7 +364,8 @@ impl Mps {
                                     continue;
                                 }
                                 for ar in 0..a.dr {
-                                    *t.at_mut(al * wl + bl, o, ar * wr + br) += wv * a.at(al, i, ar);
+                                    *t.at_mut(al * wl + bl, o, ar * wr + br) +=
+                                        wv * a.at(al, i, ar);
                                 }
                             }
                         }
@@ -455,13 +459,12 @@ impl Mps {
             let (m, c) = (s.dl, d * s.dr);
             let f = linalg::svd(&s.data, m, c)?;
             let top = f.s[0].max(f64::MIN_POSITIVE);
-            let keep = f
-                .s
-                .iter()
-                .take(max_chi)
-                .filter(|&&v| v > top * rel_tol.max(1e-15))
-                .count()
-                .max(1);
+            let keep =
+                f.s.iter()
+                    .take(max_chi)
+                    .filter(|&&v| v > top * rel_tol.max(1e-15))
+                    .count()
+                    .max(1);
             log_scale += top.ln();
             let mut v = Site::zeros(keep, d, s.dr);
             v.data.copy_from_slice(&f.vt[..keep * c]);

@@ -37,7 +37,11 @@ impl IsingLattice {
         if self.ly > 10 || (self.periodic_x && self.ly > 5) {
             return Err(Error::Limit(format!(
                 "the exact MPS has bond dimension 2^{}; ly = {} is too wide",
-                if self.periodic_x { 2 * self.ly } else { self.ly },
+                if self.periodic_x {
+                    2 * self.ly
+                } else {
+                    self.ly
+                },
                 self.ly
             )));
         }
@@ -111,7 +115,11 @@ pub fn enumerate_ising(lat: &IsingLattice, beta: f64) -> Result<IsingExact> {
     for x in 0u32..(1u32 << n) {
         let mut e = 0i64;
         for &(i, j) in &bonds {
-            e -= if ((x >> i) ^ (x >> j)) & 1 == 0 { 1 } else { -1 };
+            e -= if ((x >> i) ^ (x >> j)) & 1 == 0 {
+                1
+            } else {
+                -1
+            };
         }
         let w = (-beta * e as f64 - shift).exp();
         let m = (n as i64 - 2 * x.count_ones() as i64).abs() as f64 / n as f64;
