@@ -241,7 +241,7 @@ impl GpuMps {
     /// `log P(x)` of configurations (row-major `[n, N]`) by the sequential conditionals, in f32.
     pub fn log_prob(&self, ctx: &GpuContext, xs: &[u8]) -> Result<Vec<f64>> {
         let len = self.n_sites;
-        if xs.len() % len != 0 {
+        if !xs.len().is_multiple_of(len) {
             return Err(Error::Shape(format!(
                 "{} states is not a whole number of {len}-site configurations",
                 xs.len()

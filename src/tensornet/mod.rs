@@ -303,7 +303,7 @@ impl Mps {
     /// `log P(x) = log W(x) − log Z` for each configuration of `xs` (row-major `[n, N]`).
     pub fn log_prob(&self, xs: &[u8]) -> Result<Vec<f64>> {
         let n = self.len();
-        if xs.len() % n != 0 {
+        if !xs.len().is_multiple_of(n) {
             return Err(Error::Shape(format!(
                 "{} states is not a whole number of {n}-site configurations",
                 xs.len()
@@ -388,12 +388,9 @@ impl Mps {
         }
         let mut out = self.clone();
         for (s, fk) in out.sites.iter_mut().zip(f) {
-            for l in 0..s.dl {
-                for p in 0..s.d {
-                    for r in 0..s.dr {
-                        *s.at_mut(l, p, r) *= fk[p];
-                    }
-                }
+            let dr = s.dr;
+            for (idx, v) in s.data.iter_mut().enumerate() {
+                *v *= fk[(idx / dr) % fk.len()];
             }
         }
         Ok(out)

@@ -164,7 +164,7 @@ pub fn ising_2d(lat: &IsingLattice, beta: f64) -> Result<Mps> {
         let rbits_old = k.min(ly);
         for l in 0..dl {
             let r_old = l & ((1usize << rbits_old) - 1);
-            let f = if px && k >= ly + 1 {
+            let f = if px && k > ly {
                 l >> ly
             } else if px && k == ly {
                 r_old
@@ -249,7 +249,7 @@ pub fn ising_torus(lx: usize, ly: usize, beta: f64) -> Result<Mps> {
 /// Dyck paths weighted by `(c/(1−c))^{A/2}`, `A = Σ` heights. The bond carries the height
 /// (`χ = n/2 + 1`).
 pub fn fredkin(n: usize, c: f64) -> Result<Mps> {
-    if n < 2 || n % 2 != 0 {
+    if n < 2 || !n.is_multiple_of(2) {
         return Err(Error::InvalidArgument(format!(
             "the Fredkin chain needs an even number of sites ≥ 2, got {n}"
         )));

@@ -80,7 +80,7 @@ impl Environments {
     /// given states).
     pub fn log_prob(&self, mps: &Mps, xs: &[u8]) -> Result<Vec<f64>> {
         let len = mps.len();
-        if xs.len() % len != 0 {
+        if !xs.len().is_multiple_of(len) {
             return Err(Error::Shape(format!(
                 "{} states is not a whole number of {len}-site configurations",
                 xs.len()

@@ -108,7 +108,7 @@ fn add_log_grad(mps: &Mps, x: Option<&[u8]>, coef: f64, grad: &mut [Vec<f64>]) {
 /// layout as [`Site::data`]).
 pub fn nll_grad(mps: &Mps, data: &[u8]) -> Result<(f64, Vec<Vec<f64>>)> {
     let n = mps.len();
-    if data.is_empty() || data.len() % n != 0 {
+    if data.is_empty() || !data.len().is_multiple_of(n) {
         return Err(Error::Shape(format!(
             "{} states is not a whole, non-zero number of {n}-site configurations",
             data.len()
@@ -168,7 +168,7 @@ pub fn train_mps(
             "training needs n_sites ≥ 1, d ≥ 2, chi ≥ 1".into(),
         ));
     }
-    if data.is_empty() || data.len() % n_sites != 0 {
+    if data.is_empty() || !data.len().is_multiple_of(n_sites) {
         return Err(Error::Shape(format!(
             "{} states is not a whole, non-zero number of {n_sites}-site configurations",
             data.len()
