@@ -29,9 +29,9 @@ pub fn run(ctx: &GpuContext, quick: bool) -> Result<Vec<Measurement>> {
         let mps = random_mps(n, 2, chi, (n * 1000 + chi) as u64)?;
         let env = Environments::new(&mps)?;
         let g = GpuMps::with_environments(ctx, &mps, &env)?;
-        // Enough samples to fill the device: at least 64 workgroups, ~2^27 / (N χ²) work.
+        // Enough samples to fill the device: at least 64 workgroups, ~2^27 / (N χ²) samples.
         let work = (n * chi * chi) as f64;
-        let gpu_samples = ((1u64 << 29) as f64 / work).clamp(256.0, 65536.0) as usize;
+        let gpu_samples = ((1u64 << 27) as f64 / work).clamp(256.0, 16384.0) as usize;
         let gpu_samples = gpu_samples.max(64 * g.batch());
         let (rec, _, _) = g.sampling_recording(ctx, gpu_samples, 7)?;
         let t = time_recording(ctx, &rec, 1, if quick { 2 } else { 3 })?;
