@@ -239,3 +239,102 @@ fn run(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         logp[base + b] = lacc[b];
     }
 }
+
+// Small bonds (chi_max <= 32): one sample per invocation, left vector in registers/private
+// memory, no workgroup memory or barriers. Same algorithm and summation order (ascending i,
+// zero entries skipped) as the CPU reference.
+const SMALL: u32 = 32u;
+
+@compute @workgroup_size(64)
+fn run_small(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let gidx = (wid.x + wid.y * nwg.x) * WG + lid;
+    if (gidx >= params.n_samples) {
+        return;
+    }
+    let d = params.d;
+    let n = params.n_sites;
+    var l: array<f32, 32>;
+    var nl: array<f32, 32>;
+    l[0] = 1.0;
+    var lp = 0.0;
+    var dead = false;
+    for (var k = 0u; k < n; k = k + 1u) {
+        let info = sites[k];
+        let offa = info.x;
+        let offm = info.y;
+        let dl = info.z;
+        let dr = info.w;
+        var w = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
+        for (var i = 0u; i < dl; i = i + 1u) {
+            let li = l[i];
+            if (li != 0.0) {
+                for (var s = 0u; s < d; s = s + 1u) {
+                    w[s] = w[s] + li * tens[offm + s * dl + i];
+                }
+            }
+        }
+        var total = 0.0;
+        for (var s = 0u; s < d; s = s + 1u) {
+            total = total + w[s];
+        }
+        var s_pick = 0u;
+        if (params.mode == 0u) {
+            let r = uniform01(params.first + gidx, k) * total;
+            var cum = 0.0;
+            var found = false;
+            for (var s = 0u; s < d; s = s + 1u) {
+                if (w[s] > 0.0) {
+                    if (!found) {
+                        s_pick = s;
+                    }
+                    cum = cum + w[s];
+                    if (!found && r < cum) {
+                        s_pick = s;
+                        found = true;
+                    }
+                }
+            }
+            if (!found) {
+                for (var s = 0u; s < d; s = s + 1u) {
+                    if (w[s] > 0.0) {
+                        s_pick = s;
+                    }
+                }
+            }
+            samples[gidx * n + k] = s_pick;
+        } else {
+            s_pick = min(samples[gidx * n + k], d - 1u);
+        }
+        var ws = w[s_pick];
+        if (ws > 0.0 && total > 0.0 && !dead) {
+            lp = lp + log(ws / total);
+        } else {
+            dead = true;
+            ws = 1.0;
+        }
+        if (k + 1u < n) {
+            for (var j = 0u; j < dr; j = j + 1u) {
+                nl[j] = 0.0;
+            }
+            for (var i = 0u; i < dl; i = i + 1u) {
+                let li = l[i];
+                if (li != 0.0) {
+                    let row = offa + (i * d + s_pick) * dr;
+                    for (var j = 0u; j < dr; j = j + 1u) {
+                        nl[j] = nl[j] + li * tens[row + j];
+                    }
+                }
+            }
+            let inv = 1.0 / ws;
+            for (var j = 0u; j < dr; j = j + 1u) {
+                l[j] = nl[j] * inv;
+            }
+        }
+    }
+    if (dead) {
+        logp[gidx] = DEAD;
+    } else {
+        logp[gidx] = lp;
+    }
+}

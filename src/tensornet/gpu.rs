@@ -13,6 +13,8 @@ pub const SHADER: Shader = Shader::new("tensornet", include_str!("../../shaders/
 const HALF: usize = 1536;
 const MAX_BATCH: usize = 256;
 const MAX_D: usize = 4;
+/// Largest bond dimension of the one-sample-per-invocation kernel.
+const SMALL_CHI: usize = 32;
 /// Log-probabilities at or below this are `-inf` (the kernel's marker for weight 0).
 const DEAD: f32 = -1.0e38;
 
@@ -109,8 +111,15 @@ impl GpuMps {
         }
         let tens = GpuTensor::from_slice(ctx, &data, &[data.len()])?;
         let sites = GpuTensor::from_slice(ctx, &info, &[info.len()])?;
-        let kernel = ctx.kernel(&SHADER, "run")?;
-        let batch = (HALF / chi_max).clamp(1, MAX_BATCH);
+        // Small bonds: one sample per invocation (`run_small`); else a workgroup per batch.
+        let (kernel, batch) = if chi_max <= SMALL_CHI {
+            (ctx.kernel(&SHADER, "run_small")?, 64)
+        } else {
+            (
+                ctx.kernel(&SHADER, "run")?,
+                (HALF / chi_max).clamp(1, MAX_BATCH),
+            )
+        };
         Ok(Self {
             tens,
             sites,
