@@ -240,10 +240,10 @@ fn run(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
 }
 
-// Small bonds (chi_max <= 32): one sample per invocation, left vector in registers/private
+// Small bonds (chi_max <= 64): one sample per invocation, left vector in registers/private
 // memory, no workgroup memory or barriers. Same algorithm and summation order (ascending i,
 // zero entries skipped) as the CPU reference.
-const SMALL: u32 = 32u;
+const SMALL: u32 = 64u;
 
 @compute @workgroup_size(64)
 fn run_small(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -254,8 +254,8 @@ fn run_small(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     }
     let d = params.d;
     let n = params.n_sites;
-    var l: array<f32, 32>;
-    var nl: array<f32, 32>;
+    var l: array<f32, 64>;
+    var nl: array<f32, 64>;
     l[0] = 1.0;
     var lp = 0.0;
     var dead = false;

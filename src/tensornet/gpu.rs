@@ -13,8 +13,8 @@ pub const SHADER: Shader = Shader::new("tensornet", include_str!("../../shaders/
 const HALF: usize = 1536;
 const MAX_BATCH: usize = 256;
 const MAX_D: usize = 4;
-/// Largest bond dimension of the one-sample-per-invocation kernel.
-const SMALL_CHI: usize = 32;
+/// Largest bond dimension of the one-sample-per-invocation kernel (`run_small`).
+const SMALL_CHI: usize = 64;
 /// Log-probabilities at or below this are `-inf` (the kernel's marker for weight 0).
 const DEAD: f32 = -1.0e38;
 

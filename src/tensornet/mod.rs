@@ -20,7 +20,7 @@
 //! normalised probability, so the same loop with given `s_k` computes `log P(x)`.
 //!
 //! # GPU strategy (`shaders/tensornet.wgsl`)
-//! For `χ ≤ 32` (`run_small`) each invocation draws one sample with its left vector in private
+//! For `χ ≤ 64` (`run_small`) each invocation draws one sample with its left vector in private
 //! memory: no workgroup memory, no barriers, 64 independent samples per workgroup, and the same
 //! summation order as the CPU reference. For larger `χ` (`run`) one workgroup of 64 lanes owns a batch of `B = min(256, 1536 / χ_max)` samples whose left
 //! vectors live in workgroup memory (double-buffered, 12 KiB, inside WebGPU's default 16 KiB).
