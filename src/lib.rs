@@ -25,6 +25,7 @@ pub mod kernels;
 pub mod nn;
 pub mod plot;
 pub mod sdflow;
+pub mod tensornet;
 
 pub use error::{Error, Result};
 pub use gpu::{GpuContext, GpuTensor, Recorder};

@@ -37,6 +37,8 @@ enum Command {
     Bench(cli::bench::Args),
     /// Score-difference flow on point clouds.
     Sdflow(cli::sdflow::Args),
+    /// Tensor-network discrete diffusion: Ising and Fredkin models.
+    Tn(cli::tn::Args),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::ToyBench(a) => cli::flow::toy_bench(&opts, a),
         Command::Bench(a) => cli::bench::run(&opts, a),
         Command::Sdflow(a) => cli::sdflow::run(&opts, a),
+        Command::Tn(a) => cli::tn::run(&opts, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,7 @@ pub mod flow;
 pub mod matmul;
 pub mod sdflow;
 pub mod sphere;
+pub mod tensornet;
 pub mod train;
 
 use std::time::Instant;
@@ -168,6 +169,7 @@ pub fn families() -> Vec<(&'static str, Family)> {
         ("train", train::run),
         ("flow", flow::run),
         ("sdflow", sdflow::run),
+        ("tensornet", tensornet::run),
     ]
 }
 

@@ -4,3 +4,4 @@ pub mod bench;
 pub mod devices;
 pub mod flow;
 pub mod sdflow;
+pub mod tn;

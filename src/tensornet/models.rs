@@ -1,0 +1,329 @@
+//! Exact MPS constructions (Ising chain, cylinder and torus; Fredkin chain), brute-force
+//! oracles, and random MPS for benchmarks.
+
+use super::rng::SplitMix64;
+use super::{Mps, Site};
+use crate::error::{Error, Result};
+
+/// An `lx × ly` square lattice of Ising spins, site `k = c·ly + r` (column-major), with
+/// optional periodic closure along x (columns) and y (within a column).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IsingLattice {
+    /// Number of columns.
+    pub lx: usize,
+    /// Spins per column.
+    pub ly: usize,
+    /// Bond between the last and the first column.
+    pub periodic_x: bool,
+    /// Bond between the last and the first spin of each column.
+    pub periodic_y: bool,
+}
+
+impl IsingLattice {
+    fn check(&self) -> Result<()> {
+        if self.lx == 0 || self.ly == 0 {
+            return Err(Error::Shape("an Ising lattice needs lx, ly ≥ 1".into()));
+        }
+        if self.periodic_x && self.lx < 3 {
+            return Err(Error::InvalidArgument(
+                "periodic x needs lx ≥ 3 (lx = 2 would double the bonds)".into(),
+            ));
+        }
+        if self.periodic_y && self.ly < 3 {
+            return Err(Error::InvalidArgument(
+                "periodic y needs ly ≥ 3 (ly = 2 would double the bonds)".into(),
+            ));
+        }
+        if self.ly > 10 || (self.periodic_x && self.ly > 5) {
+            return Err(Error::Limit(format!(
+                "the exact MPS has bond dimension 2^{}; ly = {} is too wide",
+                if self.periodic_x {
+                    2 * self.ly
+                } else {
+                    self.ly
+                },
+                self.ly
+            )));
+        }
+        Ok(())
+    }
+
+    /// Number of spins.
+    pub fn n(&self) -> usize {
+        self.lx * self.ly
+    }
+
+    /// Every nearest-neighbour bond `(i, j)` once.
+    pub fn bonds(&self) -> Vec<(usize, usize)> {
+        let (lx, ly) = (self.lx, self.ly);
+        let mut b = Vec::new();
+        for c in 0..lx {
+            for r in 0..ly {
+                let k = c * ly + r;
+                if r > 0 {
+                    b.push((k - 1, k));
+                }
+                if self.periodic_y && r == ly - 1 {
+                    b.push((c * ly, k));
+                }
+                if c > 0 {
+                    b.push((k - ly, k));
+                }
+                if self.periodic_x && c == lx - 1 {
+                    b.push((r, k));
+                }
+            }
+        }
+        b
+    }
+}
+
+/// Exact Ising values by enumeration of all `2^N` configurations.
+#[derive(Clone, Copy, Debug)]
+pub struct IsingExact {
+    /// `ln Z`.
+    pub log_z: f64,
+    /// `⟨|m|⟩`, `m = Σ s / N`.
+    pub abs_m: f64,
+    /// `⟨E⟩ / N` with `E = −Σ_bonds s_i s_j`.
+    pub energy: f64,
+}
+
+/// Spin of state `s` (0 ↦ +1, 1 ↦ −1).
+#[inline]
+fn spin(s: usize) -> f64 {
+    if s == 0 {
+        1.0
+    } else {
+        -1.0
+    }
+}
+
+/// Brute-force `ln Z`, `⟨|m|⟩` and `⟨E⟩/N` (N ≤ 24) at inverse temperature `beta`.
+pub fn enumerate_ising(lat: &IsingLattice, beta: f64) -> Result<IsingExact> {
+    let n = lat.n();
+    if n > 24 {
+        return Err(Error::Limit(format!("enumerating 2^{n} configurations")));
+    }
+    let bonds = lat.bonds();
+    // Energies range over integers in [−|B|, |B|]: accumulate by energy to stay accurate.
+    let nb = bonds.len() as i64;
+    let mut z = 0.0;
+    let mut zm = 0.0;
+    let mut ze = 0.0;
+    let shift = beta * nb as f64; // weights e^{−βE − β|B|} ≤ 1
+    for x in 0u32..(1u32 << n) {
+        let mut e = 0i64;
+        for &(i, j) in &bonds {
+            e -= if ((x >> i) ^ (x >> j)) & 1 == 0 {
+                1
+            } else {
+                -1
+            };
+        }
+        let w = (-beta * e as f64 - shift).exp();
+        let m = (n as i64 - 2 * x.count_ones() as i64).abs() as f64 / n as f64;
+        z += w;
+        zm += w * m;
+        ze += w * e as f64;
+    }
+    Ok(IsingExact {
+        log_z: z.ln() + shift,
+        abs_m: zm / z,
+        energy: ze / z / n as f64,
+    })
+}
+
+/// The exact MPS of `P(s) ∝ exp(β Σ_bonds s_i s_j)` on `lat`, column-major. The bond after
+/// site `k` is a shift register holding the last `min(k+1, ly)` spins (`χ = 2^{ly}`); with
+/// periodic x it also carries the first column (`χ = 2^{2ly}`). Site `k` multiplies
+/// `e^{β s s_up}`, `e^{β s s_left}` and the periodic closures it completes.
+pub fn ising_2d(lat: &IsingLattice, beta: f64) -> Result<Mps> {
+    lat.check()?;
+    if !beta.is_finite() {
+        return Err(Error::InvalidArgument(format!("beta = {beta}")));
+    }
+    let (lx, ly) = (lat.lx, lat.ly);
+    let n = lat.n();
+    let px = lat.periodic_x;
+    let bond_dim = |k: usize| -> usize {
+        if k + 1 == n {
+            1
+        } else if px && k >= ly {
+            1 << (2 * ly)
+        } else {
+            1 << (k + 1).min(ly)
+        }
+    };
+    let mut sites = Vec::with_capacity(n);
+    for k in 0..n {
+        let (c, r) = (k / ly, k % ly);
+        let dl = if k == 0 { 1 } else { bond_dim(k - 1) };
+        let dr = bond_dim(k);
+        let mut a = Site::zeros(dl, 2, dr);
+        let rbits_old = k.min(ly);
+        for l in 0..dl {
+            let r_old = l & ((1usize << rbits_old) - 1);
+            let f = if px && k > ly {
+                l >> ly
+            } else if px && k == ly {
+                r_old
+            } else {
+                0
+            };
+            let bit = |v: usize, j: usize| (v >> j) & 1;
+            for s in 0..2usize {
+                let sg = spin(s);
+                let mut e = 0.0;
+                if r > 0 {
+                    e += sg * spin(bit(r_old, 0));
+                }
+                if lat.periodic_y && r == ly - 1 {
+                    e += sg * spin(bit(r_old, ly - 2));
+                }
+                if c > 0 {
+                    e += sg * spin(bit(r_old, ly - 1));
+                }
+                if px && c == lx - 1 {
+                    e += sg * spin(bit(f, ly - 1 - r));
+                }
+                let w = (beta * e).exp();
+                let ri = if k + 1 == n {
+                    0
+                } else {
+                    let r_new = ((r_old << 1) | s) & ((1usize << (k + 1).min(ly)) - 1);
+                    if px && k >= ly {
+                        (f << ly) | r_new
+                    } else {
+                        r_new
+                    }
+                };
+                *a.at_mut(l, s, ri) = w;
+            }
+        }
+        sites.push(a);
+    }
+    Mps::new(sites, 0.0)
+}
+
+/// The open Ising chain `P ∝ exp(K Σ s_i s_{i+1})` of `n` spins (bond dimension 2).
+pub fn ising_chain(n: usize, k: f64) -> Result<Mps> {
+    ising_2d(
+        &IsingLattice {
+            lx: n,
+            ly: 1,
+            periodic_x: false,
+            periodic_y: false,
+        },
+        k,
+    )
+}
+
+/// The `lx × ly` cylinder (periodic within columns), `χ = 2^{ly}`.
+pub fn ising_cylinder(lx: usize, ly: usize, beta: f64) -> Result<Mps> {
+    ising_2d(
+        &IsingLattice {
+            lx,
+            ly,
+            periodic_x: false,
+            periodic_y: true,
+        },
+        beta,
+    )
+}
+
+/// The `lx × ly` torus, `χ = 2^{2 ly}`.
+pub fn ising_torus(lx: usize, ly: usize, beta: f64) -> Result<Mps> {
+    ising_2d(
+        &IsingLattice {
+            lx,
+            ly,
+            periodic_x: true,
+            periodic_y: true,
+        },
+        beta,
+    )
+}
+
+/// The Fredkin chain's stationary law on `n` sites (state 0 = up step, 1 = down step):
+/// Dyck paths weighted by `(c/(1−c))^{A/2}`, `A = Σ` heights. The bond carries the height
+/// (`χ = n/2 + 1`).
+pub fn fredkin(n: usize, c: f64) -> Result<Mps> {
+    if n < 2 || !n.is_multiple_of(2) {
+        return Err(Error::InvalidArgument(format!(
+            "the Fredkin chain needs an even number of sites ≥ 2, got {n}"
+        )));
+    }
+    if !(c > 0.0 && c < 1.0) {
+        return Err(Error::InvalidArgument(format!(
+            "the Fredkin rate c must lie in (0, 1), got {c}"
+        )));
+    }
+    let q = c / (1.0 - c);
+    let hmax = n / 2;
+    let mut sites = Vec::with_capacity(n);
+    for k in 0..n {
+        let dl = if k == 0 { 1 } else { hmax + 1 };
+        let dr = if k + 1 == n { 1 } else { hmax + 1 };
+        let mut a = Site::zeros(dl, 2, dr);
+        for h in 0..dl {
+            for s in 0..2usize {
+                let h2 = if s == 0 { h as i64 + 1 } else { h as i64 - 1 };
+                if h2 < 0 || h2 as usize > hmax {
+                    continue;
+                }
+                let h2 = h2 as usize;
+                if k + 1 == n {
+                    if h2 == 0 {
+                        *a.at_mut(h, s, 0) = 1.0;
+                    }
+                } else {
+                    *a.at_mut(h, s, h2) = q.powf(h2 as f64 / 2.0);
+                }
+            }
+        }
+        sites.push(a);
+    }
+    Mps::new(sites, 0.0)
+}
+
+/// The area `Σ` heights of a path (0 = up, 1 = down), or `None` when it is not a Dyck path
+/// (goes below 0 or does not end at 0).
+pub fn dyck_area(x: &[u8]) -> Option<u64> {
+    let mut h = 0i64;
+    let mut a = 0u64;
+    for &s in x {
+        h += if s == 0 { 1 } else { -1 };
+        if h < 0 {
+            return None;
+        }
+        a += h as u64;
+    }
+    (h == 0).then_some(a)
+}
+
+/// A random non-negative MPS (entries uniform in `[0, 1)`) of `n` sites, `d` states and bond
+/// dimension `chi` (smaller near the ends where `d^k` is smaller).
+pub fn random_mps(n: usize, d: usize, chi: usize, seed: u64) -> Result<Mps> {
+    if n == 0 || d == 0 || chi == 0 {
+        return Err(Error::InvalidArgument(
+            "random_mps needs n, d, chi ≥ 1".into(),
+        ));
+    }
+    let mut g = SplitMix64::new(seed);
+    let cap = |k: usize| -> usize {
+        // bond after site k
+        let left = (d as f64).powi((k + 1) as i32);
+        let right = (d as f64).powi((n - 1 - k) as i32);
+        (chi as f64).min(left).min(right) as usize
+    };
+    let mut sites = Vec::with_capacity(n);
+    for k in 0..n {
+        let dl = if k == 0 { 1 } else { cap(k - 1) };
+        let dr = if k + 1 == n { 1 } else { cap(k) };
+        let mut a = Site::zeros(dl, d, dr);
+        a.data.iter_mut().for_each(|v| *v = g.next_f64());
+        sites.push(a);
+    }
+    Mps::new(sites, 0.0)
+}
