@@ -201,6 +201,9 @@ pub struct TrainArgs {
     /// Continue from the checkpoint at --out.
     #[arg(long)]
     resume: bool,
+    /// Start a new run even though --out exists (it is replaced at the first checkpoint).
+    #[arg(long)]
+    force: bool,
     /// Write a checkpoint every N steps (0: only at the end).
     #[arg(long, default_value_t = 500)]
     checkpoint_every: u64,
@@ -295,11 +298,11 @@ pub fn train(opts: &ContextOptions, a: TrainArgs) -> Result<()> {
             e => e,
         })?)
     } else {
-        if a.out.exists() && !demo {
-            eprintln!(
-                "note: {} exists and will be replaced when the first checkpoint is written",
+        if a.out.exists() && !demo && !a.force {
+            return Err(Error::InvalidArgument(format!(
+                "{} exists: pass --resume to continue it, --force to replace it, or another --out",
                 a.out.display()
-            );
+            )));
         }
         None
     };
@@ -318,7 +321,11 @@ pub fn train(opts: &ContextOptions, a: TrainArgs) -> Result<()> {
         (None, None) => "toy:L=4,K=20,seed=0".to_string(),
     };
     let seed = a.seed.unwrap_or(0);
-    let loaded = load(&spec, &a.data, seed)?;
+    let mut data_args = a.data.clone();
+    if let (None, Some(ck)) = (&data_args.alphabet, &resumed) {
+        data_args.alphabet = ck.meta(META_ALPHABET).ok().map(str::to_string);
+    }
+    let loaded = load(&spec, &data_args, seed)?;
     let (flow, cfg) = match &resumed {
         Some(ck) => {
             let model = FlowModel::from_checkpoint(ck)?;
@@ -601,6 +608,9 @@ pub struct EvalArgs {
     /// Generated sequences (same formats as the data).
     #[arg(long)]
     samples: PathBuf,
+    /// Format of the samples file: ids, chars or fasta (default: guessed as for --data).
+    #[arg(long)]
+    samples_format: Option<String>,
     #[command(flatten)]
     data: DataArgs,
 }
@@ -619,7 +629,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         .or(loaded.data.alphabet.as_deref())
         .map(|s| Alphabet::new(s, true))
         .transpose()?;
-    let format = match &a.data.format {
+    let format = match &a.samples_format {
         Some(f) => parse_format(f)?,
         None => guess_format(&a.samples, alphabet.is_some()),
     };

@@ -1,0 +1,283 @@
+//! The `fisherflow` command line end to end: train, resume, sample, eval, and the errors a
+//! user sees for bad files and corrupt checkpoints (non-zero exit, no panic).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_fisherflow"));
+    c.env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("the binary runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ff-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn train_sample_eval_on_a_fasta_file_with_resume() {
+    let d = tmpdir("fasta");
+    let fasta = d.join("seqs.fa");
+    let mut body = String::new();
+    for i in 0..200 {
+        let seq: String = (0..6)
+            .map(|j| b"ACGT"[(i * 7 + j * (i % 3 + 1)) % 4] as char)
+            .collect();
+        body += &format!(">s{i}\n{}\n{}\n", &seq[..3], &seq[3..]);
+    }
+    std::fs::write(&fasta, body).unwrap();
+    let model = d.join("m.safetensors");
+    let common = [
+        "--data",
+        s(&fasta),
+        "--alphabet",
+        "ACGT",
+        "--hidden",
+        "16",
+        "--batch",
+        "16",
+        "--cpu",
+    ];
+    let mut args = vec![
+        "train",
+        "--steps",
+        "20",
+        "--log-every",
+        "10",
+        "--eval-samples",
+        "200",
+        "--sample-steps",
+        "5",
+    ];
+    args.extend(common);
+    args.extend(["--out", s(&model)]);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("per-position KL"), "{t}");
+    assert!(model.exists());
+    // Resume to 30 steps.
+    let o = run(&[
+        "train",
+        "--steps",
+        "30",
+        "--log-every",
+        "10",
+        "--eval-samples",
+        "0",
+        "--cpu",
+        "--resume",
+        "--out",
+        s(&model),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("resumed from"), "{}", text(&o));
+    // Sample characters and evaluate them against the data.
+    let out = d.join("samples.txt");
+    let o = run(&[
+        "sample",
+        "--model",
+        s(&model),
+        "--n",
+        "50",
+        "--steps",
+        "5",
+        "--solver",
+        "midpoint",
+        "--cpu",
+        "--out",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let samples = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(samples.lines().count(), 50);
+    assert!(
+        samples
+            .lines()
+            .all(|l| l.len() == 6 && l.chars().all(|c| "ACGT".contains(c))),
+        "{samples}"
+    );
+    let o = run(&[
+        "eval",
+        "--samples",
+        s(&out),
+        "--data",
+        s(&fasta),
+        "--alphabet",
+        "ACGT",
+        "--samples-format",
+        "chars",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("joint KL"), "{}", text(&o));
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn bad_files_name_the_line_and_exit_non_zero() {
+    let d = tmpdir("bad");
+    let ragged = d.join("ragged.txt");
+    std::fs::write(&ragged, "0 1 2\n1 2\n").unwrap();
+    let o = run(&[
+        "train",
+        "--data",
+        s(&ragged),
+        "--steps",
+        "1",
+        "--cpu",
+        "--out",
+        s(&d.join("x.safetensors")),
+    ]);
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(t.contains("ragged.txt:2"), "{t}");
+    assert!(!t.contains("panicked"), "{t}");
+    let words = d.join("words.txt");
+    std::fs::write(&words, "0 1\n1 x\n").unwrap();
+    let o = run(&[
+        "train",
+        "--data",
+        s(&words),
+        "--steps",
+        "1",
+        "--cpu",
+        "--out",
+        s(&d.join("x.safetensors")),
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("words.txt:2"), "{}", text(&o));
+    let o = run(&["train", "--data", s(&d.join("missing.txt")), "--cpu"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("no such file"), "{}", text(&o));
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn a_corrupt_checkpoint_is_refused_and_left_alone() {
+    let d = tmpdir("corrupt");
+    let model = d.join("m.safetensors");
+    std::fs::write(&model, b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":").unwrap();
+    let before = std::fs::read(&model).unwrap();
+    for args in [
+        vec![
+            "sample",
+            "--model",
+            s(&model),
+            "--n",
+            "4",
+            "--cpu",
+            "--out",
+            s(&d.join("o.txt")),
+        ],
+        vec![
+            "train",
+            "--resume",
+            "--out",
+            s(&model),
+            "--cpu",
+            "--steps",
+            "2",
+        ],
+    ] {
+        let o = run(&args);
+        assert!(!o.status.success());
+        let t = text(&o);
+        assert!(t.contains("checkpoint"), "{t}");
+        assert!(!t.contains("panicked"), "{t}");
+    }
+    assert_eq!(std::fs::read(&model).unwrap(), before);
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn divergence_stops_training_and_keeps_the_last_checkpoint() {
+    let d = tmpdir("nan");
+    let model = d.join("m.safetensors");
+    let base = [
+        "--data",
+        "toy:L=2,K=3",
+        "--hidden",
+        "16",
+        "--batch",
+        "16",
+        "--cpu",
+        "--log-every",
+        "5",
+        "--eval-samples",
+        "0",
+    ];
+    let mut args = vec!["train", "--steps", "5"];
+    args.extend(base);
+    args.extend(["--out", s(&model)]);
+    assert!(run(&args).status.success());
+    let good = std::fs::read(&model).unwrap();
+    // A new run may not silently replace an existing checkpoint.
+    let mut args = vec!["train", "--steps", "20"];
+    args.extend(base);
+    args.extend(["--out", s(&model)]);
+    let o = run(&args);
+    assert!(
+        !o.status.success() && text(&o).contains("--force"),
+        "{}",
+        text(&o)
+    );
+    let mut args = vec![
+        "train",
+        "--force",
+        "--steps",
+        "20",
+        "--lr",
+        "1e30",
+        "--clip",
+        "0",
+        "--checkpoint-every",
+        "5",
+    ];
+    args.extend(base);
+    args.extend(["--out", s(&model)]);
+    let o = run(&args);
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(
+        t.contains("non-finite") && t.contains("no checkpoint was written"),
+        "{t}"
+    );
+    assert_eq!(
+        std::fs::read(&model).unwrap(),
+        good,
+        "the previous checkpoint changed"
+    );
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn devices_lists_the_adapter_or_explains_how_to_get_one() {
+    let o = run(&["devices"]);
+    let t = text(&o);
+    if o.status.success() {
+        assert!(t.contains('*'), "{t}");
+    } else {
+        assert!(t.contains("mesa-vulkan-drivers"), "{t}");
+    }
+    let o = run(&["--adapter", "no-such-adapter-name", "devices"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("no-such-adapter-name"));
+}
