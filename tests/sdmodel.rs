@@ -76,8 +76,8 @@ fn one_step_matches_cpu_reference() {
 
         // Forward pass, score difference and regression target on the CPU in f64.
         let gen = m.generator();
-        let mut cpu = CpuExecutor::<f64>::new(&gen.graph, b, &[gen.out], Some(gen.loss), cfg.optim)
-            .unwrap();
+        let mut cpu =
+            CpuExecutor::<f64>::new(&gen.graph, b, &[gen.out], Some(gen.loss), cfg.optim).unwrap();
         cpu.load_params(&p0).unwrap();
         cpu.set_input(model::LATENT, &z).unwrap();
         cpu.forward().unwrap();
@@ -92,7 +92,10 @@ fn one_step_matches_cpu_reference() {
             .collect();
         let scale = 1.0 + want.iter().fold(0.0f64, |a, b| a.max(b.abs()));
         let e = max_abs_diff(&tgt, &want) / scale;
-        assert!(e < 1e-4, "regression target: GPU vs CPU rel {e} (loo {loo})");
+        assert!(
+            e < 1e-4,
+            "regression target: GPU vs CPU rel {e} (loo {loo})"
+        );
         let moved = max_abs_diff(&tgt, &x.iter().map(|&v| v as f64).collect::<Vec<_>>());
         assert!(moved > 1e-3, "the target should differ from x");
 
@@ -212,6 +215,19 @@ fn generator_learns_ring8_from_scratch() {
         .sum::<f64>()
         / 512.0;
     assert!((r - 2.0).abs() < 0.3, "mean radius {r}");
+    // Every one of the 8 modes receives samples (no mode collapse): nearest centre by angle.
+    let mut counts = [0usize; 8];
+    for p in fresh.chunks(2) {
+        let a = (p[1] as f64)
+            .atan2(p[0] as f64)
+            .rem_euclid(2.0 * std::f64::consts::PI);
+        counts[(a / (std::f64::consts::PI / 4.0)).round() as usize % 8] += 1;
+    }
+    println!("samples per mode: {counts:?}");
+    assert!(
+        counts.iter().all(|&c| c > 512 / 8 / 3),
+        "mode counts {counts:?}"
+    );
     // Sampling is deterministic in the seed.
     assert_eq!(fresh, m.sample(512, 9).unwrap());
 }
@@ -223,34 +239,94 @@ fn bad_configs_are_errors() {
     let ok = small(4, 8, false);
     assert!(ModelFlow::new(ctx, &tt, ok.clone()).is_ok());
     let bad: Vec<(&str, ModelConfig)> = vec![
-        ("batch 0", ModelConfig { batch: 0, ..ok.clone() }),
-        ("latent 0", ModelConfig { latent_dim: 0, ..ok.clone() }),
-        ("width 0", ModelConfig { width: 0, ..ok.clone() }),
-        ("depth 0", ModelConfig { depth: 0, ..ok.clone() }),
-        ("gelu", ModelConfig { activation: Act::Gelu, ..ok.clone() }),
+        (
+            "batch 0",
+            ModelConfig {
+                batch: 0,
+                ..ok.clone()
+            },
+        ),
+        (
+            "latent 0",
+            ModelConfig {
+                latent_dim: 0,
+                ..ok.clone()
+            },
+        ),
+        (
+            "width 0",
+            ModelConfig {
+                width: 0,
+                ..ok.clone()
+            },
+        ),
+        (
+            "depth 0",
+            ModelConfig {
+                depth: 0,
+                ..ok.clone()
+            },
+        ),
+        (
+            "gelu",
+            ModelConfig {
+                activation: Act::Gelu,
+                ..ok.clone()
+            },
+        ),
         (
             "nan slope",
-            ModelConfig { activation: Act::LeakyRelu(f32::NAN), ..ok.clone() },
+            ModelConfig {
+                activation: Act::LeakyRelu(f32::NAN),
+                ..ok.clone()
+            },
         ),
-        ("loo with batch 1", ModelConfig { batch: 1, ..small(4, 1, true) }),
+        (
+            "loo with batch 1",
+            ModelConfig {
+                batch: 1,
+                ..small(4, 1, true)
+            },
+        ),
         (
             "negative lr",
-            ModelConfig { optim: OptimConfig { lr: -1.0, ..ok.optim }, ..ok.clone() },
+            ModelConfig {
+                optim: OptimConfig {
+                    lr: -1.0,
+                    ..ok.optim
+                },
+                ..ok.clone()
+            },
         ),
         (
             "σ_min > σ_max",
             ModelConfig {
-                flow: ParticleConfig { sigma_min: 2.0, ..ok.flow.clone() },
+                flow: ParticleConfig {
+                    sigma_min: 2.0,
+                    ..ok.flow.clone()
+                },
                 ..ok.clone()
             },
         ),
         (
             "0 steps",
-            ModelConfig { flow: ParticleConfig { steps: 0, ..ok.flow.clone() }, ..ok.clone() },
+            ModelConfig {
+                flow: ParticleConfig {
+                    steps: 0,
+                    ..ok.flow.clone()
+                },
+                ..ok.clone()
+            },
         ),
         (
             "η = 0",
-            ModelConfig { flow: ParticleConfig { eta: 0.0, ..ok.flow.clone() }, ..ok.clone() },
+            ModelConfig {
+                flow: ParticleConfig {
+                    eta: 0.0,
+                    ..ok.flow.clone()
+                },
+                ..ok.clone()
+            },
         ),
     ];
     for (what, cfg) in bad {
@@ -263,9 +339,15 @@ fn bad_configs_are_errors() {
     }
     // Target shapes.
     let flat = GpuTensor::from_slice(ctx, &[1.0f32; 8], &[8]).unwrap();
-    assert!(matches!(ModelFlow::new(ctx, &flat, ok.clone()), Err(Error::Shape(_))));
+    assert!(matches!(
+        ModelFlow::new(ctx, &flat, ok.clone()),
+        Err(Error::Shape(_))
+    ));
     let wide = GpuTensor::zeros(ctx, &[2, sdflow::MAX_DIM + 1]).unwrap();
-    assert!(matches!(ModelFlow::new(ctx, &wide, ok.clone()), Err(Error::Shape(_))));
+    assert!(matches!(
+        ModelFlow::new(ctx, &wide, ok.clone()),
+        Err(Error::Shape(_))
+    ));
     assert!(ok.generator(0).is_err());
     let m = ModelFlow::new(ctx, &tt, ok).unwrap();
     assert!(m.sample(0, 1).is_err());

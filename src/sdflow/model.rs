@@ -100,11 +100,9 @@ impl ModelConfig {
         match self.activation {
             Act::Silu => {}
             Act::LeakyRelu(s) if s.is_finite() => {}
-            a => {
-                return Err(Error::InvalidArgument(format!(
-                    "activation {a:?} is not supported; use SiLU or a leaky ReLU with a finite slope"
-                )))
-            }
+            a => return Err(Error::InvalidArgument(format!(
+                "activation {a:?} is not supported; use SiLU or a leaky ReLU with a finite slope"
+            ))),
         }
         Ok(())
     }
@@ -202,14 +200,7 @@ impl<'c> ModelFlow<'c> {
         let (_, d) = points_shape(ctx, target, "target samples")?;
         let gen = config.generator(d)?;
         let b = config.batch;
-        let exec = GpuExecutor::new(
-            ctx,
-            &gen.graph,
-            b,
-            &[gen.out],
-            Some(gen.loss),
-            config.optim,
-        )?;
+        let exec = GpuExecutor::new(ctx, &gen.graph, b, &[gen.out], Some(gen.loss), config.optim)?;
         let init = GpuTensor::zeros(ctx, &[b, d])?;
         let flow = ParticleFlow::new(ctx, target, &init, config.flow.clone())?;
         let out = exec.output_tensor(gen.out)?;
@@ -232,11 +223,7 @@ impl<'c> ModelFlow<'c> {
         });
         let bl = ctx.bind(
             &kl,
-            &[
-                pl.as_entire_binding(),
-                flow.state().binding(),
-                z.binding(),
-            ],
+            &[pl.as_entire_binding(), flow.state().binding(), z.binding()],
         )?;
         let mut rec = Recorder::new();
         rec.dispatch(&kl, &bl, ctx.grid(n_z.div_ceil(256))?);
