@@ -149,8 +149,16 @@ fn latents_are_standard_normal_and_fresh_each_step() {
         assert!((var - 1.0).abs() < 0.12, "latent variance {var}");
     }
     // The latents differ from the perturbation noise of the same seed and step.
-    let eps = m.flow().noisy().to_vec(ctx).unwrap();
-    assert_ne!(&eps[..4], &z2[..4]);
+    let xt = m.flow().noisy().to_vec(ctx).unwrap();
+    let x = m.generated().to_vec(ctx).unwrap();
+    let sigma = m.config().flow.sigma_at(1);
+    let close = xt
+        .iter()
+        .zip(&x)
+        .zip(&z2)
+        .filter(|((&a, &b), &z)| ((a - b) / sigma - z).abs() < 1e-3)
+        .count();
+    assert!(close < 4, "{close} latents equal the perturbation noise");
     // advance clamps to the schedule.
     assert_eq!(m.advance(100).unwrap(), 8);
     assert_eq!(m.advance(1).unwrap(), 0);
