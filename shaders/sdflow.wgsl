@@ -557,3 +557,28 @@ fn pair_sums(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
         m_out[i] = prev + total;
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Generator latents for model optimisation: z = N(0, I) from (seed, step, element), with the
+// step read from the flow's state buffer, so a replayed recording draws fresh latents each step.
+
+struct LatentParams {
+    n_el: u32,
+    seed: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> lparams: LatentParams;
+@group(0) @binding(1) var<storage, read> l_state: array<u32>;
+@group(0) @binding(2) var<storage, read_write> l_z: array<f32>;
+
+@compute @workgroup_size(256)
+fn latent(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+    let e = (wid.x + wid.y * nwg.x) * 256u + lid;
+    if (e >= lparams.n_el) {
+        return;
+    }
+    l_z[e] = normal(lparams.seed, l_state[0], e);
+}

@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use fisherflow::autodiff::{Act, OptimConfig};
 use fisherflow::gpu::{ContextOptions, GpuContext, GpuTensor, Recorder};
-use fisherflow::sdflow::{self, plot, ParticleConfig, ParticleFlow, Rng};
+use fisherflow::sdflow::{self, plot, ModelConfig, ModelFlow, ParticleConfig, ParticleFlow, Rng};
 use fisherflow::{Error, Result};
 
 /// Arguments of `fisherflow sdflow`.
@@ -14,10 +15,12 @@ pub struct Args {
     /// whitespace or comma separated).
     #[arg(long)]
     target: String,
-    /// `particles` (move samples directly) or `model` (train a generator; not yet implemented).
+    /// `particles` (move samples directly) or `model` (train a generator MLP g_θ(z) regressed
+    /// onto the moved particles).
     #[arg(long, default_value = "particles")]
     mode: String,
-    /// Number of particles (and of toy-target samples unless --target-n is given).
+    /// Number of particles, or of fresh generator samples evaluated in model mode (and of
+    /// toy-target samples unless --target-n is given).
     #[arg(long, default_value_t = 4096)]
     n: usize,
     /// Number of samples drawn from a toy target.
@@ -29,12 +32,34 @@ pub struct Args {
     /// σ at the first step.
     #[arg(long, default_value_t = 2.0)]
     sigma_max: f32,
-    /// σ at the last step (geometric schedule in between).
-    #[arg(long, default_value_t = 0.05)]
-    sigma_min: f32,
-    /// Step size η (particles move by η σ² v).
-    #[arg(long, default_value_t = 0.5)]
-    eta: f32,
+    /// σ at the last step (geometric schedule in between) [default: 0.05 for particles, 0.3
+    /// for model].
+    #[arg(long)]
+    sigma_min: Option<f32>,
+    /// Step size η (particles move by η σ² v) [default: 0.5 for particles, 1.0 for model].
+    #[arg(long)]
+    eta: Option<f32>,
+    /// Model mode: generated samples per step.
+    #[arg(long, default_value_t = 512)]
+    batch: usize,
+    /// Model mode: latent dimension of the generator.
+    #[arg(long, default_value_t = 4)]
+    latent_dim: usize,
+    /// Model mode: hidden width of the generator MLP.
+    #[arg(long, default_value_t = 128)]
+    width: usize,
+    /// Model mode: number of hidden layers.
+    #[arg(long, default_value_t = 3)]
+    depth: usize,
+    /// Model mode: hidden activation, `silu` or `leaky-relu`.
+    #[arg(long, default_value = "silu")]
+    activation: String,
+    /// Model mode: AdamW learning rate.
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f32,
+    /// Model mode: AdamW (decoupled) weight decay.
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f32,
     /// Seed of the target sample, the initial particles and the GPU noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -64,21 +89,15 @@ fn head(ctx: &GpuContext, t: &GpuTensor, rows: usize) -> Result<GpuTensor> {
 }
 
 pub fn run(opts: &ContextOptions, args: Args) -> Result<()> {
-    match args.mode.as_str() {
-        "particles" => {}
-        "model" => {
-            return Err(Error::InvalidArgument(
-                "--mode model (a generator MLP regressed onto the moved particles) is not yet \
-                 implemented; use --mode particles"
-                    .into(),
-            ))
-        }
+    let model = match args.mode.as_str() {
+        "particles" => false,
+        "model" => true,
         m => {
             return Err(Error::InvalidArgument(format!(
                 "unknown --mode {m:?}; expected particles or model"
             )))
         }
-    }
+    };
     if args.n < 2 {
         return Err(Error::InvalidArgument("--n must be at least 2".into()));
     }
@@ -106,13 +125,16 @@ pub fn run(opts: &ContextOptions, args: Args) -> Result<()> {
     let config = ParticleConfig {
         steps: args.steps,
         sigma_max: args.sigma_max,
-        sigma_min: args.sigma_min,
-        eta: args.eta,
+        sigma_min: args.sigma_min.unwrap_or(if model { 0.3 } else { 0.05 }),
+        eta: args.eta.unwrap_or(if model { 1.0 } else { 0.5 }),
         seed: (args.seed ^ (args.seed >> 32)) as u32,
         leave_one_out: args.leave_one_out,
         progress_every: args.progress_every,
     };
     config.validate()?;
+    if model {
+        return run_model(opts, &args, config, &target, d, toy);
+    }
     let ctx = GpuContext::with_options(opts)?;
     println!(
         "sdflow: target {} ({m} points, d = {d}), {} particles from N(0, I), {} steps, σ {} → {}, η = {}, on {}",
@@ -120,8 +142,8 @@ pub fn run(opts: &ContextOptions, args: Args) -> Result<()> {
         args.n,
         args.steps,
         args.sigma_max,
-        args.sigma_min,
-        args.eta,
+        config.sigma_min,
+        config.eta,
         ctx.describe()
     );
     let init = Rng::new(args.seed.wrapping_add(1)).gaussian_points(args.n, d, &[0.0], 1.0);
@@ -208,6 +230,136 @@ pub fn run(opts: &ContextOptions, args: Args) -> Result<()> {
     if let Some(path) = &args.plot {
         let title = format!("sdflow {} — MMD² {mmd:.4}, energy {energy:.4}", args.target);
         let svg = plot::scatter_svg(&target, &out, d, &title)?;
+        std::fs::write(path, svg).map_err(|e| Error::Io(path.display().to_string(), e))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// `--mode model`: train a generator, report progress on its training batch and the final
+/// metrics of fresh samples.
+fn run_model(
+    opts: &ContextOptions,
+    args: &Args,
+    flow: ParticleConfig,
+    target: &[f32],
+    d: usize,
+    toy: bool,
+) -> Result<()> {
+    let activation = match args.activation.as_str() {
+        "silu" => Act::Silu,
+        "leaky-relu" | "leaky_relu" => Act::LeakyRelu(0.2),
+        a => {
+            return Err(Error::InvalidArgument(format!(
+                "unknown --activation {a:?}; expected silu or leaky-relu"
+            )))
+        }
+    };
+    let config = ModelConfig {
+        flow,
+        batch: args.batch,
+        latent_dim: args.latent_dim,
+        width: args.width,
+        depth: args.depth,
+        activation,
+        optim: OptimConfig {
+            lr: args.lr,
+            weight_decay: args.weight_decay,
+            ..OptimConfig::default()
+        },
+        init_seed: args.seed,
+    };
+    config.validate()?;
+    let m = target.len() / d;
+    let ctx = GpuContext::with_options(opts)?;
+    let target_t = GpuTensor::from_slice(&ctx, target, &[m, d])?;
+    let mut gen = ModelFlow::new(&ctx, &target_t, config.clone())?;
+    println!(
+        "sdflow model: target {} ({m} points, d = {d}), generator {} → {}×{} ({:?}) → {d} \
+         ({} parameters), batch {}, {} steps, σ {} → {}, η = {}, lr {}, on {}",
+        args.target,
+        config.latent_dim,
+        config.depth,
+        config.width,
+        activation,
+        gen.generator().graph.param_count(),
+        config.batch,
+        config.flow.steps,
+        config.flow.sigma_max,
+        config.flow.sigma_min,
+        config.flow.eta,
+        config.optim.lr,
+        ctx.describe()
+    );
+    // Held-out target sample for toy targets; otherwise the fitted points themselves.
+    let eval_target = if toy {
+        sdflow::toy_target(&args.target, m, args.seed ^ 0x005e_ed0f_ba5e)?
+    } else {
+        target.to_vec()
+    };
+    let eval_t = GpuTensor::from_slice(&ctx, &eval_target, &[m, d])?;
+    let sub = 1024;
+    let eval_sub = head(&ctx, &eval_t, sub)?;
+    let sample_seed = args.seed.wrapping_add(17);
+    let init = gen.sample(args.n, sample_seed)?;
+    let h = match args.bandwidth {
+        Some(h) => h,
+        None => sdflow::median_bandwidth(&init, &eval_target, d)?,
+    };
+    let init_t = GpuTensor::from_slice(&ctx, &init, &[args.n, d])?;
+    let mmd0 = sdflow::mmd2(&ctx, &init_t, &eval_t, h)?;
+    let e0 = sdflow::energy_distance(&ctx, &init_t, &eval_t)?;
+    println!(
+        "step {:>6}  fresh samples: MMD² {mmd0:.5}  energy {e0:.5}  (MMD h = {h:.3})",
+        0
+    );
+    let t0 = Instant::now();
+    gen.run(|p, g| {
+        let xs = head(&ctx, g.generated(), sub)?;
+        let mmd = sdflow::mmd2(&ctx, &xs, &eval_sub, h)?;
+        let energy = sdflow::energy_distance(&ctx, &xs, &eval_sub)?;
+        println!(
+            "step {:>6}/{}  σ {:.4}  loss {:.5}  batch MMD² {mmd:.5}  energy {energy:.5}  ({:.1} s)",
+            p.step,
+            p.steps,
+            p.sigma,
+            p.loss,
+            t0.elapsed().as_secs_f64()
+        );
+        Ok(())
+    })?;
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "done: {} steps in {secs:.2} s ({:.1} steps/s)",
+        config.flow.steps,
+        config.flow.steps as f64 / secs
+    );
+    let out_t = gen.sample_tensor(args.n, sample_seed)?;
+    let out = out_t.to_vec(&ctx)?;
+    if out.iter().any(|v| !v.is_finite()) {
+        return Err(Error::NonFinite("generator samples are not finite".into()));
+    }
+    let mmd = sdflow::mmd2(&ctx, &out_t, &eval_t, h)?;
+    let energy = sdflow::energy_distance(&ctx, &out_t, &eval_t)?;
+    let which = if toy { "a held-out" } else { "the fitted" };
+    println!(
+        "final: {} fresh samples vs {which} target sample ({m} points): MMD² {mmd:.6} (Gaussian \
+         kernel, h = {h:.4}, unbiased), energy distance {energy:.6}",
+        args.n
+    );
+    if toy {
+        println!(
+            "  (two target samples: MMD² {:.6}, energy {:.6})",
+            sdflow::mmd2(&ctx, &target_t, &eval_t, h)?,
+            sdflow::energy_distance(&ctx, &target_t, &eval_t)?
+        );
+    }
+    if let Some(path) = &args.plot {
+        let title = format!(
+            "sdflow model {} — MMD² {mmd:.4}, energy {energy:.4}",
+            args.target
+        );
+        let svg = plot::scatter_svg(&eval_target, &out, d, &title)?;
         std::fs::write(path, svg).map_err(|e| Error::Io(path.display().to_string(), e))?;
         println!("wrote {}", path.display());
     }

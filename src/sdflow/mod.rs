@@ -9,12 +9,15 @@
 //!   and an f64 CPU reference.
 //! - [`particles`]: particle optimisation x ← x + η σ² v(x + σε) with a geometric σ schedule,
 //!   entirely on the GPU.
+//! - [`model`]: model optimisation, a generator MLP regressed onto the moved particles
+//!   (stop-gradient targets g_θ(z) + η σ² v), one recording per step.
 //! - [`data`]: seeded toy targets (ring8, moons, checkerboard, swissroll) and a point-file reader.
 //! - [`metrics`]: MMD² (Gaussian kernel) and energy distance, GPU and CPU.
 //! - [`plot`]: an SVG scatter plot of target vs generated points.
 
 pub mod data;
 pub mod metrics;
+pub mod model;
 pub mod particles;
 pub mod plot;
 pub mod score;
@@ -26,6 +29,7 @@ pub const SHADER: Shader = Shader::new("sdflow", include_str!("../../shaders/sdf
 
 pub use data::{parse_points, read_points, toy_target, Rng, TOY_TARGETS};
 pub use metrics::{energy_distance, energy_distance_cpu, median_bandwidth, mmd2, mmd2_cpu};
+pub use model::{Generator, ModelConfig, ModelFlow, ModelProgress};
 pub use particles::{ParticleConfig, ParticleFlow, Progress};
 pub use score::{
     score_difference, score_difference_cpu, score_difference_naive, sigma_state, NaiveScoreDiff,
