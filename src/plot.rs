@@ -107,3 +107,197 @@ pub fn line_chart_svg(
     s += "</svg>\n";
     Ok(s)
 }
+
+/// An RGB image, row-major, 3 bytes a pixel.
+#[derive(Clone, Debug)]
+pub struct Image {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// `width * height * 3` bytes.
+    pub rgb: Vec<u8>,
+}
+
+impl Image {
+    /// A white image.
+    pub fn new(width: usize, height: usize) -> Self {
+        Self {
+            width,
+            height,
+            rgb: vec![255; width * height * 3],
+        }
+    }
+
+    /// Paint a filled disc of radius `r` pixels (clipped at the borders).
+    pub fn disc(&mut self, cx: f32, cy: f32, r: f32, color: [u8; 3]) {
+        let (x0, x1) = (
+            (cx - r).floor().max(0.0) as usize,
+            (cx + r).ceil().max(0.0) as usize,
+        );
+        let (y0, y1) = (
+            (cy - r).floor().max(0.0) as usize,
+            (cy + r).ceil().max(0.0) as usize,
+        );
+        for y in y0..=y1.min(self.height.saturating_sub(1)) {
+            for x in x0..=x1.min(self.width.saturating_sub(1)) {
+                let (dx, dy) = (x as f32 + 0.5 - cx, y as f32 + 0.5 - cy);
+                if dx * dx + dy * dy <= r * r {
+                    let i = (y * self.width + x) * 3;
+                    self.rgb[i..i + 3].copy_from_slice(&color);
+                }
+            }
+        }
+    }
+
+    /// Encode as PNG (8-bit RGB, zlib "stored" blocks: no compression, no dependency).
+    pub fn to_png(&self) -> Vec<u8> {
+        let mut raw = Vec::with_capacity((self.width * 3 + 1) * self.height);
+        for row in self.rgb.chunks(self.width * 3) {
+            raw.push(0); // filter: none
+            raw.extend_from_slice(row);
+        }
+        let mut z = vec![0x78, 0x01];
+        let mut blocks = raw.chunks(65_535).peekable();
+        if blocks.peek().is_none() {
+            z.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
+        }
+        while let Some(b) = blocks.next() {
+            z.push(u8::from(blocks.peek().is_none()));
+            let n = b.len() as u16;
+            z.extend_from_slice(&n.to_le_bytes());
+            z.extend_from_slice(&(!n).to_le_bytes());
+            z.extend_from_slice(b);
+        }
+        z.extend_from_slice(&adler32(&raw).to_be_bytes());
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&(self.width as u32).to_be_bytes());
+        ihdr.extend_from_slice(&(self.height as u32).to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        chunk(&mut png, b"IHDR", &ihdr);
+        chunk(&mut png, b"IDAT", &z);
+        chunk(&mut png, b"IEND", &[]);
+        png
+    }
+}
+
+fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    let start = out.len();
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    let crc = crc32(&out[start..]);
+    out.extend_from_slice(&crc.to_be_bytes());
+}
+
+/// CRC-32 (IEEE, reflected) as PNG chunks use it.
+pub fn crc32(data: &[u8]) -> u32 {
+    let mut c = 0xffff_ffffu32;
+    for &b in data {
+        c ^= b as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                0xedb8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+fn adler32(data: &[u8]) -> u32 {
+    let (mut a, mut b) = (1u32, 0u32);
+    for chunk in data.chunks(5552) {
+        for &x in chunk {
+            a += x as u32;
+            b += a;
+        }
+        a %= 65_521;
+        b %= 65_521;
+    }
+    (b << 16) | a
+}
+
+/// A scatter plot of the first two coordinates of `target` (grey) and `generated` (red)
+/// points of dimension `d`, as a PNG of `size × size` pixels.
+pub fn scatter_png(target: &[f32], generated: &[f32], d: usize, size: usize) -> Result<Vec<u8>> {
+    if d < 2 || !target.len().is_multiple_of(d) || !generated.len().is_multiple_of(d) || size < 16 {
+        return Err(Error::Shape(format!(
+            "a scatter plot needs points of dimension >= 2 and at least 16 pixels (d = {d}, size = {size})"
+        )));
+    }
+    let finite = |p: &&[f32]| p[0].is_finite() && p[1].is_finite();
+    let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+    for p in target.chunks(d).chain(generated.chunks(d)).filter(finite) {
+        lo = lo.min(p[0]).min(p[1]);
+        hi = hi.max(p[0]).max(p[1]);
+    }
+    if !(lo.is_finite() && hi.is_finite()) {
+        (lo, hi) = (-1.0, 1.0);
+    }
+    let pad = 0.05 * (hi - lo).max(1e-6);
+    let (lo, hi) = (lo - pad, hi + pad);
+    let s = size as f32;
+    let map = |v: f32| (v - lo) / (hi - lo) * s;
+    let mut img = Image::new(size, size);
+    for (set, color, r) in [
+        (target, [150, 150, 150], 2.0),
+        (generated, [214, 39, 40], 1.6),
+    ] {
+        for p in set.chunks(d).filter(finite) {
+            img.disc(map(p[0]), s - map(p[1]), r, color);
+        }
+    }
+    Ok(img.to_png())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc_and_adler_match_known_values() {
+        assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
+        assert_eq!(adler32(b"Wikipedia"), 0x11e6_0398);
+    }
+
+    #[test]
+    fn png_has_valid_structure() {
+        let png = scatter_png(&[0.0, 0.0, 1.0, 1.0], &[0.5, 0.5], 2, 300).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        // Walk the chunks and check every CRC.
+        let mut i = 8;
+        let mut kinds = Vec::new();
+        while i < png.len() {
+            let n = u32::from_be_bytes(png[i..i + 4].try_into().unwrap()) as usize;
+            let body = &png[i + 4..i + 8 + n];
+            let crc = u32::from_be_bytes(png[i + 8 + n..i + 12 + n].try_into().unwrap());
+            assert_eq!(crc32(body), crc);
+            kinds.push(String::from_utf8_lossy(&body[..4]).to_string());
+            i += 12 + n;
+        }
+        assert_eq!(kinds, ["IHDR", "IDAT", "IEND"]);
+        // 300 rows of 901 bytes need several stored blocks.
+        assert!(png.len() > 300 * 901);
+        assert!(scatter_png(&[0.0], &[], 1, 100).is_err());
+    }
+
+    #[test]
+    fn line_chart_has_every_series() {
+        let s = line_chart_svg(
+            "t",
+            "x",
+            "y",
+            &[
+                ("a".into(), vec![(1.0, 0.1), (2.0, 0.01)]),
+                ("b".into(), vec![(1.0, 0.5)]),
+            ],
+        )
+        .unwrap();
+        assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
+        assert!(s.contains(">a</text>") && s.contains(">b</text>"));
+        assert!(line_chart_svg("t", "x", "y", &[("a".into(), vec![(1.0, -1.0)])]).is_err());
+    }
+}

@@ -72,7 +72,8 @@ pub struct Args {
     /// Gaussian-kernel bandwidth of the MMD (default: median heuristic on the final sets).
     #[arg(long)]
     bandwidth: Option<f64>,
-    /// Write an SVG scatter plot of target (grey) vs particles (red).
+    /// Write a scatter plot of target (grey) vs generated points (red): PNG when the name
+    /// ends in .png, else SVG.
     #[arg(long)]
     plot: Option<PathBuf>,
 }
@@ -229,8 +230,7 @@ pub fn run(opts: &ContextOptions, args: Args) -> Result<()> {
     }
     if let Some(path) = &args.plot {
         let title = format!("sdflow {} — MMD² {mmd:.4}, energy {energy:.4}", args.target);
-        let svg = plot::scatter_svg(&target, &out, d, &title)?;
-        std::fs::write(path, svg).map_err(|e| Error::Io(path.display().to_string(), e))?;
+        write_plot(path, &target, &out, d, &title)?;
         println!("wrote {}", path.display());
     }
     Ok(())
@@ -359,9 +359,27 @@ fn run_model(
             "sdflow model {} — MMD² {mmd:.4}, energy {energy:.4}",
             args.target
         );
-        let svg = plot::scatter_svg(&eval_target, &out, d, &title)?;
-        std::fs::write(path, svg).map_err(|e| Error::Io(path.display().to_string(), e))?;
+        write_plot(path, &eval_target, &out, d, &title)?;
         println!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// Write the scatter plot as PNG (`.png`) or SVG (anything else).
+fn write_plot(
+    path: &std::path::Path,
+    target: &[f32],
+    out: &[f32],
+    d: usize,
+    title: &str,
+) -> Result<()> {
+    let png = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    let bytes = if png {
+        fisherflow::plot::scatter_png(target, out, d, 600)?
+    } else {
+        plot::scatter_svg(target, out, d, title)?.into_bytes()
+    };
+    std::fs::write(path, bytes).map_err(|e| Error::Io(path.display().to_string(), e))
 }
