@@ -138,3 +138,44 @@ fn single_point_chart_is_finite() {
     assert!(p[0][0].0.is_finite() && p[0][0].1.is_finite());
     assert!(!svg.contains("NaN") && !svg.contains("inf"));
 }
+
+/// `fisherflow train --loss-curve` writes one point per `--log-every` interval.
+#[test]
+fn train_writes_the_loss_curve() {
+    let Some(exe) = option_env!("CARGO_BIN_EXE_fisherflow") else {
+        return; // built without the command-line feature
+    };
+    let dir = std::env::temp_dir().join(format!("ff-loss-curve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let svg_path = dir.join("loss.svg");
+    let out = std::process::Command::new(exe)
+        .args(["train", "--data", "toy:L=2,K=3", "--cpu"])
+        .args([
+            "--steps",
+            "6",
+            "--log-every",
+            "2",
+            "--batch",
+            "8",
+            "--hidden",
+            "8",
+        ])
+        .args(["--eval-samples", "0", "--out"])
+        .arg(dir.join("m.safetensors"))
+        .arg("--loss-curve")
+        .arg(&svg_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    assert_well_formed(&svg);
+    let lines = polylines(&svg);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].len(), 3, "one point per --log-every interval");
+    assert!(svg.contains(">step<") && svg.contains(">loss<"));
+    std::fs::remove_dir_all(&dir).ok();
+}

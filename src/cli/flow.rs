@@ -422,6 +422,10 @@ fn run_loop(tr: &mut Trainer<'_>, steps: u64, a: &TrainArgs, loaded: &Loaded) ->
                     }
                     None => "no checkpoint was written".to_string(),
                 };
+                if let Some(path) = &a.loss_curve {
+                    // Keep the curve up to the failure; the training error is what is reported.
+                    let _ = write_loss_curve(path, &curve, log_every, &tr.backend_name());
+                }
                 return Err(Error::NonFinite(format!("{e}; training stopped, {kept}")));
             }
         };
@@ -452,7 +456,7 @@ fn run_loop(tr: &mut Trainer<'_>, steps: u64, a: &TrainArgs, loaded: &Loaded) ->
         a.out.display()
     );
     if let Some(path) = &a.loss_curve {
-        write_loss_curve(path, &curve, a.log_every.max(1), &tr.backend_name())?;
+        write_loss_curve(path, &curve, log_every, &tr.backend_name())?;
     }
     Ok(())
 }
