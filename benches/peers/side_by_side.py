@@ -66,6 +66,11 @@ def main():
         "(MATMUL_NUM_THREADS); 0: each program's default",
     )
     ap.add_argument(
+        "--omp-passive", action="store_true",
+        help="run PyTorch with OMP_WAIT_POLICY=PASSIVE (its OpenMP threads sleep instead of "
+        "spinning: much faster on a small machine shared with other work)",
+    )
+    ap.add_argument(
         "--repeat", type=int, default=1,
         help="alternate the two programs this many times and report medians",
     )
@@ -91,6 +96,9 @@ def main():
         ff_runs.append(
             last_json(run([a.fisherflow, "bench", "--only", "flow", "--json"], env), "fisherflow")
         )
+        pt_env = dict(env)
+        if a.omp_passive:
+            pt_env["OMP_WAIT_POLICY"] = "PASSIVE"
         pt_runs.append(
             last_json(
                 run(
@@ -104,7 +112,8 @@ def main():
                         "--sample-steps", str(a.sample_steps),
                         "--device", a.torch_device,
                         "--threads", str(a.threads),
-                    ]
+                    ],
+                    pt_env,
                 ),
                 "fisherflow_torch.py",
             )
@@ -147,7 +156,8 @@ def main():
         f"{a.steps} timed steps; sampler {a.samples} samples x {a.sample_steps} Euler steps; "
         f"median of {len(pt_runs)} alternating run(s)"
     )
-    print(f"  PyTorch {pt['torch_version']} eager on {pt['device']}")
+    omp = os.environ.get("OMP_WAIT_POLICY", "default") if not a.omp_passive else "PASSIVE"
+    print(f"  PyTorch {pt['torch_version']} eager on {pt['device']}, OMP_WAIT_POLICY {omp}")
     mm = env.get("MATMUL_NUM_THREADS", "default: physical cores, at most 4")
     print(f"  fisherflow CPU backend (matrixmultiply, threads {mm})")
     print(f"  fisherflow GPU path on adapter: {adapter}")
