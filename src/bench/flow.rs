@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use crate::bench::Measurement;
 use crate::data::toy::ToyTarget;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::flow::{
     sample_cpu, sample_gpu, FlowConfig, FlowModel, Geometry, SampleConfig, TrainConfig, Trainer,
 };
@@ -22,14 +22,106 @@ fn steps_per_s(tr: &mut Trainer<'_>, steps: usize) -> Result<f64> {
     Ok(steps as f64 / t0.elapsed().as_secs_f64())
 }
 
-/// Run the benchmark: the toy model (K = 20, L = 4, hidden 512, batch 512); `quick` uses
-/// hidden 128, batch 128 and fewer steps.
+/// Sizes of the Fisher-Flow benchmark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowBenchSize {
+    /// Hidden width of the MLP.
+    pub hidden: usize,
+    /// Sequences per training step.
+    pub batch: usize,
+    /// Timed training steps (after two untimed ones).
+    pub steps: usize,
+    /// Sequences drawn by the timed sampler run.
+    pub samples: usize,
+    /// Euler steps of the sampler.
+    pub sample_steps: usize,
+}
+
+/// Environment variable overriding [`FlowBenchSize`] fields, e.g.
+/// `FISHERFLOW_BENCH_FLOW=steps=10,samples=1024` (keys: `hidden`, `batch`, `steps`,
+/// `samples`, `sample_steps`).
+pub const SIZE_ENV: &str = "FISHERFLOW_BENCH_FLOW";
+
+impl FlowBenchSize {
+    /// The toy model (hidden 512, batch 512, 20 steps, 4096 samples, 100 Euler steps); `quick`:
+    /// hidden 128, batch 128, 5 steps, 512 samples, 20 Euler steps.
+    pub fn preset(quick: bool) -> Self {
+        if quick {
+            Self {
+                hidden: 128,
+                batch: 128,
+                steps: 5,
+                samples: 512,
+                sample_steps: 20,
+            }
+        } else {
+            Self {
+                hidden: 512,
+                batch: 512,
+                steps: 20,
+                samples: 4096,
+                sample_steps: 100,
+            }
+        }
+    }
+
+    /// `self` with the `key=value` pairs of `spec` (comma-separated) applied; an error for an
+    /// unknown key or a value that is not a positive integer.
+    pub fn with_overrides(mut self, spec: &str) -> Result<Self> {
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (key, value) = part.split_once('=').ok_or_else(|| {
+                Error::Parse(format!("{SIZE_ENV}: expected key=value, got {part:?}"))
+            })?;
+            let v: usize = value
+                .trim()
+                .parse()
+                .ok()
+                .filter(|v| *v > 0)
+                .ok_or_else(|| {
+                    Error::Parse(format!(
+                        "{SIZE_ENV}: {key} must be a positive integer, got {value:?}"
+                    ))
+                })?;
+            match key.trim() {
+                "hidden" => self.hidden = v,
+                "batch" => self.batch = v,
+                "steps" => self.steps = v,
+                "samples" => self.samples = v,
+                "sample_steps" => self.sample_steps = v,
+                k => {
+                    return Err(Error::Parse(format!(
+                        "{SIZE_ENV}: unknown key {k:?}; keys: hidden, batch, steps, samples, sample_steps"
+                    )))
+                }
+            }
+        }
+        Ok(self)
+    }
+
+    /// The preset with the overrides of [`SIZE_ENV`] when it is set.
+    pub fn from_env(quick: bool) -> Result<Self> {
+        let base = Self::preset(quick);
+        match std::env::var(SIZE_ENV) {
+            Ok(spec) => base.with_overrides(&spec),
+            Err(_) => Ok(base),
+        }
+    }
+}
+
+/// Run the benchmark at the sizes of [`FlowBenchSize::from_env`].
 pub fn run(ctx: &GpuContext, quick: bool) -> Result<Vec<Measurement>> {
-    let (hidden, batch, steps, n, sample_steps) = if quick {
-        (128, 128, 5, 512, 20)
-    } else {
-        (512, 512, 20, 4096, 100)
-    };
+    run_with(ctx, FlowBenchSize::from_env(quick)?)
+}
+
+/// Run the benchmark on the toy target (L = 4, K = 20) at the given sizes.
+pub fn run_with(ctx: &GpuContext, size: FlowBenchSize) -> Result<Vec<Measurement>> {
+    let FlowBenchSize {
+        hidden,
+        batch,
+        steps,
+        samples: n,
+        sample_steps,
+    } = size;
     let target = ToyTarget::from_spec("toy:L=4,K=20")?;
     let data = target.sample(10_000, 0)?;
     let flow = FlowConfig::new(4, 20, hidden, Geometry::Sphere);

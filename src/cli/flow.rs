@@ -222,6 +222,10 @@ pub struct TrainArgs {
     /// Integration steps of the evaluation sampler (default 100; 50 for the demo).
     #[arg(long)]
     sample_steps: Option<usize>,
+    /// Write the loss curve (mean loss of each --log-every interval against the step) to this
+    /// SVG file.
+    #[arg(long)]
+    loss_curve: Option<PathBuf>,
 }
 
 struct Settings {
@@ -407,6 +411,7 @@ fn run_loop(tr: &mut Trainer<'_>, steps: u64, a: &TrainArgs, loaded: &Loaded) ->
     let t0 = Instant::now();
     let mut last_saved: Option<u64> = None;
     let mut done = start;
+    let mut curve: Vec<(f64, f64)> = Vec::new();
     while done < steps {
         let n = log_every.min(steps - done);
         tr.train_steps(n as usize)?;
@@ -427,9 +432,14 @@ fn run_loop(tr: &mut Trainer<'_>, steps: u64, a: &TrainArgs, loaded: &Loaded) ->
                     }
                     None => "no checkpoint was written".to_string(),
                 };
+                if let Some(path) = &a.loss_curve {
+                    // Keep the curve up to the failure; the training error is what is reported.
+                    let _ = write_loss_curve(path, &curve, log_every, &tr.backend_name());
+                }
                 return Err(Error::NonFinite(format!("{e}; training stopped, {kept}")));
             }
         };
+        curve.push((done as f64, loss as f64));
         let rate = (done - start) as f64 / t0.elapsed().as_secs_f64();
         let msg = format!("loss {loss:.4}  {rate:.1} steps/s");
         match &bar {
@@ -455,6 +465,26 @@ fn run_loop(tr: &mut Trainer<'_>, steps: u64, a: &TrainArgs, loaded: &Loaded) ->
         (steps - start) as f64 / t0.elapsed().as_secs_f64(),
         a.out.display()
     );
+    if let Some(path) = &a.loss_curve {
+        write_loss_curve(path, &curve, log_every, &tr.backend_name())?;
+    }
+    Ok(())
+}
+
+fn write_loss_curve(
+    path: &std::path::Path,
+    curve: &[(f64, f64)],
+    every: u64,
+    backend: &str,
+) -> Result<()> {
+    let svg = fisherflow::plot::line_chart_svg_linear(
+        &format!("Training loss (mean over every {every} steps, {backend})"),
+        "step",
+        "loss",
+        &[("loss".to_string(), curve.to_vec())],
+    )?;
+    std::fs::write(path, svg).map_err(|e| Error::Io(path.display().to_string(), e))?;
+    eprintln!("loss curve written to {}", path.display());
     Ok(())
 }
 
