@@ -24,6 +24,7 @@ pub mod gpu;
 pub mod kernels;
 pub mod nn;
 pub mod plot;
+pub mod rng;
 pub mod sdflow;
 pub mod tensornet;
 

@@ -347,12 +347,12 @@ fn noising_and_one_shot_denoising_are_exact() {
     // x0 ~ P0, x_T ~ K_T(.|x0), x0' ~ P(x0 | x_T): x0' ~ P0.
     let m = 20_000;
     let x0s = sample_cpu(&p0, m, 17).unwrap();
-    let mut g = SplitMix64::new(4);
+    let mut g = fisherflow::rng::Rng::from_state(4);
     let mut hist = vec![0u64; 1 << n];
     for (i, x0) in x0s.chunks(n).enumerate() {
         let xt: Vec<u8> = x0
             .iter()
-            .map(|&v| if g.next_f64() < k[1] { 1 - v } else { v })
+            .map(|&v| if g.uniform() < k[1] { 1 - v } else { v })
             .collect();
         let cond = condition_on_noisy(&p0, &xt, gamma, t).unwrap();
         let x = Environments::new(&cond)

@@ -3,9 +3,9 @@
 
 use std::collections::HashSet;
 
-use crate::autodiff::rng::Rng;
 use crate::autodiff::NamedTensor;
 use crate::error::{Error, Result};
+use crate::rng::Rng;
 
 /// A node of a [`Graph`] (its index, in creation order, which is a topological order).
 pub type NodeId = usize;

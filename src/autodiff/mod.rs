@@ -34,12 +34,11 @@ pub mod gpu;
 pub mod graph;
 pub mod kernels;
 pub mod plan;
-pub mod rng;
 
+pub use crate::rng::Rng;
 pub use cpu::{CpuExecutor, Real};
 pub use gpu::{GpuExecutor, GpuForward};
 pub use graph::{Act, Dim, Graph, Init, NodeId, Op, ParamInfo, Shape};
-pub use rng::Rng;
 
 use crate::error::{Error, Result};
 

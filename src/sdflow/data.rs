@@ -2,49 +2,12 @@
 
 use std::f64::consts::PI;
 
+pub use crate::rng::Rng;
+
 use crate::error::{Error, Result};
 
 /// Names accepted by [`toy_target`].
 pub const TOY_TARGETS: [&str; 4] = ["ring8", "moons", "checkerboard", "swissroll"];
-
-/// SplitMix64: a small seeded generator for host-side sampling.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from a seed.
-    pub fn new(seed: u64) -> Self {
-        Self(seed ^ 0x5851_f42d_4c95_7f2d)
-    }
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-    /// Uniform integer in 0..n (n ≥ 1).
-    pub fn below(&mut self, n: u64) -> u64 {
-        ((self.next_u64() as u128 * n as u128) >> 64) as u64
-    }
-    /// A standard normal (Box–Muller).
-    pub fn normal(&mut self) -> f64 {
-        let u1 = 1.0 - self.uniform();
-        let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (2.0 * PI * u2).cos()
-    }
-    /// `n` points of N(mean, std² I) in R^d, row-major.
-    pub fn gaussian_points(&mut self, n: usize, d: usize, mean: &[f64], std: f64) -> Vec<f32> {
-        (0..n * d)
-            .map(|e| (mean.get(e % d).copied().unwrap_or(0.0) + std * self.normal()) as f32)
-            .collect()
-    }
-}
 
 /// `n` seeded samples (row-major `[n, 2]`) of a named toy target:
 /// - `ring8`: 8 Gaussians of std 0.1 centred on the circle of radius 2;

@@ -1,10 +1,10 @@
 //! Discrete diffusion with MPS: the independent-flip noise channel `e^{tW}`, the noised law
 //! `P_T`, one-shot denoising `P(x0 | x_T)`, and MCMC with MPS proposals.
 
-use super::rng::SplitMix64;
 use super::sampler::Environments;
 use super::{Mpo, Mps};
 use crate::error::{Error, Result};
+use crate::rng::Rng;
 
 /// The flip channel at time `t` for rate `gamma`: `K[y][x] = a` if `y = x` else `b`, with
 /// `a = (1 + e^{−2γt})/2`, `b = (1 − e^{−2γt})/2`, row-major `[[a, b], [b, a]]`.
@@ -99,7 +99,7 @@ pub fn mcmc_disconnected(
     let props = env_m.sample(model, 0, steps, seed as u32, (seed >> 32) as u32 ^ 0x5EED)?;
     let lp_t = env_t.log_prob(target, &props)?;
     let lp_m = env_m.log_prob(model, &props)?;
-    let mut g = SplitMix64::new(seed ^ 0xD1CE);
+    let mut g = Rng::from_state(seed ^ 0xD1CE);
     let mut chain = Vec::with_capacity(steps * n);
     let mut stats = McmcStats::default();
     let mut cur = 0usize;
@@ -107,7 +107,7 @@ pub fn mcmc_disconnected(
         if i > 0 {
             stats.steps += 1;
             let log_a = lp_t[i] + lp_m[cur] - lp_t[cur] - lp_m[i];
-            if log_a >= 0.0 || g.next_f64().ln() < log_a {
+            if log_a >= 0.0 || g.uniform().ln() < log_a {
                 cur = i;
                 stats.accepted += 1;
             }
@@ -142,7 +142,7 @@ pub fn mcmc_connected(
     let flip_p = k[1];
     let env_t = Environments::new(target)?;
     let env_m = Environments::new(model)?;
-    let mut g = SplitMix64::new(seed);
+    let mut g = Rng::from_state(seed);
     let mut x = start.to_vec();
     let mut lpt_x = env_t.log_prob(target, &x)?[0];
     let mut lpm_x = env_m.log_prob(model, &x)?[0];
@@ -156,7 +156,7 @@ pub fn mcmc_connected(
     let mut y = vec![0u8; n];
     for i in 0..steps {
         for (yi, &xi) in y.iter_mut().zip(&x) {
-            *yi = if g.next_f64() < flip_p { 1 - xi } else { xi };
+            *yi = if g.uniform() < flip_p { 1 - xi } else { xi };
         }
         let cond = condition_on_noisy(model, &y, gamma, t)?;
         let env_c = Environments::new(&cond)?;
@@ -165,7 +165,7 @@ pub fn mcmc_connected(
         let lpm = env_m.log_prob(model, &xp)?[0];
         stats.steps += 1;
         let log_a = lpt + lpm_x - lpt_x - lpm;
-        if log_a >= 0.0 || g.next_f64().ln() < log_a {
+        if log_a >= 0.0 || g.uniform().ln() < log_a {
             x = xp;
             lpt_x = lpt;
             lpm_x = lpm;

@@ -131,9 +131,9 @@ mod tests {
 
     #[test]
     fn reconstructs_random_matrices() {
-        let mut g = crate::tensornet::SplitMix64::new(7);
+        let mut g = crate::rng::Rng::from_state(7);
         for &(m, n) in &[(5usize, 3usize), (3, 5), (6, 6), (1, 4), (4, 1)] {
-            let a: Vec<f64> = (0..m * n).map(|_| g.next_f64() - 0.5).collect();
+            let a: Vec<f64> = (0..m * n).map(|_| g.uniform() - 0.5).collect();
             let f = svd(&a, m, n).unwrap();
             for i in 0..m {
                 for j in 0..n {

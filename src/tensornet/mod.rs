@@ -57,7 +57,7 @@ pub use models::{
     dyck_area, enumerate_ising, fredkin, ising_2d, ising_chain, ising_cylinder, ising_torus,
     random_mps, IsingExact, IsingLattice,
 };
-pub use rng::{philox2x32, uniform, SplitMix64};
+pub use rng::{philox2x32, uniform};
 pub use sampler::{sample_cpu, Environments};
 pub use train::{nll, nll_grad, train_mps, TrainOptions, TrainReport};
 

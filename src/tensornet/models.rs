@@ -1,9 +1,9 @@
 //! Exact MPS constructions (Ising chain, cylinder and torus; Fredkin chain), brute-force
 //! oracles, and random MPS for benchmarks.
 
-use super::rng::SplitMix64;
 use super::{Mps, Site};
 use crate::error::{Error, Result};
+use crate::rng::Rng;
 
 /// An `lx × ly` square lattice of Ising spins, site `k = c·ly + r` (column-major), with
 /// optional periodic closure along x (columns) and y (within a column).
@@ -310,7 +310,7 @@ pub fn random_mps(n: usize, d: usize, chi: usize, seed: u64) -> Result<Mps> {
             "random_mps needs n, d, chi ≥ 1".into(),
         ));
     }
-    let mut g = SplitMix64::new(seed);
+    let mut g = Rng::from_state(seed);
     let cap = |k: usize| -> usize {
         // bond after site k
         let left = (d as f64).powi((k + 1) as i32);
@@ -322,7 +322,7 @@ pub fn random_mps(n: usize, d: usize, chi: usize, seed: u64) -> Result<Mps> {
         let dl = if k == 0 { 1 } else { cap(k - 1) };
         let dr = if k + 1 == n { 1 } else { cap(k) };
         let mut a = Site::zeros(dl, d, dr);
-        a.data.iter_mut().for_each(|v| *v = g.next_f64());
+        a.data.iter_mut().for_each(|v| *v = g.uniform());
         sites.push(a);
     }
     Mps::new(sites, 0.0)

@@ -1,9 +1,9 @@
 //! Maximum-likelihood training of a non-negative MPS (`A = e^θ` entrywise) by full-batch Adam
 //! on the negative log-likelihood, with gradients from environment contractions.
 
-use super::rng::SplitMix64;
 use super::{Mps, Site};
 use crate::error::{Error, Result};
+use crate::rng::Rng;
 
 /// Mean negative log-likelihood `−(1/M) Σ_m log P(x_m)` of configurations (row-major).
 pub fn nll(mps: &Mps, data: &[u8]) -> Result<f64> {
@@ -180,7 +180,7 @@ pub fn train_mps(
             data[p]
         )));
     }
-    let mut g = SplitMix64::new(opts.seed);
+    let mut g = Rng::from_state(opts.seed);
     let mut theta: Vec<Site> = (0..n_sites)
         .map(|k| {
             let dl = if k == 0 { 1 } else { opts.chi };

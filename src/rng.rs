@@ -1,4 +1,6 @@
-//! A small seeded generator (SplitMix64) for parameter initialisation and tests.
+//! The crate's one host-side seeded generator (SplitMix64): parameter initialisation, toy
+//! data, MCMC and tests. GPU kernels use counter-based Philox instead
+//! ([`crate::kernels::rng`]).
 
 /// SplitMix64: 64-bit state, full period, good enough for initialisation and test data.
 #[derive(Clone, Debug)]
@@ -9,9 +11,12 @@ pub struct Rng {
 impl Rng {
     /// A generator from a seed (every seed, zero included, is fine).
     pub fn new(seed: u64) -> Self {
-        Self {
-            state: seed ^ 0x5851_f42d_4c95_7f2d,
-        }
+        Self::from_state(seed ^ 0x5851_f42d_4c95_7f2d)
+    }
+
+    /// A generator whose internal state is exactly `state`.
+    pub fn from_state(state: u64) -> Self {
+        Self { state }
     }
 
     /// The next 64 random bits.
@@ -26,6 +31,11 @@ impl Rng {
     /// Uniform in `[0, 1)` with 53 random bits.
     pub fn uniform(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// Uniform integer in `0..n` (`n >= 1`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((self.next_u64() as u128 * n as u128) >> 64) as u64
     }
 
     /// Uniform in `[lo, hi)`.
@@ -43,6 +53,14 @@ impl Rng {
     /// A vector of `n` uniforms in `[lo, hi)` as f32.
     pub fn vec_f32(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f32> {
         (0..n).map(|_| self.range(lo, hi) as f32).collect()
+    }
+
+    /// `n` points of N(mean, std² I) in R^d, row-major (`mean` per coordinate, missing
+    /// coordinates 0).
+    pub fn gaussian_points(&mut self, n: usize, d: usize, mean: &[f64], std: f64) -> Vec<f32> {
+        (0..n * d)
+            .map(|e| (mean.get(e % d).copied().unwrap_or(0.0) + std * self.normal()) as f32)
+            .collect()
     }
 
     /// An independent generator derived from this one's seed and a stream number.
