@@ -340,6 +340,25 @@ fn elems(out: &GpuTensor<f32>, what: &str) -> Result<u32> {
         .ok_or_else(|| Error::Limit(format!("rng::{what}: {} elements", out.len())))
 }
 
+/// Element-wise fill: every element of `out` from its own Philox word(s).
+fn fill(
+    ctx: &GpuContext,
+    rec: &mut Recorder,
+    rng: &GpuRng,
+    stream: u32,
+    out: &GpuTensor<f32>,
+    entry: &str,
+) -> Result<()> {
+    let n = elems(out, entry)?;
+    let shape = ShapeParams {
+        n,
+        k: 1,
+        stream,
+        _pad: 0,
+    };
+    launch(ctx, rec, rng, entry, out, shape, n.div_ceil(4).div_ceil(64))
+}
+
 /// Record `out ← U[0, 1)` (all elements, any shape).
 pub fn uniform(
     ctx: &GpuContext,
@@ -348,22 +367,7 @@ pub fn uniform(
     stream: u32,
     out: &GpuTensor<f32>,
 ) -> Result<()> {
-    let n = elems(out, "uniform")?;
-    let shape = ShapeParams {
-        n,
-        k: 1,
-        stream,
-        _pad: 0,
-    };
-    launch(
-        ctx,
-        rec,
-        rng,
-        "uniform_fill",
-        out,
-        shape,
-        n.div_ceil(4).div_ceil(64),
-    )
+    fill(ctx, rec, rng, stream, out, "uniform_fill")
 }
 
 /// Record `t ~ U[0, 1)` for the B elements of `t` (the flow-matching times).
@@ -385,22 +389,7 @@ pub fn normal(
     stream: u32,
     out: &GpuTensor<f32>,
 ) -> Result<()> {
-    let n = elems(out, "normal")?;
-    let shape = ShapeParams {
-        n,
-        k: 1,
-        stream,
-        _pad: 0,
-    };
-    launch(
-        ctx,
-        rec,
-        rng,
-        "normal_fill",
-        out,
-        shape,
-        n.div_ceil(4).div_ceil(64),
-    )
+    fill(ctx, rec, rng, stream, out, "normal_fill")
 }
 
 fn rows_of(out: &GpuTensor<f32>, what: &str) -> Result<(u32, u32)> {
@@ -415,6 +404,25 @@ fn rows_of(out: &GpuTensor<f32>, what: &str) -> Result<(u32, u32)> {
     Ok((n / k as u32, k as u32))
 }
 
+/// Row-wise draw: every row (last axis, length K) of `out` reduced by one workgroup.
+fn rows(
+    ctx: &GpuContext,
+    rec: &mut Recorder,
+    rng: &GpuRng,
+    stream: u32,
+    out: &GpuTensor<f32>,
+    entry: &str,
+) -> Result<()> {
+    let (rows, k) = rows_of(out, entry)?;
+    let shape = ShapeParams {
+        n: rows,
+        k,
+        stream,
+        _pad: 0,
+    };
+    launch(ctx, rec, rng, entry, out, shape, rows)
+}
+
 /// Record the Fisher-Flow prior: every row (last axis, length K) of `out` ← `|z|/‖z‖`,
 /// `z ~ N(0, I_K)`, uniform on the positive orthant of the unit sphere. Any K (one workgroup
 /// reduces each row).
@@ -425,14 +433,7 @@ pub fn sphere_prior(
     stream: u32,
     out: &GpuTensor<f32>,
 ) -> Result<()> {
-    let (rows, k) = rows_of(out, "sphere_prior")?;
-    let shape = ShapeParams {
-        n: rows,
-        k,
-        stream,
-        _pad: 0,
-    };
-    launch(ctx, rec, rng, "sphere_prior", out, shape, rows)
+    rows(ctx, rec, rng, stream, out, "sphere_prior")
 }
 
 /// Record Dirichlet(1) rows on the simplex: every row of `out` ← `e/Σe`, `e = −ln U`.
@@ -443,12 +444,5 @@ pub fn dirichlet1(
     stream: u32,
     out: &GpuTensor<f32>,
 ) -> Result<()> {
-    let (rows, k) = rows_of(out, "dirichlet1")?;
-    let shape = ShapeParams {
-        n: rows,
-        k,
-        stream,
-        _pad: 0,
-    };
-    launch(ctx, rec, rng, "dirichlet1", out, shape, rows)
+    rows(ctx, rec, rng, stream, out, "dirichlet1")
 }
