@@ -30,7 +30,8 @@ enum Op {
     },
 }
 
-/// A list of GPU operations, encoded in order. See the [module docs](self).
+/// A list of GPU operations, encoded in order: built once, replayed with one submit each time,
+/// or encoded into a host application's command encoder.
 #[derive(Clone, Debug, Default)]
 pub struct Recorder {
     ops: Vec<Op>,
