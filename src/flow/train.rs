@@ -330,31 +330,11 @@ impl<'c> Trainer<'c> {
     /// Run `n` training steps. On the GPU each is one submit and nothing is read back.
     pub fn train_steps(&mut self, n: usize) -> Result<()> {
         for _ in 0..n {
-            let step = self.step;
+            self.prepare_step()?;
             match &mut self.backend {
-                Backend::Cpu(exe) => {
-                    let (xt, t, ut) = host_batch(&self.flow, &self.cfg, &self.data, step)?;
-                    exe.set_input(Mlp::X, &xt)?;
-                    exe.set_input(Mlp::T, &t)?;
-                    exe.set_input(Mlp::TARGET, &ut)?;
-                    exe.step()?;
-                }
-                Backend::Gpu {
-                    exe,
-                    rng,
-                    rec,
-                    host_batches,
-                } => {
-                    let ctx = exe.context();
-                    if *host_batches {
-                        let (xt, t, ut) = host_batch(&self.flow, &self.cfg, &self.data, step)?;
-                        exe.set_input(Mlp::X, &xt)?;
-                        exe.set_input(Mlp::T, &t)?;
-                        exe.set_input(Mlp::TARGET, &ut)?;
-                    } else {
-                        rng.set_counter(ctx, step);
-                    }
-                    rec.submit(ctx)?;
+                Backend::Cpu(exe) => exe.step()?,
+                Backend::Gpu { exe, rec, .. } => {
+                    rec.submit(exe.context())?;
                 }
             }
             self.step += 1;
@@ -362,31 +342,47 @@ impl<'c> Trainer<'c> {
         Ok(())
     }
 
-    /// Run one training step with a GPU timestamp around every dispatch and return each
-    /// dispatch's label and time in nanoseconds (GPU backend with timestamp queries only).
-    pub fn profile_step(&mut self) -> Result<Vec<(String, f64)>> {
+    /// Make the batch of the current step available: upload a host-built batch (CPU backend,
+    /// exact OT), or point the on-device generator at the step's counter.
+    fn prepare_step(&mut self) -> Result<()> {
         let step = self.step;
-        let Backend::Gpu {
-            exe,
-            rng,
-            rec,
-            host_batches,
-        } = &mut self.backend
-        else {
-            return Err(Error::InvalidArgument(
-                "profiling needs the GPU backend".into(),
-            ));
+        let host = match &mut self.backend {
+            Backend::Cpu(_) => true,
+            Backend::Gpu {
+                exe,
+                rng,
+                host_batches,
+                ..
+            } => {
+                if !*host_batches {
+                    rng.set_counter(exe.context(), step);
+                }
+                *host_batches
+            }
         };
-        let ctx = exe.context();
-        if *host_batches {
+        if host {
             let (xt, t, ut) = host_batch(&self.flow, &self.cfg, &self.data, step)?;
+            let exe = self.exe_mut();
             exe.set_input(Mlp::X, &xt)?;
             exe.set_input(Mlp::T, &t)?;
             exe.set_input(Mlp::TARGET, &ut)?;
-        } else {
-            rng.set_counter(ctx, step);
         }
-        let times = rec.run_profiled(ctx)?;
+        Ok(())
+    }
+
+    /// Run one training step with a GPU timestamp around every dispatch and return each
+    /// dispatch's label and time in nanoseconds (GPU backend with timestamp queries only).
+    pub fn profile_step(&mut self) -> Result<Vec<(String, f64)>> {
+        if matches!(self.backend, Backend::Cpu(_)) {
+            return Err(Error::InvalidArgument(
+                "profiling needs the GPU backend".into(),
+            ));
+        }
+        self.prepare_step()?;
+        let Backend::Gpu { exe, rec, .. } = &self.backend else {
+            unreachable!("checked above")
+        };
+        let times = rec.run_profiled(exe.context())?;
         self.step += 1;
         Ok(times)
     }
