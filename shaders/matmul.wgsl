@@ -1,5 +1,9 @@
+// Storage type of every operand (f16 variants replace these two lines; arithmetic is f32).
+alias E = f32;
+alias E4 = vec4<f32>;
+
 // Dense matrix multiplication c = act(alpha * op(a) * op(b) + bias), or c += alpha * op(a) * op(b)
-// (+ bias), all row-major f32. Operands are bound as (aligned) buffer ranges; the element offset
+// (+ act(...) with accumulation), all row-major, stored as E (f32 or f16) and computed in f32. Operands are bound as (aligned) buffer ranges; the element offset
 // of each matrix inside its binding is a parameter.
 
 struct Params {
@@ -18,8 +22,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<E>;
+@group(0) @binding(4) var<storage, read_write> c: array<E>;
 
 fn activate(x: f32) -> f32 {
     switch params.act {
@@ -38,13 +42,13 @@ fn activate(x: f32) -> f32 {
 fn store(i: u32, j: u32, acc: f32) {
     var v = params.alpha * acc;
     if ((params.flags & 8u) != 0u) {
-        v += bias[params.bias_off + j];
+        v += f32(bias[params.bias_off + j]);
     }
     let idx = params.c_off + i * params.n + j;
     if ((params.flags & 4u) != 0u) {
-        c[idx] = c[idx] + v;
+        c[idx] = E(f32(c[idx]) + activate(v));
     } else {
-        c[idx] = activate(v);
+        c[idx] = E(activate(v));
     }
 }
 
@@ -105,8 +109,8 @@ fn store_block(acc: ptr<function, array<vec4<f32>, TM * NQ>>, m0: u32, n0: u32, 
 }
 
 // ---- scalar path: any shapes and offsets ----
-@group(0) @binding(1) var<storage, read> a_s: array<f32>;
-@group(0) @binding(2) var<storage, read> b_s: array<f32>;
+@group(0) @binding(1) var<storage, read> a_s: array<E>;
+@group(0) @binding(2) var<storage, read> b_s: array<E>;
 
 fn load_a_scalar(m0: u32, k0: u32, t: u32) {
     let m = params.m;
@@ -121,7 +125,7 @@ fn load_a_scalar(m0: u32, k0: u32, t: u32) {
         let gk = k0 + kk;
         var v = 0.0;
         if (gi < m && gk < k) {
-            v = a_s[params.a_off + select(gi * k + gk, gk * m + gi, ta)];
+            v = f32(a_s[params.a_off + select(gi * k + gk, gk * m + gi, ta)]);
         }
         put_a(kk, row, v);
     }
@@ -140,7 +144,7 @@ fn load_b_scalar(n0: u32, k0: u32, t: u32) {
         let gk = k0 + kk;
         var v = 0.0;
         if (gj < n && gk < k) {
-            v = b_s[params.b_off + select(gk * n + gj, gj * k + gk, tb)];
+            v = f32(b_s[params.b_off + select(gk * n + gj, gj * k + gk, tb)]);
         }
         put_b(kk, col, v);
     }
@@ -163,8 +167,8 @@ fn gemm_scalar(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
 }
 
 // ---- vec4 path: the contiguous dimension of a and b and their offsets are multiples of 4 ----
-@group(0) @binding(1) var<storage, read> a_v: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> b_v: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> a_v: array<E4>;
+@group(0) @binding(2) var<storage, read> b_v: array<E4>;
 
 fn load_a_vec4(m0: u32, k0: u32, t: u32) {
     let m = params.m;
@@ -179,7 +183,7 @@ fn load_a_vec4(m0: u32, k0: u32, t: u32) {
             let gk = k0 + kk;
             let gi = m0 + rq * 4u;
             var v = vec4<f32>(0.0);
-            if (gk < k && gi < m) { v = a_v[base + (gk * m + gi) / 4u]; }
+            if (gk < k && gi < m) { v = vec4<f32>(a_v[base + (gk * m + gi) / 4u]); }
             As[kk * (BM / 4u) + rq] = v;
         }
     } else {
@@ -191,7 +195,7 @@ fn load_a_vec4(m0: u32, k0: u32, t: u32) {
             let gi = m0 + row;
             let gk = k0 + kq * 4u;
             var v = vec4<f32>(0.0);
-            if (gi < m && gk < k) { v = a_v[base + (gi * k + gk) / 4u]; }
+            if (gi < m && gk < k) { v = vec4<f32>(a_v[base + (gi * k + gk) / 4u]); }
             for (var e = 0u; e < 4u; e++) { put_a(kq * 4u + e, row, v[e]); }
         }
     }
@@ -210,7 +214,7 @@ fn load_b_vec4(n0: u32, k0: u32, t: u32) {
             let gj = n0 + col;
             let gk = k0 + kq * 4u;
             var v = vec4<f32>(0.0);
-            if (gj < n && gk < k) { v = b_v[base + (gj * k + gk) / 4u]; }
+            if (gj < n && gk < k) { v = vec4<f32>(b_v[base + (gj * k + gk) / 4u]); }
             for (var e = 0u; e < 4u; e++) { put_b(kq * 4u + e, col, v[e]); }
         }
     } else {
@@ -222,7 +226,7 @@ fn load_b_vec4(n0: u32, k0: u32, t: u32) {
             let gk = k0 + kk;
             let gj = n0 + cq * 4u;
             var v = vec4<f32>(0.0);
-            if (gk < k && gj < n) { v = b_v[base + (gk * n + gj) / 4u]; }
+            if (gk < k && gj < n) { v = vec4<f32>(b_v[base + (gk * n + gj) / 4u]); }
             Bs[kk * (BN / 4u) + cq] = v;
         }
     }

@@ -1,3 +1,7 @@
+// Storage type of every operand (f16 variants replace these two lines; arithmetic is f32).
+alias E = f32;
+alias E4 = vec4<f32>;
+
 // Matrix multiplication for CPU adapters (software Vulkan such as Mesa's lavapipe), which run
 // invocations as SIMD lanes and load memory lane by lane at non-uniform addresses. Each memory
 // load here therefore brings 8 *different* useful values (one per lane), and the A values are
@@ -29,10 +33,10 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<E>;
+@group(0) @binding(2) var<storage, read> b: array<E>;
+@group(0) @binding(3) var<storage, read> bias: array<E>;
+@group(0) @binding(4) var<storage, read_write> c: array<E>;
 
 fn activate(x: f32) -> f32 {
     switch params.act {
@@ -51,13 +55,13 @@ fn store(i: u32, j: u32, acc: f32) {
     if (i >= params.m || j >= params.n) { return; }
     var v = params.alpha * acc;
     if ((params.flags & 8u) != 0u) {
-        v += bias[params.bias_off + j];
+        v += f32(bias[params.bias_off + j]);
     }
     let idx = params.c_off + i * params.n + j;
     if ((params.flags & 4u) != 0u) {
-        c[idx] = c[idx] + v;
+        c[idx] = E(f32(c[idx]) + activate(v));
     } else {
-        c[idx] = activate(v);
+        c[idx] = E(activate(v));
     }
 }
 @compute @workgroup_size(8)
@@ -145,17 +149,17 @@ fn gemm_sg8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_
     var c31_0 = 0.0;
     var c31_1 = 0.0;
     for (var kk = 0u; kk < k; kk++) {
-        let av0 = a[pa0];
+        let av0 = f32(a[pa0]);
         pa0 += ka;
-        let av1 = a[pa1];
+        let av1 = f32(a[pa1]);
         pa1 += ka;
-        let av2 = a[pa2];
+        let av2 = f32(a[pa2]);
         pa2 += ka;
-        let av3 = a[pa3];
+        let av3 = f32(a[pa3]);
         pa3 += ka;
-        let bv0 = b[pb0];
+        let bv0 = f32(b[pb0]);
         pb0 += kb;
-        let bv1 = b[pb1];
+        let bv1 = f32(b[pb1]);
         pb1 += kb;
         let x0 = subgroupBroadcast(av0, 0u);
         c0_0 = fma(x0, bv0, c0_0);

@@ -213,6 +213,7 @@ fn gpu_and_cpu_samplers_agree_for_every_solver() {
                 solver,
                 seed: 4,
                 chunk: Some(128),
+                ..Default::default()
             };
             let g = sample_gpu(ctx, &model, &sc).unwrap();
             let c = sample_cpu(&model, &sc).unwrap();

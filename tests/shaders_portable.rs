@@ -78,6 +78,27 @@ fn every_shader_translates_to_spirv_msl_and_hlsl() {
 }
 
 #[test]
+fn f16_variants_translate_too() {
+    use fisherflow::kernels::{storage_generic_shaders, Precision};
+    let mut failures = Vec::new();
+    for g in storage_generic_shaders() {
+        for p in [Precision::F32, Precision::F16] {
+            let s = g.shader(p);
+            assert_eq!(
+                s.source.contains("enable f16"),
+                p == Precision::F16,
+                "{}: the header was not swapped",
+                s.name
+            );
+            if let Err(e) = translate(s.name, s.source) {
+                failures.push(format!("{}: {e}", s.name));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
 fn a_broken_shader_is_caught() {
     // The checker itself must be able to fail: an undefined identifier and a type error.
     let bad = "@compute @workgroup_size(1) fn main() { let x: f32 = y + 1u; }";

@@ -1,7 +1,7 @@
 //! Fisher-Flow end to end: the whole training step (on-device batch: Philox draws, one-hot
 //! gather, fused interpolant and target, then forward, backward, clipping and AdamW in one
 //! submit) and the sampler (the whole integration in one submit), each against the CPU
-//! backend measured in the same run.
+//! backend measured in the same run; the f16 sampler against the f32 one.
 
 use std::time::Instant;
 
@@ -12,6 +12,7 @@ use crate::flow::{
     sample_cpu, sample_gpu, FlowConfig, FlowModel, Geometry, SampleConfig, TrainConfig, Trainer,
 };
 use crate::gpu::GpuContext;
+use crate::kernels::Precision;
 
 fn steps_per_s(tr: &mut Trainer<'_>, steps: usize) -> Result<f64> {
     tr.train_steps(2)?;
@@ -178,5 +179,33 @@ pub fn run_with(ctx: &GpuContext, size: FlowBenchSize) -> Result<Vec<Measurement
         &device,
         "wall-clock",
     ));
+    if ctx.has_f16() {
+        let half = SampleConfig {
+            precision: Precision::F16,
+            ..sc
+        };
+        sample_gpu(
+            ctx,
+            &model,
+            &SampleConfig {
+                n: 8,
+                steps: 2,
+                ..half
+            },
+        )?;
+        let t0 = Instant::now();
+        sample_gpu(ctx, &model, &half)?;
+        let hs = n as f64 / t0.elapsed().as_secs_f64();
+        rows.push(Measurement::new(
+            "flow",
+            &format!("sampler, f16 weights and activations, {sample_steps} Euler steps, {n} samples, H={hidden}"),
+            hs,
+            "samples/s",
+            "f32 GPU sampler, same run",
+            gs,
+            &device,
+            "wall-clock",
+        ));
+    }
     Ok(rows)
 }

@@ -1,10 +1,12 @@
 //! Matrix multiplication throughput: [`crate::kernels::linalg::gemm`] against the threaded
-//! CPU sgemm of `matrixmultiply` on the same shape in the same run.
+//! CPU sgemm of `matrixmultiply` on the same shape in the same run, and (where the adapter
+//! has `SHADER_F16`) the f16-storage gemm against the f32 one.
 
 use crate::bench::{time_cpu, time_recording, Measurement};
 use crate::error::Result;
 use crate::gpu::{GpuContext, GpuTensor, Recorder};
 use crate::kernels::linalg::{gemm, Gemm, View};
+use crate::kernels::Precision;
 
 /// Deterministic inputs in [-1, 1) (a small LCG; quality is irrelevant here).
 fn fill(n: usize, seed: u64) -> Vec<f32> {
@@ -43,11 +45,65 @@ fn shapes(quick: bool) -> Vec<(String, Gemm)> {
     v
 }
 
+/// Best-of-`reps` GFLOP/s of `g` on the GPU with inputs `a`, `b` stored in `g.precision`.
+fn gpu_gflops(
+    ctx: &GpuContext,
+    g: &Gemm,
+    a: &[f32],
+    b: &[f32],
+    reps: usize,
+) -> Result<(f64, &'static str)> {
+    let (m, n) = (g.m, g.n);
+    let flops = 2.0 * (g.m * g.n * g.k) as f64;
+    let mut rec = Recorder::new();
+    match g.precision {
+        Precision::F32 => {
+            let ta = GpuTensor::from_slice(ctx, a, &[a.len()])?;
+            let tb = GpuTensor::from_slice(ctx, b, &[b.len()])?;
+            let tc = GpuTensor::<f32>::zeros(ctx, &[m, n])?;
+            gemm(
+                ctx,
+                &mut rec,
+                g,
+                View::of(&ta),
+                View::of(&tb),
+                None,
+                View::of(&tc),
+            )?;
+            let t = time_recording(ctx, &rec, 1, reps)?;
+            Ok((flops / t.best_s() * 1e-9, t.timer()))
+        }
+        Precision::F16 => {
+            let h = |v: &[f32]| {
+                v.iter()
+                    .map(|&x| half::f16::from_f32(x))
+                    .collect::<Vec<_>>()
+            };
+            let ta = GpuTensor::from_slice(ctx, &h(a), &[a.len()])?;
+            let tb = GpuTensor::from_slice(ctx, &h(b), &[b.len()])?;
+            let tc = GpuTensor::<half::f16>::zeros(ctx, &[m, n])?;
+            gemm(
+                ctx,
+                &mut rec,
+                g,
+                View::of(&ta),
+                View::of(&tb),
+                None,
+                View::of(&tc),
+            )?;
+            let t = time_recording(ctx, &rec, 1, reps)?;
+            Ok((flops / t.best_s() * 1e-9, t.timer()))
+        }
+    }
+}
+
 /// GFLOP/s of `gemm` for the toy-model shapes, 1024³ and (unless `quick`) 4096³, each with the
-/// CPU sgemm of the same shape as its baseline.
+/// CPU sgemm of the same shape as its baseline; then, with `SHADER_F16`, the f16-storage gemm
+/// of the largest toy shape and the square sizes against the f32 gemm of the same shape.
 pub fn run(ctx: &GpuContext, quick: bool) -> Result<Vec<Measurement>> {
     let device = ctx.adapter_info().name.clone();
     let mut out = Vec::new();
+    let mut halves = Vec::new();
     for (label, g) in shapes(quick) {
         let (m, n, k) = (g.m, g.n, g.k);
         let flops = 2.0 * (m * n * k) as f64;
@@ -61,21 +117,20 @@ pub fn run(ctx: &GpuContext, quick: bool) -> Result<Vec<Measurement>> {
         };
         let a = fill(m * k, 1);
         let b = fill(k * n, 2);
-        let ta = GpuTensor::from_slice(ctx, &a, &[a.len()])?;
-        let tb = GpuTensor::from_slice(ctx, &b, &[b.len()])?;
-        let tc = GpuTensor::<f32>::zeros(ctx, &[m, n])?;
-        let mut rec = Recorder::new();
-        gemm(
-            ctx,
-            &mut rec,
-            &g,
-            View::of(&ta),
-            View::of(&tb),
-            None,
-            View::of(&tc),
-        )?;
-        let t = time_recording(ctx, &rec, 1, reps)?;
-        let gpu = flops / t.best_s() * 1e-9;
+        let (gpu, timer) = gpu_gflops(ctx, &g, &a, &b, reps)?;
+        if ctx.has_f16() && (label.contains("square") || label.contains("k=576 n=512")) {
+            let (half, _) = gpu_gflops(ctx, &g.precision(Precision::F16), &a, &b, reps)?;
+            halves.push(Measurement::new(
+                "matmul",
+                &format!("{label}, f16 storage"),
+                half,
+                "GFLOP/s",
+                "f32 gemm, same shape",
+                gpu,
+                &device,
+                timer,
+            ));
+        }
 
         // Row-major strides for op(a) [m, k] and op(b) [k, n].
         let (rsa, csa) = if g.trans_a {
@@ -118,8 +173,9 @@ pub fn run(ctx: &GpuContext, quick: bool) -> Result<Vec<Measurement>> {
             "CPU sgemm (threaded)",
             cpu,
             &device,
-            t.timer(),
+            timer,
         ));
     }
+    out.extend(halves);
     Ok(out)
 }

@@ -17,6 +17,7 @@ use fisherflow::flow::{
     TrainConfig, Trainer,
 };
 use fisherflow::gpu::{ContextOptions, GpuContext};
+use fisherflow::kernels::Precision;
 use fisherflow::{Error, Result};
 
 /// Sequences drawn from a toy target to train on.
@@ -508,6 +509,7 @@ fn evaluate(
         solver: Solver::Euler,
         seed: 12345,
         chunk: None,
+        precision: Precision::F32,
     };
     let t0 = Instant::now();
     let samples = draw(ctx, &FlowModel::from_trainer(tr)?, &sc)?;
@@ -603,6 +605,10 @@ pub struct SampleArgs {
     /// Sample on the GPU adapter even when it is a software renderer.
     #[arg(long)]
     gpu: bool,
+    /// Storage of the network's weights and activations: f32, or f16 (GPU only; needs the
+    /// adapter's SHADER_F16 feature; implies --gpu).
+    #[arg(long, default_value = "f32")]
+    precision: String,
 }
 
 /// `fisherflow sample`.
@@ -610,13 +616,20 @@ pub fn sample(opts: &ContextOptions, a: SampleArgs) -> Result<()> {
     let ck = Checkpoint::load(&a.model)?;
     let model = FlowModel::from_checkpoint(&ck)?;
     let solver: Solver = a.solver.parse()?;
-    let ctx = context(opts, a.cpu, a.gpu)?;
+    let precision: Precision = a.precision.parse()?;
+    if precision == Precision::F16 && a.cpu {
+        return Err(Error::InvalidArgument(
+            "--precision f16 runs on the GPU backend; drop --cpu".into(),
+        ));
+    }
+    let ctx = context(opts, a.cpu, a.gpu || precision == Precision::F16)?;
     let sc = SampleConfig {
         n: a.n,
         steps: a.steps,
         solver,
         seed: a.seed,
         chunk: None,
+        precision,
     };
     let t0 = Instant::now();
     let mut samples = draw(ctx.as_ref(), &model, &sc)?;
@@ -629,11 +642,12 @@ pub fn sample(opts: &ContextOptions, a: SampleArgs) -> Result<()> {
     };
     samples.write(&a.out, format)?;
     eprintln!(
-        "wrote {} sequences to {} ({} steps of {:?}, {:.1}s, {:.0} samples/s)",
+        "wrote {} sequences to {} ({} steps of {:?}, {} network, {:.1}s, {:.0} samples/s)",
         a.n,
         a.out.display(),
         a.steps,
         solver,
+        precision,
         secs,
         a.n as f64 / secs
     );

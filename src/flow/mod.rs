@@ -1,11 +1,13 @@
 //! Fisher-Flow: flow matching on the positive orthant of the sphere, with the linear simplex
 //! baseline, minibatch optimal transport, training and sampling.
 
+pub mod field;
 pub mod kernels;
 pub mod ot;
 pub mod sample;
 pub mod toybench;
 pub mod train;
 
+pub use field::FieldNet;
 pub use sample::{sample_cpu, sample_gpu, FlowModel, SampleConfig, Solver};
 pub use train::{FlowConfig, Geometry, OtMode, TrainConfig, Trainer};

@@ -4,19 +4,22 @@
 //!
 //! On the GPU the whole integration of a chunk of samples is one recording (prior, every
 //! network evaluation, every step, argmax) replayed once per chunk with a new RNG counter;
-//! chunks keep every buffer inside the adapter's binding limits.
+//! chunks keep every buffer inside the adapter's binding limits. The network runs as a
+//! [`FieldNet`] with weights and activations in f32 or, where the adapter has `SHADER_F16`,
+//! f16 ([`SampleConfig::precision`]); the points and the geodesic steps stay f32.
 
-use crate::autodiff::{CpuExecutor, Executor, GpuExecutor, NamedTensor, OptimConfig};
+use crate::autodiff::{CpuExecutor, Executor, NamedTensor, OptimConfig};
 use crate::checkpoint::Checkpoint;
 use crate::data::SequenceDataset;
 use crate::error::{Error, Result};
+use crate::flow::field::FieldNet;
 use crate::flow::kernels as fk;
 use crate::flow::train::{
     params_from, parse_meta, write_model_meta, FlowConfig, Geometry, Trainer, META_MODEL,
 };
 use crate::gpu::{GpuContext, GpuTensor, Recorder};
 use crate::kernels::rng::{self, GpuRng};
-use crate::kernels::{sphere, util};
+use crate::kernels::{sphere, Precision};
 use crate::nn::Mlp;
 
 /// Philox stream of the sampler's prior.
@@ -60,6 +63,9 @@ pub struct SampleConfig {
     pub seed: u64,
     /// Sequences integrated together (`None`: chosen from the adapter's limits).
     pub chunk: Option<usize>,
+    /// Storage of the network's weights and activations on the GPU (f16 needs the adapter's
+    /// `SHADER_F16`; the CPU sampler runs f32 only).
+    pub precision: Precision,
 }
 
 impl Default for SampleConfig {
@@ -71,6 +77,7 @@ impl Default for SampleConfig {
             solver: Solver::Euler,
             seed: 0,
             chunk: None,
+            precision: Precision::F32,
         }
     }
 }
@@ -133,8 +140,8 @@ fn check(cfg: &SampleConfig) -> Result<()> {
     Ok(())
 }
 
-/// Sequences integrated together: a multiple of 4 (the time fill works on vec4s), at most
-/// 8192, and small enough that the widest activation fits one storage binding.
+/// Sequences integrated together: a multiple of 4, at most 8192, and small enough that the
+/// widest activation fits one storage binding.
 fn chunk_size(ctx: Option<&GpuContext>, model: &FlowModel, cfg: &SampleConfig) -> usize {
     let m = &model.config.mlp;
     let widest = (m.hidden.max(m.width()) + m.time_dim) * 4;
@@ -155,17 +162,12 @@ pub fn sample_gpu(
     cfg: &SampleConfig,
 ) -> Result<SequenceDataset> {
     check(cfg)?;
-    let mlp = Mlp::new(model.config.mlp, 0)?;
     let (l, k) = (model.config.mlp.seq_len, model.config.mlp.categories);
     let c = chunk_size(Some(ctx), model, cfg);
-    let mut holder =
-        GpuExecutor::new(ctx, &mlp.graph, 4, &[mlp.out], None, OptimConfig::default())?;
-    holder.load_params(&model.params)?;
-    let fwd = holder.compile_forward(c, &[mlp.out])?;
+    let net = FieldNet::new(ctx, model, c, cfg.precision)?;
     let shape = [c, l, k];
-    let x = fwd.input_tensor(Mlp::X)?.reshape(&shape)?;
-    let t = fwd.input_tensor(Mlp::T)?.reshape(&[c])?;
-    let v = fwd.output_tensor(mlp.out)?.reshape(&shape)?;
+    let x = net.input();
+    let v = net.output();
     let start = GpuTensor::<f32>::zeros(ctx, &shape)?;
     let acc = GpuTensor::<f32>::zeros(ctx, &shape)?;
     let ids = GpuTensor::<u32>::zeros(ctx, &[c * l])?;
@@ -185,15 +187,11 @@ pub fn sample_gpu(
     let bytes = x.bytes();
     let mut rec = Recorder::new();
     match geometry {
-        Geometry::Sphere => rng::sphere_prior(ctx, &mut rec, &rng, STREAM_SAMPLE_PRIOR, &x)?,
-        Geometry::Simplex => rng::dirichlet1(ctx, &mut rec, &rng, STREAM_SAMPLE_PRIOR, &x)?,
+        Geometry::Sphere => rng::sphere_prior(ctx, &mut rec, &rng, STREAM_SAMPLE_PRIOR, x)?,
+        Geometry::Simplex => rng::dirichlet1(ctx, &mut rec, &rng, STREAM_SAMPLE_PRIOR, x)?,
     }
     let dt = 1.0 / cfg.steps as f32;
-    let field = |rec: &mut Recorder, time: f32| -> Result<()> {
-        util::fill(ctx, rec, &t, time)?;
-        rec.extend(fwd.recording());
-        Ok(())
-    };
+    let field = |rec: &mut Recorder, time: f32| net.record(rec, time);
     for s in 0..cfg.steps {
         let t0 = s as f32 * dt;
         // `start` holds x at the beginning of the step; stages write the network input `x`.
@@ -201,31 +199,31 @@ pub fn sample_gpu(
         match cfg.solver {
             Solver::Euler => {
                 field(&mut rec, t0)?;
-                step(&mut rec, &start, &v, dt, &x)?;
+                step(&mut rec, &start, v, dt, x)?;
             }
             Solver::Midpoint => {
                 field(&mut rec, t0)?;
-                step(&mut rec, &start, &v, 0.5 * dt, &x)?;
+                step(&mut rec, &start, v, 0.5 * dt, x)?;
                 field(&mut rec, t0 + 0.5 * dt)?;
-                step(&mut rec, &start, &v, dt, &x)?;
+                step(&mut rec, &start, v, dt, x)?;
             }
             Solver::Rk4 => {
                 field(&mut rec, t0)?;
                 rec.copy(v.buffer(), 0, acc.buffer(), 0, bytes);
-                step(&mut rec, &start, &v, 0.5 * dt, &x)?;
+                step(&mut rec, &start, v, 0.5 * dt, x)?;
                 field(&mut rec, t0 + 0.5 * dt)?;
-                fk::axpby(ctx, &mut rec, 2.0, &v, 1.0, &acc)?;
-                step(&mut rec, &start, &v, 0.5 * dt, &x)?;
+                fk::axpby(ctx, &mut rec, 2.0, v, 1.0, &acc)?;
+                step(&mut rec, &start, v, 0.5 * dt, x)?;
                 field(&mut rec, t0 + 0.5 * dt)?;
-                fk::axpby(ctx, &mut rec, 2.0, &v, 1.0, &acc)?;
-                step(&mut rec, &start, &v, dt, &x)?;
+                fk::axpby(ctx, &mut rec, 2.0, v, 1.0, &acc)?;
+                step(&mut rec, &start, v, dt, x)?;
                 field(&mut rec, t0 + dt)?;
-                fk::axpby(ctx, &mut rec, 1.0, &v, 1.0, &acc)?;
-                step(&mut rec, &start, &acc, dt / 6.0, &x)?;
+                fk::axpby(ctx, &mut rec, 1.0, v, 1.0, &acc)?;
+                step(&mut rec, &start, &acc, dt / 6.0, x)?;
             }
         }
     }
-    fk::argmax(ctx, &mut rec, &x, &ids)?;
+    fk::argmax(ctx, &mut rec, x, &ids)?;
     let mut rng = rng;
     let mut tokens = Vec::with_capacity(cfg.n * l);
     let mut chunk = 0u64;
@@ -244,6 +242,12 @@ pub fn sample_gpu(
 /// for the manifold steps).
 pub fn sample_cpu(model: &FlowModel, cfg: &SampleConfig) -> Result<SequenceDataset> {
     check(cfg)?;
+    if cfg.precision != Precision::F32 {
+        return Err(Error::InvalidArgument(format!(
+            "the CPU sampler runs in f32 only; {} sampling needs the GPU backend",
+            cfg.precision
+        )));
+    }
     let mlp = Mlp::new(model.config.mlp, 0)?;
     let (l, k) = (model.config.mlp.seq_len, model.config.mlp.categories);
     let c = chunk_size(None, model, cfg).min(1024);

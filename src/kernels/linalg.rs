@@ -1,22 +1,32 @@
 //! Dense matrix multiplication: `c = act(alpha · op(a)·op(b) + bias)` with optional transposes,
-//! a fused bias + activation epilogue, or accumulation into `c`.
+//! a fused bias + activation epilogue, or accumulation into `c` (`c += act(…)`, which fuses a
+//! residual connection).
 //!
-//! All matrices are row-major f32. Operands are [`View`]s: a range of elements of a buffer, so
-//! several matrices can live in one buffer at any element offset.
+//! All matrices are row-major, stored in f32 or f16 ([`Gemm::precision`]; arithmetic is f32
+//! either way). Operands are [`View`]s: a range of elements of a buffer, so several matrices
+//! can live in one buffer at any element offset.
 //!
 //! Two kernels ([`GemmKernel`]): a workgroup-memory tiled kernel for GPUs, and a subgroup
 //! kernel for software Vulkan on CPUs (lavapipe), where non-uniform loads are the bottleneck.
 
 use crate::error::{Error, Result};
-use crate::gpu::{GpuContext, GpuTensor, Recorder, Shader};
+use crate::gpu::{Element, GpuContext, GpuTensor, Recorder};
+use crate::kernels::{Precision, StorageGeneric};
 
-/// `shaders/matmul.wgsl`.
-pub const SHADER: Shader = Shader::new("matmul", include_str!("../../shaders/matmul.wgsl"));
+/// `shaders/matmul.wgsl` in f32 or f16 storage.
+pub static MATMUL: StorageGeneric = StorageGeneric::new(
+    "matmul",
+    "matmul_f16",
+    include_str!("../../shaders/matmul.wgsl"),
+);
 
 /// `shaders/matmul_cpu.wgsl`: the kernel for CPU adapters with 8-wide subgroups
-/// ([`GemmKernel::Subgroup8`]).
-pub const SHADER_CPU: Shader =
-    Shader::new("matmul_cpu", include_str!("../../shaders/matmul_cpu.wgsl"));
+/// ([`GemmKernel::Subgroup8`]), in f32 or f16 storage.
+pub static MATMUL_CPU: StorageGeneric = StorageGeneric::new(
+    "matmul_cpu",
+    "matmul_cpu_f16",
+    include_str!("../../shaders/matmul_cpu.wgsl"),
+);
 
 /// An elementwise activation applied in the epilogue of [`gemm`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -67,21 +77,22 @@ pub fn activate(act: Activation, x: f32) -> f32 {
     y as f32
 }
 
-/// A view of `len` f32 elements starting at element `offset` of a buffer (the kernel binds the
+/// A view of `len` elements starting at element `offset` of a buffer (the kernel binds the
 /// buffer and adds the offset itself, so there is no alignment constraint on `offset`).
+/// Elements are f32 unless the operation says otherwise ([`Gemm::precision`]).
 #[derive(Clone, Copy, Debug)]
 pub struct View<'a> {
     /// The buffer holding the elements.
     pub buffer: &'a wgpu::Buffer,
-    /// First element (in f32 elements, not bytes).
+    /// First element (in elements, not bytes).
     pub offset: u64,
-    /// Number of f32 elements.
+    /// Number of elements.
     pub len: u64,
 }
 
 impl<'a> View<'a> {
     /// The whole tensor.
-    pub fn of(t: &'a GpuTensor<f32>) -> Self {
+    pub fn of<T: Element>(t: &'a GpuTensor<T>) -> Self {
         Self {
             buffer: t.buffer(),
             offset: 0,
@@ -90,7 +101,7 @@ impl<'a> View<'a> {
     }
 
     /// `len` elements of `t` from element `offset`; errors when the range leaves the tensor.
-    pub fn slice(t: &'a GpuTensor<f32>, offset: u64, len: u64) -> Result<Self> {
+    pub fn slice<T: Element>(t: &'a GpuTensor<T>, offset: u64, len: u64) -> Result<Self> {
         let end = offset.checked_add(len);
         if end.is_none_or(|e| e > t.len() as u64) {
             return Err(Error::Shape(format!(
@@ -105,12 +116,17 @@ impl<'a> View<'a> {
         })
     }
 
-    /// Check that the view lies inside its buffer.
+    /// Check that the view of f32 elements lies inside its buffer.
     pub(crate) fn check(&self, what: &str) -> Result<()> {
+        self.check_elems(what, 4)
+    }
+
+    /// Check that the view of `elem`-byte elements lies inside its buffer.
+    pub(crate) fn check_elems(&self, what: &str, elem: u64) -> Result<()> {
         let end = self
             .offset
             .checked_add(self.len)
-            .and_then(|e| e.checked_mul(4));
+            .and_then(|e| e.checked_mul(elem));
         match end {
             Some(e) if e <= self.buffer.size() => Ok(()),
             _ => Err(Error::Shape(format!(
@@ -129,19 +145,32 @@ impl<'a> View<'a> {
             && other.offset < self.offset + self.len
     }
 
-    /// A binding covering the view: the buffer from the aligned offset at or below the view's
-    /// first byte up to the view's end rounded up to `round` bytes (capped at the buffer size).
-    /// Returns the resource and the view's element offset inside the binding.
+    /// A binding covering the view of f32 elements: the buffer from the aligned offset at or
+    /// below the view's first byte up to the view's end rounded up to `round` bytes (capped at
+    /// the buffer size). Returns the resource and the view's element offset inside the binding.
     pub(crate) fn bind(
         &self,
         ctx: &GpuContext,
         what: &str,
         round: u64,
     ) -> Result<(wgpu::BindingResource<'a>, u32)> {
+        self.bind_elems(ctx, what, round, 4)
+    }
+
+    /// [`View::bind`] for elements of `elem` bytes.
+    pub(crate) fn bind_elems(
+        &self,
+        ctx: &GpuContext,
+        what: &str,
+        round: u64,
+        elem: u64,
+    ) -> Result<(wgpu::BindingResource<'a>, u32)> {
+        // Storage bindings are whole multiples of 4 bytes.
+        let round = round.max(4);
         let align = ctx.limits().min_storage_buffer_offset_alignment.max(4) as u64;
-        let first = self.offset * 4;
+        let first = self.offset * elem;
         let start = first - first % align;
-        let end = ((self.offset + self.len.max(1)) * 4)
+        let end = ((self.offset + self.len.max(1)) * elem)
             .div_ceil(round)
             .saturating_mul(round)
             .min(self.buffer.size());
@@ -152,7 +181,7 @@ impl<'a> View<'a> {
                 "{what}: binding {size} bytes exceeds the adapter's storage binding limit of {max} bytes"
             )));
         }
-        let inner = u32::try_from((first - start) / 4)
+        let inner = u32::try_from((first - start) / elem)
             .map_err(|_| Error::Limit(format!("{what}: offset out of range")))?;
         Ok((
             wgpu::BindingResource::Buffer(wgpu::BufferBinding {
@@ -180,10 +209,13 @@ pub struct Gemm {
     pub trans_b: bool,
     /// Scale of the product.
     pub alpha: f32,
-    /// Add into `c` instead of overwriting it (activation must then be `Identity`).
+    /// Add into `c` instead of overwriting it: `c += act(alpha · op(a)·op(b) + bias)` (with
+    /// an activation, a fused residual connection).
     pub accumulate: bool,
     /// Activation applied after bias.
     pub activation: Activation,
+    /// Storage type of every operand (`a`, `b`, `bias`, `c`); arithmetic is f32.
+    pub precision: Precision,
 }
 
 impl Gemm {
@@ -198,6 +230,7 @@ impl Gemm {
             alpha: 1.0,
             accumulate: false,
             activation: Activation::Identity,
+            precision: Precision::F32,
         }
     }
     /// Set [`Gemm::trans_a`].
@@ -225,6 +258,11 @@ impl Gemm {
         self.activation = act;
         self
     }
+    /// Set [`Gemm::precision`].
+    pub fn precision(mut self, p: Precision) -> Self {
+        self.precision = p;
+        self
+    }
 
     /// Check the options and the operand lengths (`bias` is the bias length when present).
     fn check(&self, a: u64, b: u64, bias: Option<u64>, c: u64) -> Result<()> {
@@ -232,12 +270,6 @@ impl Gemm {
         if m == 0 || n == 0 || k == 0 {
             return Err(Error::Shape(format!(
                 "gemm with a zero dimension (m={m}, n={n}, k={k})"
-            )));
-        }
-        if self.accumulate && self.activation != Activation::Identity {
-            return Err(Error::InvalidArgument(format!(
-                "gemm: accumulate needs the Identity activation, got {:?}",
-                self.activation
             )));
         }
         let prod = |x: usize, y: usize, what: &str| {
@@ -304,8 +336,7 @@ const TILE_M: usize = 64;
 const TILE_N: usize = 64;
 
 /// Record `c[m×n] = act(alpha · op(a)·op(b) + bias[n])` (bias optional, broadcast over rows),
-/// or with [`Gemm::accumulate`] `c += alpha · op(a)·op(b) (+ bias)` (activation must then be
-/// `Identity`).
+/// or with [`Gemm::accumulate`] `c += act(alpha · op(a)·op(b) + bias)`.
 ///
 /// `op(a)` is `a` (row-major `[m, k]`) or `aᵀ` (`a` stored `[k, m]`); `op(b)` is `b` (`[k, n]`)
 /// or `bᵀ` (`b` stored `[n, k]`). `c` may not share a buffer with `a`, `b` or `bias` (wgpu
@@ -359,11 +390,13 @@ pub fn gemm_with(
     kernel: GemmKernel,
 ) -> Result<()> {
     g.check(a.len, b.len, bias.map(|v| v.len), c.len)?;
-    a.check("gemm a")?;
-    b.check("gemm b")?;
-    c.check("gemm c")?;
+    g.precision.check(ctx)?;
+    let elem = g.precision.bytes();
+    a.check_elems("gemm a", elem)?;
+    b.check_elems("gemm b", elem)?;
+    c.check_elems("gemm c", elem)?;
     if let Some(bv) = &bias {
-        bv.check("gemm bias")?;
+        bv.check_elems("gemm bias", elem)?;
     }
     for (name, v) in [("a", Some(a)), ("b", Some(b)), ("bias", bias)] {
         let Some(v) = v else { continue };
@@ -411,18 +444,19 @@ pub fn gemm_with(
     let b_inner = if g.trans_b { g.k } else { g.n };
     let align4 = |v: &View| {
         let al = ctx.limits().min_storage_buffer_offset_alignment.max(4) as u64;
-        ((v.offset * 4 % al) / 4).is_multiple_of(4)
+        ((v.offset * elem % al) / elem).is_multiple_of(4)
     };
     let vec4 =
         !sg8 && a_inner.is_multiple_of(4) && b_inner.is_multiple_of(4) && align4(&a) && align4(&b);
-    let round = if vec4 { 16 } else { 4 };
-    let (ra, a_off) = a.bind(ctx, "gemm a", round)?;
-    let (rb, b_off) = b.bind(ctx, "gemm b", round)?;
-    let (rc, c_off) = c.bind(ctx, "gemm c", 4)?;
+    // Bindings are whole elements (vec4s on the vec4 path).
+    let round = if vec4 { 4 * elem } else { elem };
+    let (ra, a_off) = a.bind_elems(ctx, "gemm a", round, elem)?;
+    let (rb, b_off) = b.bind_elems(ctx, "gemm b", round, elem)?;
+    let (rc, c_off) = c.bind_elems(ctx, "gemm c", elem, elem)?;
     // Without a bias the kernel still needs something at the bias binding: `a` (read-only).
     let (rbias, bias_off) = match &bias {
-        Some(v) => v.bind(ctx, "gemm bias", 4)?,
-        None => a.bind(ctx, "gemm a", 4)?,
+        Some(v) => v.bind_elems(ctx, "gemm bias", elem, elem)?,
+        None => a.bind_elems(ctx, "gemm a", elem, elem)?,
     };
     let (act, slope) = g.activation.code();
     let mut flags = 0;
@@ -455,12 +489,13 @@ pub fn gemm_with(
         slope,
         _pad: 0,
     };
+    let prec = g.precision;
     let pipeline = if sg8 {
-        ctx.kernel(&SHADER_CPU, "gemm_sg8")?
+        ctx.kernel(&MATMUL_CPU.shader(prec), "gemm_sg8")?
     } else if vec4 {
-        ctx.kernel(&SHADER, "gemm_vec4")?
+        ctx.kernel(&MATMUL.shader(prec), "gemm_vec4")?
     } else {
-        ctx.kernel(&SHADER, "gemm_scalar")?
+        ctx.kernel(&MATMUL.shader(prec), "gemm_scalar")?
     };
     let p = ctx.uniform(&params);
     let bg = ctx.bind(&pipeline, &[p.as_entire_binding(), ra, rb, rbias, rc])?;
@@ -468,7 +503,8 @@ pub fn gemm_with(
     Ok(())
 }
 
-/// CPU reference for [`gemm`] (f64 accumulation), same semantics and checks on lengths.
+/// CPU reference for [`gemm`] (f64 accumulation), same semantics and checks on lengths (in f32
+/// storage: [`Gemm::precision`] is ignored).
 pub fn gemm_cpu(g: &Gemm, a: &[f32], b: &[f32], bias: Option<&[f32]>, c: &mut [f32]) -> Result<()> {
     g.check(
         a.len() as u64,
@@ -504,7 +540,7 @@ pub fn gemm_cpu(g: &Gemm, a: &[f32], b: &[f32], bias: Option<&[f32]>, c: &mut [f
             }
             let out = &mut c[i * n + j];
             if g.accumulate {
-                *out = (*out as f64 + v) as f32;
+                *out = (*out as f64 + activate(g.activation, v as f32) as f64) as f32;
             } else {
                 *out = activate(g.activation, v as f32);
             }
