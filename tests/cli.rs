@@ -66,9 +66,20 @@ fn train_sample_eval_on_a_fasta_file_with_resume() {
         "200",
         "--sample-steps",
         "5",
+        "--lr-schedule",
+        "cosine",
     ];
     args.extend(common);
     args.extend(["--out", s(&model)]);
+    let mut bad = args.clone();
+    *bad.iter_mut().find(|a| **a == "cosine").unwrap() = "sawtooth";
+    let o = run(&bad);
+    assert!(
+        !o.status.success() && text(&o).contains("--lr-schedule"),
+        "{}",
+        text(&o)
+    );
+    assert!(!model.exists());
     let o = run(&args);
     assert!(o.status.success(), "{}", text(&o));
     let t = text(&o);
@@ -85,11 +96,14 @@ fn train_sample_eval_on_a_fasta_file_with_resume() {
         "0",
         "--cpu",
         "--resume",
+        "--lr",
+        "0.5",
         "--out",
         s(&model),
     ]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("resumed from"), "{}", text(&o));
+    assert!(text(&o).contains("--lr ignored"), "{}", text(&o));
     // Sample characters and evaluate them against the data.
     let out = d.join("samples.txt");
     let o = run(&[
@@ -109,6 +123,36 @@ fn train_sample_eval_on_a_fasta_file_with_resume() {
     assert!(o.status.success(), "{}", text(&o));
     let samples = std::fs::read_to_string(&out).unwrap();
     assert_eq!(samples.lines().count(), 50);
+    // f16 sampling runs on the GPU; with --cpu it is refused.
+    let out16 = d.join("samples16.txt");
+    let f16 = |backend: &str| {
+        run(&[
+            "sample",
+            "--model",
+            s(&model),
+            "--n",
+            "40",
+            "--steps",
+            "5",
+            "--precision",
+            "f16",
+            backend,
+            "--out",
+            s(&out16),
+        ])
+    };
+    let o = f16("--cpu");
+    assert!(
+        !o.status.success() && text(&o).contains("f16"),
+        "{}",
+        text(&o)
+    );
+    if std::env::var_os("FISHERFLOW_REQUIRE_GPU").is_some() {
+        let o = f16("--gpu");
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(text(&o).contains("f16 network"), "{}", text(&o));
+        assert_eq!(std::fs::read_to_string(&out16).unwrap().lines().count(), 40);
+    }
     assert!(
         samples
             .lines()

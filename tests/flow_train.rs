@@ -4,8 +4,8 @@ use fisherflow::checkpoint::Checkpoint;
 use fisherflow::data::metrics::kl_to_target;
 use fisherflow::data::toy::ToyTarget;
 use fisherflow::flow::{
-    sample_cpu, sample_gpu, FlowConfig, FlowModel, Geometry, OtMode, SampleConfig, Solver,
-    TrainConfig, Trainer,
+    sample_cpu, sample_gpu, FlowConfig, FlowModel, Geometry, LrSchedule, OtMode, SampleConfig,
+    Solver, TrainConfig, Trainer,
 };
 use fisherflow::gpu::testing::gpu;
 use fisherflow::Error;
@@ -114,12 +114,21 @@ fn cpu_backend_learns_and_agrees_with_itself_on_resume() {
 }
 
 fn resume_matches(ctx: Option<&fisherflow::gpu::GpuContext>, ot: OtMode) {
+    resume_matches_with(ctx, ot, LrSchedule::Constant);
+}
+
+fn resume_matches_with(
+    ctx: Option<&fisherflow::gpu::GpuContext>,
+    ot: OtMode,
+    schedule: LrSchedule,
+) {
     let (_, data) = toy(3, 5);
     let flow = FlowConfig::new(3, 5, 32, Geometry::Sphere);
     let cfg = TrainConfig {
         batch: 32,
         seed: 9,
         ot,
+        schedule,
         ..Default::default()
     };
     let mut straight = Trainer::new(ctx, flow, cfg, data.clone()).unwrap();
@@ -127,9 +136,10 @@ fn resume_matches(ctx: Option<&fisherflow::gpu::GpuContext>, ot: OtMode) {
     let want = straight.params().unwrap();
 
     let dir = std::env::temp_dir().join(format!(
-        "ff-resume-{}-{:?}",
+        "ff-resume-{}-{:?}-{}",
         std::process::id(),
-        ctx.is_some()
+        ctx.is_some(),
+        schedule != LrSchedule::Constant
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{ot:?}.safetensors").replace([' ', '{', '}', ':', ','], "_"));
@@ -156,7 +166,13 @@ fn resume_matches(ctx: Option<&fisherflow::gpu::GpuContext>, ot: OtMode) {
 #[test]
 fn interrupted_and_uninterrupted_runs_end_identical() {
     resume_matches(None, OtMode::None);
+    let cosine = LrSchedule::Cosine {
+        steps: 10,
+        floor: 0.1,
+    };
+    resume_matches_with(None, OtMode::None, cosine);
     let Some(ctx) = gpu() else { return };
+    resume_matches_with(Some(ctx), OtMode::None, cosine);
     resume_matches(Some(ctx), OtMode::None);
     resume_matches(Some(ctx), OtMode::Exact);
     resume_matches(
@@ -259,4 +275,63 @@ fn bad_settings_are_errors() {
     };
     assert!(sample_cpu(&model, &none).is_err());
     assert!("leapfrog".parse::<Solver>().is_err());
+}
+
+#[test]
+fn cosine_schedule_decays_the_rate_and_reaches_the_optimizer() {
+    let s = LrSchedule::Cosine {
+        steps: 100,
+        floor: 0.1,
+    };
+    let close = |a: f32, b: f32| (a - b).abs() < 1e-7;
+    assert!(close(s.lr_at(1e-3, 0), 1e-3));
+    assert!(close(s.lr_at(1e-3, 50), 0.55e-3));
+    assert!(close(s.lr_at(1e-3, 100), 1e-4));
+    assert!(close(s.lr_at(1e-3, 5000), 1e-4));
+    assert!((1..100).all(|i| s.lr_at(1e-3, i) < s.lr_at(1e-3, i - 1)));
+    assert_eq!(LrSchedule::Constant.lr_at(3e-4, 77), 3e-4);
+
+    let (_, data) = toy(2, 4);
+    let flow = FlowConfig::new(2, 4, 16, Geometry::Sphere);
+    let run = |schedule: LrSchedule| {
+        let cfg = TrainConfig {
+            batch: 16,
+            seed: 2,
+            schedule,
+            ..Default::default()
+        };
+        let mut tr = Trainer::new(None, flow, cfg, data.clone()).unwrap();
+        tr.train_steps(6).unwrap();
+        tr.params().unwrap()
+    };
+    let constant = run(LrSchedule::Constant);
+    // A floor of 1 is the constant rate, bit for bit; a decay to 0 changes the parameters.
+    let flat = run(LrSchedule::Cosine {
+        steps: 6,
+        floor: 1.0,
+    });
+    let decayed = run(LrSchedule::Cosine {
+        steps: 6,
+        floor: 0.0,
+    });
+    assert!(constant.iter().zip(&flat).all(|(a, b)| a.data == b.data));
+    assert!(constant.iter().zip(&decayed).any(|(a, b)| a.data != b.data));
+
+    for bad in [
+        LrSchedule::Cosine {
+            steps: 0,
+            floor: 0.1,
+        },
+        LrSchedule::Cosine {
+            steps: 10,
+            floor: 1.5,
+        },
+    ] {
+        let cfg = TrainConfig {
+            schedule: bad,
+            ..Default::default()
+        };
+        let r = Trainer::new(None, flow, cfg, data.clone());
+        assert!(matches!(r, Err(Error::InvalidArgument(_))), "{bad:?}");
+    }
 }

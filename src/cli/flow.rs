@@ -13,8 +13,8 @@ use fisherflow::data::toy::ToyTarget;
 use fisherflow::data::{Alphabet, Format, SequenceDataset};
 use fisherflow::flow::train::META_DATA;
 use fisherflow::flow::{
-    sample_cpu, sample_gpu, FlowConfig, FlowModel, Geometry, OtMode, SampleConfig, Solver,
-    TrainConfig, Trainer,
+    sample_cpu, sample_gpu, FlowConfig, FlowModel, Geometry, LrSchedule, OtMode, SampleConfig,
+    Solver, TrainConfig, Trainer,
 };
 use fisherflow::gpu::{ContextOptions, GpuContext};
 use fisherflow::kernels::Precision;
@@ -175,6 +175,9 @@ pub struct TrainArgs {
     /// Learning rate (AdamW).
     #[arg(long)]
     lr: Option<f32>,
+    /// Learning-rate schedule: constant, or cosine (decays to 1% of --lr over --steps).
+    #[arg(long)]
+    lr_schedule: Option<String>,
     /// Decoupled weight decay.
     #[arg(long)]
     weight_decay: Option<f32>,
@@ -234,7 +237,7 @@ struct Settings {
     cfg: TrainConfig,
 }
 
-fn settings(a: &TrainArgs, loaded: &Loaded) -> Result<Settings> {
+fn settings(a: &TrainArgs, loaded: &Loaded, steps: u64) -> Result<Settings> {
     let geometry = match a.method.as_deref().unwrap_or("fisher") {
         "fisher" | "sphere" => Geometry::Sphere,
         "linear" | "simplex" => Geometry::Simplex,
@@ -263,6 +266,15 @@ fn settings(a: &TrainArgs, loaded: &Loaded) -> Result<Settings> {
         }
     };
     let clip = a.clip.unwrap_or(1.0);
+    let schedule = match a.lr_schedule.as_deref().unwrap_or("constant") {
+        "constant" => LrSchedule::Constant,
+        "cosine" => LrSchedule::Cosine { steps, floor: 0.01 },
+        s => {
+            return Err(Error::InvalidArgument(format!(
+                "unknown --lr-schedule {s:?}; use constant or cosine"
+            )))
+        }
+    };
     let cfg = TrainConfig {
         batch: a.batch.unwrap_or(512),
         optim: OptimConfig {
@@ -273,6 +285,7 @@ fn settings(a: &TrainArgs, loaded: &Loaded) -> Result<Settings> {
         },
         ot,
         seed: a.seed.unwrap_or(0),
+        schedule,
     };
     Ok(Settings { flow, cfg })
 }
@@ -333,6 +346,28 @@ pub fn train(opts: &ContextOptions, a: TrainArgs) -> Result<()> {
         data_args.alphabet = ck.meta(META_ALPHABET).ok().map(str::to_string);
     }
     let loaded = load(&spec, &data_args, seed)?;
+    let steps = a.steps.unwrap_or(if demo { 2000 } else { 5000 });
+    if resumed.is_some() {
+        let given: Vec<&str> = [
+            ("--hidden", a.hidden.is_some()),
+            ("--blocks", a.blocks.is_some()),
+            ("--batch", a.batch.is_some()),
+            ("--lr", a.lr.is_some()),
+            ("--lr-schedule", a.lr_schedule.is_some()),
+            ("--weight-decay", a.weight_decay.is_some()),
+            ("--clip", a.clip.is_some()),
+            ("--method", a.method.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect();
+        if !given.is_empty() {
+            eprintln!(
+                "note: {} ignored: a resumed run keeps the settings stored in its checkpoint",
+                given.join(", ")
+            );
+        }
+    }
     let (flow, cfg) = match &resumed {
         Some(ck) => {
             let model = FlowModel::from_checkpoint(ck)?;
@@ -343,11 +378,10 @@ pub fn train(opts: &ContextOptions, a: TrainArgs) -> Result<()> {
             (model.config, cfg)
         }
         None => {
-            let s = settings(&a, &loaded)?;
+            let s = settings(&a, &loaded, steps)?;
             (s.flow, s.cfg)
         }
     };
-    let steps = a.steps.unwrap_or(if demo { 2000 } else { 5000 });
     let ctx = context(opts, a.cpu, a.gpu)?;
     eprintln!(
         "data: {} ({} sequences, L={}, K={}); model: {:?} flow, hidden {}, {} blocks; batch {}, lr {}, OT {:?}",

@@ -10,4 +10,4 @@ pub mod train;
 
 pub use field::FieldNet;
 pub use sample::{sample_cpu, sample_gpu, FlowModel, SampleConfig, Solver};
-pub use train::{FlowConfig, Geometry, OtMode, TrainConfig, Trainer};
+pub use train::{FlowConfig, Geometry, LrSchedule, OtMode, TrainConfig, Trainer};

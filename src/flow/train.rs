@@ -98,6 +98,48 @@ impl FlowConfig {
     }
 }
 
+/// How the learning rate evolves over training.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub enum LrSchedule {
+    /// The optimizer's learning rate at every step (the papers' setting).
+    #[default]
+    Constant,
+    /// Half a cosine from the optimizer's rate at step 0 down to `floor` times it at step
+    /// `steps`, then `floor` times it. Late small steps average out the gradient noise that
+    /// the sharply varying targets of Fisher-Flow produce.
+    Cosine {
+        /// Steps of the decay (usually the length of the run).
+        steps: u64,
+        /// Final fraction of the rate, in [0, 1].
+        floor: f32,
+    },
+}
+
+impl LrSchedule {
+    /// The learning rate of step `step` (counted from 0) for base rate `lr`.
+    pub fn lr_at(&self, lr: f32, step: u64) -> f32 {
+        match *self {
+            LrSchedule::Constant => lr,
+            LrSchedule::Cosine { steps, floor } => {
+                let x = (step.min(steps) as f64) / steps.max(1) as f64;
+                let c = 0.5 * (1.0 + (std::f64::consts::PI * x).cos());
+                (lr as f64 * (floor as f64 + (1.0 - floor as f64) * c)) as f32
+            }
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        match *self {
+            LrSchedule::Cosine { steps, floor } if steps == 0 || !(0.0..=1.0).contains(&floor) => {
+                Err(Error::InvalidArgument(format!(
+                    "a cosine schedule needs steps > 0 and a floor in [0, 1] (got {steps}, {floor})"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Training settings.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -109,6 +151,9 @@ pub struct TrainConfig {
     pub ot: OtMode,
     /// Seed of the initial parameters and of every random draw.
     pub seed: u64,
+    /// Learning-rate schedule (checkpoints written before schedules existed read as constant).
+    #[serde(default)]
+    pub schedule: LrSchedule,
 }
 
 impl Default for TrainConfig {
@@ -119,6 +164,7 @@ impl Default for TrainConfig {
             optim: OptimConfig::default(),
             ot: OtMode::None,
             seed: 0,
+            schedule: LrSchedule::Constant,
         }
     }
 }
@@ -243,6 +289,7 @@ impl<'c> Trainer<'c> {
                 )));
             }
         }
+        cfg.schedule.validate()?;
         let model = Mlp::new(flow.mlp, cfg.seed)?;
         let backend = match ctx {
             None => Backend::Cpu(Box::new(CpuExecutor::new(
@@ -346,6 +393,10 @@ impl<'c> Trainer<'c> {
     /// exact OT), or point the on-device generator at the step's counter.
     fn prepare_step(&mut self) -> Result<()> {
         let step = self.step;
+        if self.cfg.schedule != LrSchedule::Constant {
+            let lr = self.cfg.schedule.lr_at(self.cfg.optim.lr, step);
+            self.exe_mut().set_lr(lr)?;
+        }
         let host = match &mut self.backend {
             Backend::Cpu(_) => true,
             Backend::Gpu {
