@@ -50,10 +50,14 @@ fn tiny_run_reports_both_backends() {
         sample_steps: 2,
     };
     let rows = fisherflow::bench::flow::run_with(ctx, size).unwrap();
-    // Training, sampling, and the f16 sampler where the adapter has SHADER_F16.
-    assert_eq!(rows.len(), 2 + ctx.has_f16() as usize);
+    // Training, sampling, field evaluations (f32 and f16) and the f16 sampler; the f16 rows
+    // only where the adapter has SHADER_F16.
+    let f16 = ctx.has_f16() as usize;
+    assert_eq!(rows.len(), 3 + 2 * f16, "{rows:?}");
     assert_eq!(rows[0].unit, "steps/s");
-    assert!(rows[1..].iter().all(|r| r.unit == "samples/s"));
+    assert_eq!(rows[1].unit, "samples/s");
+    let fields = rows.iter().filter(|r| r.unit == "rows/s").count();
+    assert_eq!(fields, 1 + f16);
     for r in &rows {
         assert!(r.value > 0.0 && r.baseline > 0.0, "{r:?}");
         assert!(r.name.contains("H=16"), "{}", r.name);

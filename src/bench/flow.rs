@@ -5,14 +5,18 @@
 
 use std::time::Instant;
 
+use crate::autodiff::{Executor, GpuExecutor, OptimConfig};
+use crate::bench::time_recording;
 use crate::bench::Measurement;
 use crate::data::toy::ToyTarget;
 use crate::error::{Error, Result};
+use crate::flow::FieldNet;
 use crate::flow::{
     sample_cpu, sample_gpu, FlowConfig, FlowModel, Geometry, SampleConfig, TrainConfig, Trainer,
 };
-use crate::gpu::GpuContext;
+use crate::gpu::{GpuContext, Recorder};
 use crate::kernels::Precision;
+use crate::nn::Mlp;
 
 fn steps_per_s(tr: &mut Trainer<'_>, steps: usize) -> Result<f64> {
     tr.train_steps(2)?;
@@ -109,6 +113,49 @@ impl FlowBenchSize {
     }
 }
 
+/// One evaluation of the vector field for `rows` sequences: the sampler's [`FieldNet`] in f32
+/// (and f16 where the adapter has it) against the training graph's compiled forward pass
+/// ([`GpuExecutor::compile_forward`]), the way the sampler evaluated the network before.
+fn field_rows(ctx: &GpuContext, model: &FlowModel, rows: usize) -> Result<Vec<Measurement>> {
+    let rows = rows.div_ceil(4) * 4;
+    let mlp = Mlp::new(model.config.mlp, 0)?;
+    let mut holder =
+        GpuExecutor::new(ctx, &mlp.graph, 4, &[mlp.out], None, OptimConfig::default())?;
+    holder.load_params(&model.params)?;
+    let fwd = holder.compile_forward(rows, &[mlp.out])?;
+    let base = time_recording(ctx, fwd.recording(), 1, 5)?;
+    let per_s = |t: f64| rows as f64 / t;
+    let device = ctx.describe();
+    let h = model.config.mlp.hidden;
+    let mut out = Vec::new();
+    for p in [Precision::F32, Precision::F16] {
+        if p == Precision::F16 && !ctx.has_f16() {
+            continue;
+        }
+        let net = FieldNet::new(ctx, model, rows, p)?;
+        let mut rec = Recorder::new();
+        net.record(&mut rec, 0.5)?;
+        let t = time_recording(ctx, &rec, 1, 5)?;
+        out.push(Measurement::new(
+            "flow",
+            &format!(
+                "field evaluation, {p} FieldNet ({} dispatches), {rows} rows, H={h}",
+                rec.dispatches()
+            ),
+            per_s(t.best_s()),
+            "rows/s",
+            &format!(
+                "autodiff forward ({} dispatches)",
+                fwd.recording().dispatches()
+            ),
+            per_s(base.best_s()),
+            &device,
+            t.timer(),
+        ));
+    }
+    Ok(out)
+}
+
 /// Run the benchmark at the sizes of [`FlowBenchSize::from_env`].
 pub fn run(ctx: &GpuContext, quick: bool) -> Result<Vec<Measurement>> {
     run_with(ctx, FlowBenchSize::from_env(quick)?)
@@ -179,6 +226,7 @@ pub fn run_with(ctx: &GpuContext, size: FlowBenchSize) -> Result<Vec<Measurement
         &device,
         "wall-clock",
     ));
+    rows.extend(field_rows(ctx, &model, n.min(8192))?);
     if ctx.has_f16() {
         let half = SampleConfig {
             precision: Precision::F16,
