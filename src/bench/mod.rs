@@ -3,6 +3,7 @@
 
 pub mod flow;
 pub mod matmul;
+pub mod optim;
 pub mod sdflow;
 pub mod sphere;
 pub mod tensornet;
@@ -166,6 +167,7 @@ pub fn families() -> Vec<(&'static str, Family)> {
         ("copy", copy_bandwidth),
         ("sphere", sphere::run),
         ("matmul", matmul::run),
+        ("optim", optim::run),
         ("train", train::run),
         ("flow", flow::run),
         ("sdflow", sdflow::run),

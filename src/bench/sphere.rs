@@ -130,7 +130,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// A recording of the vec4 copy moving `bytes` bytes in total (half read, half written), split
 /// into copies that each fit one storage binding, and the tensors it uses.
-fn copy_recording(ctx: &GpuContext, bytes: u64) -> Result<(Recorder, Vec<GpuTensor>)> {
+pub(crate) fn copy_recording(ctx: &GpuContext, bytes: u64) -> Result<(Recorder, Vec<GpuTensor>)> {
     let lim = ctx.limits();
     let max = lim.max_storage_buffer_binding_size.min(lim.max_buffer_size);
     let mut floats = (bytes / 8).div_ceil(4) * 4; // per side
