@@ -156,6 +156,20 @@ fn field_rows(ctx: &GpuContext, model: &FlowModel, rows: usize) -> Result<Vec<Me
     Ok(out)
 }
 
+/// Samples per second of the GPU sampler with settings `sc`, after a tiny untimed run that
+/// compiles its kernels.
+fn samples_per_s(ctx: &GpuContext, model: &FlowModel, sc: &SampleConfig) -> Result<f64> {
+    let warm = SampleConfig {
+        n: 8,
+        steps: 2,
+        ..*sc
+    };
+    sample_gpu(ctx, model, &warm)?;
+    let t0 = Instant::now();
+    sample_gpu(ctx, model, sc)?;
+    Ok(sc.n as f64 / t0.elapsed().as_secs_f64())
+}
+
 /// Run the benchmark at the sizes of [`FlowBenchSize::from_env`].
 pub fn run(ctx: &GpuContext, quick: bool) -> Result<Vec<Measurement>> {
     run_with(ctx, FlowBenchSize::from_env(quick)?)
@@ -201,18 +215,7 @@ pub fn run_with(ctx: &GpuContext, size: FlowBenchSize) -> Result<Vec<Measurement
         steps: sample_steps,
         ..Default::default()
     };
-    sample_gpu(
-        ctx,
-        &model,
-        &SampleConfig {
-            n: 8,
-            steps: 2,
-            ..sc
-        },
-    )?;
-    let t0 = Instant::now();
-    sample_gpu(ctx, &model, &sc)?;
-    let gs = n as f64 / t0.elapsed().as_secs_f64();
+    let gs = samples_per_s(ctx, &model, &sc)?;
     let t0 = Instant::now();
     sample_cpu(&model, &sc)?;
     let cs = n as f64 / t0.elapsed().as_secs_f64();
@@ -232,18 +235,7 @@ pub fn run_with(ctx: &GpuContext, size: FlowBenchSize) -> Result<Vec<Measurement
             precision: Precision::F16,
             ..sc
         };
-        sample_gpu(
-            ctx,
-            &model,
-            &SampleConfig {
-                n: 8,
-                steps: 2,
-                ..half
-            },
-        )?;
-        let t0 = Instant::now();
-        sample_gpu(ctx, &model, &half)?;
-        let hs = n as f64 / t0.elapsed().as_secs_f64();
+        let hs = samples_per_s(ctx, &model, &half)?;
         rows.push(Measurement::new(
             "flow",
             &format!("sampler, f16 weights and activations, {sample_steps} Euler steps, {n} samples, H={hidden}"),

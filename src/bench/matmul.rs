@@ -4,7 +4,7 @@
 
 use crate::bench::{time_cpu, time_recording, Measurement};
 use crate::error::Result;
-use crate::gpu::{GpuContext, GpuTensor, Recorder};
+use crate::gpu::{Element, GpuContext, GpuTensor, Recorder};
 use crate::kernels::linalg::{gemm, Gemm, View};
 use crate::kernels::Precision;
 
@@ -53,48 +53,36 @@ fn gpu_gflops(
     b: &[f32],
     reps: usize,
 ) -> Result<(f64, &'static str)> {
-    let (m, n) = (g.m, g.n);
-    let flops = 2.0 * (g.m * g.n * g.k) as f64;
-    let mut rec = Recorder::new();
     match g.precision {
-        Precision::F32 => {
-            let ta = GpuTensor::from_slice(ctx, a, &[a.len()])?;
-            let tb = GpuTensor::from_slice(ctx, b, &[b.len()])?;
-            let tc = GpuTensor::<f32>::zeros(ctx, &[m, n])?;
-            gemm(
-                ctx,
-                &mut rec,
-                g,
-                View::of(&ta),
-                View::of(&tb),
-                None,
-                View::of(&tc),
-            )?;
-            let t = time_recording(ctx, &rec, 1, reps)?;
-            Ok((flops / t.best_s() * 1e-9, t.timer()))
-        }
+        Precision::F32 => time_gemm(ctx, g, a, b, reps),
         Precision::F16 => {
             let h = |v: &[f32]| {
                 v.iter()
                     .map(|&x| half::f16::from_f32(x))
                     .collect::<Vec<_>>()
             };
-            let ta = GpuTensor::from_slice(ctx, &h(a), &[a.len()])?;
-            let tb = GpuTensor::from_slice(ctx, &h(b), &[b.len()])?;
-            let tc = GpuTensor::<half::f16>::zeros(ctx, &[m, n])?;
-            gemm(
-                ctx,
-                &mut rec,
-                g,
-                View::of(&ta),
-                View::of(&tb),
-                None,
-                View::of(&tc),
-            )?;
-            let t = time_recording(ctx, &rec, 1, reps)?;
-            Ok((flops / t.best_s() * 1e-9, t.timer()))
+            time_gemm(ctx, g, &h(a), &h(b), reps)
         }
     }
+}
+
+/// [`gpu_gflops`] for operands already in their storage type `T`.
+fn time_gemm<T: Element>(
+    ctx: &GpuContext,
+    g: &Gemm,
+    a: &[T],
+    b: &[T],
+    reps: usize,
+) -> Result<(f64, &'static str)> {
+    let flops = 2.0 * (g.m * g.n * g.k) as f64;
+    let ta = GpuTensor::from_slice(ctx, a, &[a.len()])?;
+    let tb = GpuTensor::from_slice(ctx, b, &[b.len()])?;
+    let tc = GpuTensor::<T>::zeros(ctx, &[g.m, g.n])?;
+    let mut rec = Recorder::new();
+    let (va, vb, vc) = (View::of(&ta), View::of(&tb), View::of(&tc));
+    gemm(ctx, &mut rec, g, va, vb, None, vc)?;
+    let t = time_recording(ctx, &rec, 1, reps)?;
+    Ok((flops / t.best_s() * 1e-9, t.timer()))
 }
 
 /// GFLOP/s of `gemm` for the toy-model shapes, 1024³ and (unless `quick`) 4096³, each with the
