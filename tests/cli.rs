@@ -325,3 +325,51 @@ fn devices_lists_the_adapter_or_explains_how_to_get_one() {
     assert!(!o.status.success());
     assert!(text(&o).contains("no-such-adapter-name"));
 }
+
+#[test]
+fn toy_bench_reports_every_method_as_json_and_draws_its_chart() {
+    let d = tmpdir("toybench");
+    let chart = d.join("kl.svg");
+    let args = [
+        "toy-bench",
+        "--k",
+        "3",
+        "--steps",
+        "5",
+        "--batch",
+        "16",
+        "--hidden",
+        "16",
+        "--samples",
+        "64",
+        "--sample-steps",
+        "3",
+        "--lr-schedule",
+        "cosine",
+        "--cpu",
+        "--json",
+        "--chart",
+        s(&chart),
+    ];
+    let o = run(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for r in rows {
+        assert_eq!(r["k"], 3);
+        assert_eq!(r["steps"], 5);
+        let kl = r["kl"].as_f64().unwrap();
+        assert!(kl.is_finite() && kl >= 0.0, "{r}");
+    }
+    assert!(std::fs::read_to_string(&chart).unwrap().contains("<svg"));
+    let mut bad = args.to_vec();
+    *bad.iter_mut().find(|a| **a == "cosine").unwrap() = "step";
+    let o = run(&bad);
+    assert!(
+        !o.status.success() && text(&o).contains("--lr-schedule"),
+        "{}",
+        text(&o)
+    );
+    std::fs::remove_dir_all(&d).ok();
+}

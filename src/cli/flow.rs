@@ -779,6 +779,9 @@ pub struct ToyBenchArgs {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Learning-rate schedule: constant (the papers' setting) or cosine (to 1% over --steps).
+    #[arg(long, default_value = "constant")]
+    lr_schedule: String,
     /// Use the CPU backend.
     #[arg(long)]
     cpu: bool,
@@ -797,6 +800,15 @@ pub struct ToyBenchArgs {
 /// OT and for linear flow matching, over several K.
 pub fn toy_bench(opts: &ContextOptions, a: ToyBenchArgs) -> Result<()> {
     use fisherflow::flow::toybench::{run_one, ToyBenchConfig, METHODS};
+    let cosine = match a.lr_schedule.as_str() {
+        "constant" => false,
+        "cosine" => true,
+        s => {
+            return Err(Error::InvalidArgument(format!(
+                "unknown --lr-schedule {s:?}; use constant or cosine"
+            )))
+        }
+    };
     let ctx = context(opts, a.cpu, a.gpu)?;
     let c = ToyBenchConfig {
         steps: a.steps,
@@ -805,6 +817,7 @@ pub fn toy_bench(opts: &ContextOptions, a: ToyBenchArgs) -> Result<()> {
         samples: a.samples,
         sample_steps: a.sample_steps,
         seed: a.seed,
+        cosine,
     };
     let mut rows = Vec::new();
     for &k in &a.k {

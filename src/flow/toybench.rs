@@ -8,8 +8,8 @@ use crate::data::metrics::kl_to_target;
 use crate::data::toy::ToyTarget;
 use crate::error::Result;
 use crate::flow::{
-    sample_cpu, sample_gpu, FlowConfig, FlowModel, Geometry, OtMode, SampleConfig, TrainConfig,
-    Trainer,
+    sample_cpu, sample_gpu, FlowConfig, FlowModel, Geometry, LrSchedule, OtMode, SampleConfig,
+    TrainConfig, Trainer,
 };
 use crate::gpu::GpuContext;
 
@@ -58,6 +58,8 @@ pub struct ToyBenchConfig {
     pub sample_steps: usize,
     /// Seed.
     pub seed: u64,
+    /// Decay the learning rate along a cosine over the run (else constant, as in the papers).
+    pub cosine: bool,
 }
 
 /// One row of the result table.
@@ -95,6 +97,14 @@ pub fn run_one(
         batch: c.batch,
         ot: method.ot,
         seed: c.seed,
+        schedule: if c.cosine {
+            LrSchedule::Cosine {
+                steps: c.steps as u64,
+                floor: 0.01,
+            }
+        } else {
+            LrSchedule::Constant
+        },
         ..Default::default()
     };
     let mut tr = Trainer::new(ctx, flow, cfg, data)?;
