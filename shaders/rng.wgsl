@@ -16,7 +16,7 @@ struct Shape {
     n: u32,       // elements (fills) or rows (row kernels)
     k: u32,       // row length (row kernels)
     stream: u32,
-    _pad: u32,
+    lanes: u32,   // row kernels: invocations per row, a power of two dividing 256
 }
 
 @group(0) @binding(0) var<uniform> rng: Rng;
@@ -134,74 +134,93 @@ fn normal_fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     }
 }
 
+// ---- row kernels: a row of K is handled by `lanes` invocations (the host's choice, as for the
+// sphere kernels: one on CPU adapters, about K/4 on GPUs), 256 / lanes rows a workgroup. Every
+// invocation reaches every barrier; rows past the end are masked.
 const WG: u32 = 256u;
 var<workgroup> partial: array<f32, 256>;
 
-fn workgroup_sum(lid: u32, v: f32) -> f32 {
+struct Slot {
+    row: u32,
+    lane: u32,
+    valid: bool,
+    base: u32,
+}
+
+fn slot(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> Slot {
+    let lanes = shape.lanes;
+    var s: Slot;
+    s.row = gid(wid, nwg) * (WG / lanes) + lid / lanes;
+    s.lane = lid & (lanes - 1u);
+    s.valid = s.row < shape.n;
+    s.base = select(0u, s.row * shape.k, s.valid);
+    return s;
+}
+
+// Sum `v` over the `lanes` invocations of this row; every invocation gets the row's sum.
+// Must be called from uniform control flow.
+fn row_sum(v: f32, lid: u32, lane: u32) -> f32 {
+    if (shape.lanes == 1u) {
+        return v;
+    }
     partial[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-        if (lid < s) {
+    for (var s = shape.lanes / 2u; s > 0u; s = s >> 1u) {
+        workgroupBarrier();
+        if (lane < s) {
             partial[lid] = partial[lid] + partial[lid + s];
         }
-        workgroupBarrier();
     }
-    let total = partial[0];
+    workgroupBarrier();
+    let total = partial[lid - lane];
     workgroupBarrier();
     return total;
 }
 
-// One workgroup per row of K: x = |z| / ‖z‖, z ~ N(0, I_K); element (row, k) uses normal
-// element row * K + k of the stream (the same numbers as normal_fill).
+// x = |z| / ||z||, z ~ N(0, I_K); element (row, k) uses normal element row * K + k of the
+// stream (the same numbers as normal_fill).
 @compute @workgroup_size(256)
 fn sphere_prior(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let row = gid(wid, nwg);
-    if (row >= shape.n) {
-        return;
-    }
-    let base = row * shape.k;
+    let sl = slot(wid, nwg, lid);
+    let k = select(0u, shape.k, sl.valid);
     var ss = 0.0;
-    for (var c = lid; c < shape.k; c = c + WG) {
-        let i = base + c;
+    for (var c = sl.lane; c < k; c = c + shape.lanes) {
+        let i = sl.base + c;
         let z = abs(normal_of(block(i >> 2u), i & 3u));
         out[i] = z;
         ss = ss + z * z;
     }
-    let total = workgroup_sum(lid, ss);
-    for (var c = lid; c < shape.k; c = c + WG) {
+    let total = row_sum(ss, lid, sl.lane);
+    for (var c = sl.lane; c < k; c = c + shape.lanes) {
         // z = 0 has probability ~2^-24 per coordinate; the all-zero row falls back to the centre.
         if (total > 0.0) {
-            out[base + c] = out[base + c] / sqrt(total);
+            out[sl.base + c] = out[sl.base + c] / sqrt(total);
         } else {
-            out[base + c] = 1.0 / sqrt(f32(shape.k));
+            out[sl.base + c] = 1.0 / sqrt(f32(shape.k));
         }
     }
 }
 
-// One workgroup per row of K: p = e / Σe with e = -log U, U in (0, 1] (Dirichlet(1)); element
-// (row, k) uses uniform word row * K + k of the stream.
+// p = e / sum(e) with e = -log U, U in (0, 1] (Dirichlet(1)); element (row, k) uses uniform
+// word row * K + k of the stream.
 @compute @workgroup_size(256)
 fn dirichlet1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-    let row = gid(wid, nwg);
-    if (row >= shape.n) {
-        return;
-    }
-    let base = row * shape.k;
+    let sl = slot(wid, nwg, lid);
+    let k = select(0u, shape.k, sl.valid);
     var s = 0.0;
-    for (var c = lid; c < shape.k; c = c + WG) {
-        let i = base + c;
+    for (var c = sl.lane; c < k; c = c + shape.lanes) {
+        let i = sl.base + c;
         let e = -log(to_unit_open0(word(block(i >> 2u), i & 3u)));
         out[i] = e;
         s = s + e;
     }
-    let total = workgroup_sum(lid, s);
-    for (var c = lid; c < shape.k; c = c + WG) {
+    let total = row_sum(s, lid, sl.lane);
+    for (var c = sl.lane; c < k; c = c + shape.lanes) {
         if (total > 0.0) {
-            out[base + c] = out[base + c] / total;
+            out[sl.base + c] = out[sl.base + c] / total;
         } else {
-            out[base + c] = 1.0 / f32(shape.k);
+            out[sl.base + c] = 1.0 / f32(shape.k);
         }
     }
 }

@@ -134,30 +134,32 @@ fn uniform_and_normal_statistics() {
     }
 }
 
+/// Invocations per row the row kernels are run with: the adapter's choice (one on lavapipe),
+/// the GPU choice from K (cross-lane reductions), and fixed counts. Restored afterwards.
+const LANES: [Option<u32>; 4] = [None, Some(0), Some(4), Some(256)];
+
+fn each_lanes(mut f: impl FnMut(Option<u32>)) {
+    for lanes in LANES {
+        fisherflow::kernels::sphere::force_lanes(lanes);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(lanes)));
+        fisherflow::kernels::sphere::force_lanes(None);
+        if let Err(e) = r {
+            eprintln!("failed with lanes {lanes:?}");
+            std::panic::resume_unwind(e);
+        }
+    }
+}
+
 #[test]
 fn sphere_prior_rows_are_on_the_positive_orthant() {
     let Some(ctx) = gpu() else { return };
-    for &(rows, k) in &[(3000usize, 5usize), (40, 300), (4, 4096), (2, 5000), (7, 1)] {
-        let x = run_fill(
-            |rec, rng, out| rng::sphere_prior(ctx, rec, rng, 3, out).unwrap(),
-            42,
-            1,
-            &[rows, k],
-        );
-        let c = cpu::sphere_prior(42, 1, 3, rows, k);
-        for r in 0..rows {
-            let row = &x[r * k..(r + 1) * k];
-            assert!(row.iter().all(|&v| v >= 0.0));
-            let nrm: f64 = row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>();
-            assert!((nrm - 1.0).abs() < 1e-5, "row {r} norm² {nrm}");
-        }
-        for (i, (&a, &b)) in x.iter().zip(&c).enumerate() {
-            assert!(
-                (a - b).abs() <= 2e-5 * (1.0 + b.abs()),
-                "K={k} elt {i}: {a} vs {b}"
-            );
-        }
-    }
+    each_lanes(|_| {
+        sphere_prior_matches_cpu(ctx);
+        sphere_prior_tail(ctx);
+    });
+}
+
+fn sphere_prior_tail(ctx: &fisherflow::GpuContext) {
     // E[x_k²] = 1/K for every coordinate.
     let (rows, k) = (20_000, 5);
     let x = run_fill(
@@ -192,9 +194,37 @@ fn sphere_prior_rows_are_on_the_positive_orthant() {
     );
 }
 
+fn sphere_prior_matches_cpu(ctx: &fisherflow::GpuContext) {
+    for &(rows, k) in &[(3000usize, 5usize), (40, 300), (4, 4096), (2, 5000), (7, 1)] {
+        let x = run_fill(
+            |rec, rng, out| rng::sphere_prior(ctx, rec, rng, 3, out).unwrap(),
+            42,
+            1,
+            &[rows, k],
+        );
+        let c = cpu::sphere_prior(42, 1, 3, rows, k);
+        for r in 0..rows {
+            let row = &x[r * k..(r + 1) * k];
+            assert!(row.iter().all(|&v| v >= 0.0));
+            let nrm: f64 = row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>();
+            assert!((nrm - 1.0).abs() < 1e-5, "row {r} norm² {nrm}");
+        }
+        for (i, (&a, &b)) in x.iter().zip(&c).enumerate() {
+            assert!(
+                (a - b).abs() <= 2e-5 * (1.0 + b.abs()),
+                "K={k} elt {i}: {a} vs {b}"
+            );
+        }
+    }
+}
+
 #[test]
 fn dirichlet1_rows_are_on_the_simplex() {
     let Some(ctx) = gpu() else { return };
+    each_lanes(|_| dirichlet1_matches_cpu(ctx));
+}
+
+fn dirichlet1_matches_cpu(ctx: &fisherflow::GpuContext) {
     let (rows, k) = (10_000, 4);
     let p = run_fill(
         |rec, rng, out| rng::dirichlet1(ctx, rec, rng, 4, out).unwrap(),

@@ -244,7 +244,8 @@ struct ShapeParams {
     n: u32,
     k: u32,
     stream: u32,
-    _pad: u32,
+    /// Row kernels: invocations per row.
+    lanes: u32,
 }
 
 /// GPU random-number state: a uniform buffer holding (seed, counter). Launches recorded against
@@ -354,7 +355,7 @@ fn fill(
         n,
         k: 1,
         stream,
-        _pad: 0,
+        lanes: 1,
     };
     launch(ctx, rec, rng, entry, out, shape, n.div_ceil(4).div_ceil(64))
 }
@@ -404,7 +405,8 @@ fn rows_of(out: &GpuTensor<f32>, what: &str) -> Result<(u32, u32)> {
     Ok((n / k as u32, k as u32))
 }
 
-/// Row-wise draw: every row (last axis, length K) of `out` reduced by one workgroup.
+/// Row-wise draw: every row (last axis, length K) of `out` handled by
+/// [`lanes_on`](crate::kernels::sphere::lanes_on) invocations, as the sphere kernels do.
 fn rows(
     ctx: &GpuContext,
     rec: &mut Recorder,
@@ -414,18 +416,18 @@ fn rows(
     entry: &str,
 ) -> Result<()> {
     let (rows, k) = rows_of(out, entry)?;
+    let lanes = crate::kernels::sphere::lanes_on(ctx, k as usize);
     let shape = ShapeParams {
         n: rows,
         k,
         stream,
-        _pad: 0,
+        lanes,
     };
-    launch(ctx, rec, rng, entry, out, shape, rows)
+    launch(ctx, rec, rng, entry, out, shape, rows.div_ceil(256 / lanes))
 }
 
 /// Record the Fisher-Flow prior: every row (last axis, length K) of `out` ← `|z|/‖z‖`,
-/// `z ~ N(0, I_K)`, uniform on the positive orthant of the unit sphere. Any K (one workgroup
-/// reduces each row).
+/// `z ~ N(0, I_K)`, uniform on the positive orthant of the unit sphere. Any K.
 pub fn sphere_prior(
     ctx: &GpuContext,
     rec: &mut Recorder,
