@@ -384,7 +384,7 @@ pub fn train(opts: &ContextOptions, a: TrainArgs) -> Result<()> {
     };
     let ctx = context(opts, a.cpu, a.gpu)?;
     eprintln!(
-        "data: {} ({} sequences, L={}, K={}); model: {:?} flow, hidden {}, {} blocks; batch {}, lr {}, OT {:?}",
+        "data: {} ({} sequences, L={}, K={}); model: {:?} flow, hidden {}, {} blocks; batch {}, lr {} ({}), OT {:?}",
         loaded.spec,
         loaded.data.n,
         loaded.data.len,
@@ -394,6 +394,12 @@ pub fn train(opts: &ContextOptions, a: TrainArgs) -> Result<()> {
         flow.mlp.blocks,
         cfg.batch,
         cfg.optim.lr,
+        match cfg.schedule {
+            LrSchedule::Constant => "constant".to_string(),
+            LrSchedule::Cosine { steps, floor } => {
+                format!("cosine to {floor} of it over {steps} steps")
+            }
+        },
         cfg.ot
     );
     let mut tr = Trainer::new(ctx.as_ref(), flow, cfg, loaded.data.clone())?;
@@ -476,7 +482,10 @@ fn run_loop(tr: &mut Trainer<'_>, steps: u64, a: &TrainArgs, loaded: &Loaded) ->
         };
         curve.push((done as f64, loss as f64));
         let rate = (done - start) as f64 / t0.elapsed().as_secs_f64();
-        let msg = format!("loss {loss:.4}  {rate:.1} steps/s");
+        let mut msg = format!("loss {loss:.4}  {rate:.1} steps/s");
+        if tr.train_config().schedule != LrSchedule::Constant {
+            msg += &format!("  lr {:.2e}", tr.learning_rate());
+        }
         match &bar {
             Some(pb) => {
                 pb.set_position(done);

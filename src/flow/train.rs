@@ -374,6 +374,11 @@ impl<'c> Trainer<'c> {
         }
     }
 
+    /// The learning rate of the next step (the schedule applied to the optimizer's rate).
+    pub fn learning_rate(&self) -> f32 {
+        self.cfg.schedule.lr_at(self.cfg.optim.lr, self.step)
+    }
+
     /// Run `n` training steps. On the GPU each is one submit and nothing is read back.
     pub fn train_steps(&mut self, n: usize) -> Result<()> {
         for _ in 0..n {
