@@ -104,6 +104,12 @@ fn train_sample_eval_on_a_fasta_file_with_resume() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("resumed from"), "{}", text(&o));
     assert!(text(&o).contains("--lr ignored"), "{}", text(&o));
+    // The cosine schedule keeps the horizon of the first run.
+    assert!(
+        text(&o).contains("cosine schedule ends at step 20"),
+        "{}",
+        text(&o)
+    );
     // Sample characters and evaluate them against the data.
     let out = d.join("samples.txt");
     let o = run(&[

@@ -175,7 +175,8 @@ pub struct TrainArgs {
     /// Learning rate (AdamW).
     #[arg(long)]
     lr: Option<f32>,
-    /// Learning-rate schedule: constant, or cosine (decays to 1% of --lr over --steps).
+    /// Learning-rate schedule: cosine (the default: decays to 1% of --lr over --steps) or
+    /// constant (the papers' setting).
     #[arg(long)]
     lr_schedule: Option<String>,
     /// Decoupled weight decay.
@@ -266,7 +267,7 @@ fn settings(a: &TrainArgs, loaded: &Loaded, steps: u64) -> Result<Settings> {
         }
     };
     let clip = a.clip.unwrap_or(1.0);
-    let schedule = match a.lr_schedule.as_deref().unwrap_or("constant") {
+    let schedule = match a.lr_schedule.as_deref().unwrap_or("cosine") {
         "constant" => LrSchedule::Constant,
         "cosine" => LrSchedule::Cosine { steps, floor: 0.01 },
         s => {
@@ -382,6 +383,14 @@ pub fn train(opts: &ContextOptions, a: TrainArgs) -> Result<()> {
             (s.flow, s.cfg)
         }
     };
+    if let LrSchedule::Cosine { steps: end, .. } = cfg.schedule {
+        if steps > end {
+            eprintln!(
+                "note: the run's cosine schedule ends at step {end} (set when it started); \
+                 the steps after it run at its final rate"
+            );
+        }
+    }
     let ctx = context(opts, a.cpu, a.gpu)?;
     eprintln!(
         "data: {} ({} sequences, L={}, K={}); model: {:?} flow, hidden {}, {} blocks; batch {}, lr {} ({}), OT {:?}",
