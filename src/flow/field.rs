@@ -280,15 +280,13 @@ impl<'c> FieldNet<'c> {
         layer: &Layer,
         a: &Store,
         c: &Store,
-        act: Option<Activation>,
+        act: Activation,
         acc: bool,
     ) -> Result<()> {
-        let mut g = Gemm::new(self.rows, layer.outputs, layer.inputs)
+        let g = Gemm::new(self.rows, layer.outputs, layer.inputs)
             .precision(self.precision)
+            .activation(act)
             .accumulate(acc);
-        if let Some(act) = act {
-            g = g.activation(act);
-        }
         gemm(
             self.ctx,
             rec,
@@ -305,7 +303,7 @@ impl<'c> FieldNet<'c> {
     pub fn record(&self, rec: &mut Recorder, t: f32) -> Result<()> {
         let c = &self.config;
         let (rows, lk, h, e) = (self.rows, c.width(), c.hidden, c.time_dim);
-        let leaky = Some(Activation::LeakyRelu(c.slope));
+        let leaky = Activation::LeakyRelu(c.slope);
         self.launch(
             rec,
             "embed",
@@ -337,7 +335,14 @@ impl<'c> FieldNet<'c> {
             self.dense(rec, block, &self.cath, &self.h, leaky, true)?;
         }
         put(rec)?;
-        self.dense(rec, &self.output, &self.cath, &self.v, None, false)?;
+        self.dense(
+            rec,
+            &self.output,
+            &self.cath,
+            &self.v,
+            Activation::Identity,
+            false,
+        )?;
         self.launch(
             rec,
             "finish",
