@@ -1,7 +1,3 @@
-// Storage type of every operand (f16 variants replace these two lines; arithmetic is f32).
-alias E = f32;
-alias E4 = vec4<f32>;
-
 // Matrix multiplication for CPU adapters (software Vulkan such as Mesa's lavapipe), which run
 // invocations as SIMD lanes and load memory lane by lane at non-uniform addresses. Each memory
 // load here therefore brings 8 *different* useful values (one per lane), and the A values are
@@ -11,59 +7,15 @@ alias E4 = vec4<f32>;
 // A workgroup is one subgroup of 8 invocations and computes a 32×16 block of c: lane l loads
 // rows i0 + 8q + l (q < 4) of op(a) and columns j0 + 8c + l (c < 2) of op(b) for each k, and
 // accumulates the 32×2 outputs (i0 + row, j0 + 8c + l). The inner loop is written out by hand
-// so every accumulator is a register. Same parameters, bindings and epilogue as matmul.wgsl.
+// so every accumulator is a register. The host prepends lib/gemm_prelude.wgsl (storage type,
+// parameters, bias and output bindings, epilogue), as for matmul.wgsl.
 // Rows and columns past the edges load clamped indices and are never stored.
 // (Subgroup builtins need the device's SUBGROUP feature; naga does not yet take
 // `enable subgroups;`.)
 
-
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    flags: u32,     // 1 trans_a, 2 trans_b, 4 accumulate, 8 has bias
-    act: u32,       // 0 identity, 1 relu, 2 leaky relu, 3 silu, 4 gelu (tanh)
-    a_off: u32,
-    b_off: u32,
-    c_off: u32,
-    bias_off: u32,
-    alpha: f32,
-    slope: f32,
-    _pad: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> a: array<E>;
 @group(0) @binding(2) var<storage, read> b: array<E>;
-@group(0) @binding(3) var<storage, read> bias: array<E>;
-@group(0) @binding(4) var<storage, read_write> c: array<E>;
 
-fn activate(x: f32) -> f32 {
-    switch params.act {
-        case 1u: { return max(x, 0.0); }
-        case 2u: { return select(params.slope * x, x, x >= 0.0); }
-        case 3u: { return x / (1.0 + exp(-x)); }
-        case 4u: {
-            let u = clamp(0.7978845608028654 * (x + 0.044715 * x * x * x), -15.0, 15.0);
-            return 0.5 * x * (1.0 + tanh(u));
-        }
-        default: { return x; }
-    }
-}
-
-fn store(i: u32, j: u32, acc: f32) {
-    if (i >= params.m || j >= params.n) { return; }
-    var v = params.alpha * acc;
-    if ((params.flags & 8u) != 0u) {
-        v += f32(bias[params.bias_off + j]);
-    }
-    let idx = params.c_off + i * params.n + j;
-    if ((params.flags & 4u) != 0u) {
-        c[idx] = E(f32(c[idx]) + activate(v));
-    } else {
-        c[idx] = E(activate(v));
-    }
-}
 @compute @workgroup_size(8)
 fn gemm_sg8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) l: u32) {
     let m = params.m;

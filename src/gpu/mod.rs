@@ -8,6 +8,10 @@
 //! - Every entry point uses all the bindings of its (automatic) layout.
 //! - Large launches use [`GpuContext::grid`]: the linear workgroup index is
 //!   `wid.x + wid.y * num_workgroups.x`, and kernels return early past the end.
+//! - A shader is one file of `shaders/`, optionally after a prelude of `shaders/lib/` joined at
+//!   compile time (`concat!` of `include_str!`); storage-generic shaders declare their storage
+//!   type in a header that [`crate::kernels::StorageGeneric`] swaps for f16. Every compiled
+//!   shader is listed by [`crate::kernels::all_shaders`].
 
 mod context;
 mod recorder;

@@ -13,19 +13,25 @@ use crate::error::{Error, Result};
 use crate::gpu::{Element, GpuContext, GpuTensor, Recorder};
 use crate::kernels::{Precision, StorageGeneric};
 
-/// `shaders/matmul.wgsl` in f32 or f16 storage.
+/// `shaders/matmul.wgsl` after `shaders/lib/gemm_prelude.wgsl`, in f32 or f16 storage.
 pub static MATMUL: StorageGeneric = StorageGeneric::new(
     "matmul",
     "matmul_f16",
-    include_str!("../../shaders/matmul.wgsl"),
+    concat!(
+        include_str!("../../shaders/lib/gemm_prelude.wgsl"),
+        include_str!("../../shaders/matmul.wgsl")
+    ),
 );
 
-/// `shaders/matmul_cpu.wgsl`: the kernel for CPU adapters with 8-wide subgroups
-/// ([`GemmKernel::Subgroup8`]), in f32 or f16 storage.
+/// `shaders/matmul_cpu.wgsl` after `shaders/lib/gemm_prelude.wgsl`: the kernel for CPU adapters
+/// with 8-wide subgroups ([`GemmKernel::Subgroup8`]), in f32 or f16 storage.
 pub static MATMUL_CPU: StorageGeneric = StorageGeneric::new(
     "matmul_cpu",
     "matmul_cpu_f16",
-    include_str!("../../shaders/matmul_cpu.wgsl"),
+    concat!(
+        include_str!("../../shaders/lib/gemm_prelude.wgsl"),
+        include_str!("../../shaders/matmul_cpu.wgsl")
+    ),
 );
 
 /// An elementwise activation applied in the epilogue of [`gemm`].

@@ -115,11 +115,29 @@ impl StorageGeneric {
     }
 }
 
-/// Every storage-generic shader of the crate (for portability checks of both variants).
-pub fn storage_generic_shaders() -> [&'static StorageGeneric; 3] {
-    [
+/// Every shader of the crate as compiled (storage-generic ones in both precisions): the list
+/// the portability test translates for Vulkan, Metal and DX12.
+pub fn all_shaders() -> Vec<Shader> {
+    let mut v = vec![
+        util::SHADER,
+        sphere::SHADER,
+        reduce::SHADER,
+        optim::SHADER,
+        rng::SHADER,
+        crate::autodiff::kernels::SHADER,
+        crate::flow::kernels::SHADER,
+        crate::flow::ot::SHADER,
+        crate::sdflow::SHADER,
+        crate::tensornet::SHADER,
+    ];
+    let generic: [&'static StorageGeneric; 3] = [
         &linalg::MATMUL,
         &linalg::MATMUL_CPU,
         &crate::flow::field::SHADER,
-    ]
+    ];
+    for g in generic {
+        v.push(g.shader(Precision::F32));
+        v.push(g.shader(Precision::F16));
+    }
+    v
 }
