@@ -8,9 +8,9 @@
 //! | module | what |
 //! |---|---|
 //! | [`gpu`] | context (owned or borrowed device), pipeline cache, tensors, [`Recorder`], profiler |
-//! | [`kernels`] | WGSL families with CPU references: sphere maps, matmul, reductions, AdamW, Philox |
+//! | [`kernels`] | WGSL families with CPU references: sphere maps, matmul (f32 or f16 storage), reductions, AdamW, Philox |
 //! | [`autodiff`], [`nn`] | graph, CPU and GPU executors (one submit per step), Linear, the MLP field |
-//! | [`flow`] | Fisher-Flow training ([`flow::Trainer`]), samplers, minibatch OT, toy benchmark |
+//! | [`flow`] | Fisher-Flow training ([`flow::Trainer`]), samplers with an f32 or f16 network ([`flow::FieldNet`]), minibatch OT, toy benchmark |
 //! | [`data`], [`checkpoint`] | sequence files, toy targets, metrics; safetensors checkpoints |
 //! | [`sdflow`], [`tensornet`] | score-difference flow; matrix-product-state diffusion |
 //! | [`bench`](mod@bench), [`plot`], [`rng`] | same-run-baseline benchmarks, SVG/PNG charts, the host generator |
@@ -19,13 +19,14 @@
 //!
 //! ```no_run
 //! use fisherflow::data::{metrics::kl_to_target, toy::ToyTarget};
-//! use fisherflow::flow::{sample_gpu, FlowConfig, FlowModel, Geometry, SampleConfig, TrainConfig, Trainer};
+//! use fisherflow::flow::{sample_gpu, FlowConfig, FlowModel, Geometry, LrSchedule, SampleConfig, TrainConfig, Trainer};
 //! use fisherflow::gpu::GpuContext;
 //! # fn main() -> fisherflow::Result<()> {
 //! let ctx = GpuContext::new()?;
 //! let target = ToyTarget::from_spec("toy:L=4,K=5")?;
 //! let flow = FlowConfig::new(4, 5, 512, Geometry::Sphere);
-//! let mut trainer = Trainer::new(Some(&ctx), flow, TrainConfig::default(), target.sample(100_000, 1)?)?;
+//! let cfg = TrainConfig { schedule: LrSchedule::Cosine { steps: 2000, floor: 0.01 }, ..Default::default() };
+//! let mut trainer = Trainer::new(Some(&ctx), flow, cfg, target.sample(100_000, 1)?)?;
 //! trainer.train_steps(2000)?; // one submit per step, nothing read back
 //! println!("loss {:?}", trainer.take_mean_loss()?);
 //! let model = FlowModel::from_trainer(&trainer)?;
