@@ -137,44 +137,10 @@ fn normal_fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 // ---- row kernels: a row of K is handled by `lanes` invocations (the host's choice, as for the
 // sphere kernels: one on CPU adapters, about K/4 on GPUs), 256 / lanes rows a workgroup. Every
 // invocation reaches every barrier; rows past the end are masked.
-const WG: u32 = 256u;
-var<workgroup> partial: array<f32, 256>;
-
-struct Slot {
-    row: u32,
-    lane: u32,
-    valid: bool,
-    base: u32,
-}
-
-fn slot(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> Slot {
-    let lanes = shape.lanes;
-    var s: Slot;
-    s.row = gid(wid, nwg) * (WG / lanes) + lid / lanes;
-    s.lane = lid & (lanes - 1u);
-    s.valid = s.row < shape.n;
-    s.base = select(0u, s.row * shape.k, s.valid);
-    return s;
-}
-
-// Sum `v` over the `lanes` invocations of this row; every invocation gets the row's sum.
-// Must be called from uniform control flow.
-fn row_sum(v: f32, lid: u32, lane: u32) -> f32 {
-    if (shape.lanes == 1u) {
-        return v;
-    }
-    partial[lid] = v;
-    for (var s = shape.lanes / 2u; s > 0u; s = s >> 1u) {
-        workgroupBarrier();
-        if (lane < s) {
-            partial[lid] = partial[lid] + partial[lid + s];
-        }
-    }
-    workgroupBarrier();
-    let total = partial[lid - lane];
-    workgroupBarrier();
-    return total;
-}
+// The row machinery (lib/rows.wgsl) reads the layout from these parameters.
+fn row_lanes() -> u32 { return shape.lanes; }
+fn row_count() -> u32 { return shape.n; }
+fn row_len() -> u32 { return shape.k; }
 
 // x = |z| / ||z||, z ~ N(0, I_K); element (row, k) uses normal element row * K + k of the
 // stream (the same numbers as normal_fill).
@@ -190,7 +156,7 @@ fn sphere_prior(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         out[i] = z;
         ss = ss + z * z;
     }
-    let total = row_sum(ss, lid, sl.lane);
+    let total = row_sum(vec4<f32>(ss, 0.0, 0.0, 0.0), lid, sl.lane).x;
     for (var c = sl.lane; c < k; c = c + shape.lanes) {
         // z = 0 has probability ~2^-24 per coordinate; the all-zero row falls back to the centre.
         if (total > 0.0) {
@@ -215,7 +181,7 @@ fn dirichlet1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
         out[i] = e;
         s = s + e;
     }
-    let total = row_sum(s, lid, sl.lane);
+    let total = row_sum(vec4<f32>(s, 0.0, 0.0, 0.0), lid, sl.lane).x;
     for (var c = sl.lane; c < k; c = c + shape.lanes) {
         if (total > 0.0) {
             out[sl.base + c] = out[sl.base + c] / total;

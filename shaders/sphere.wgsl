@@ -3,8 +3,9 @@
 // Tensors are [rows, K] f32, row-major (rows = B*L positions). A row is handled by a group of
 // `lanes` invocations (a power of two, chosen on the host from K); a workgroup of 256
 // invocations handles 256 / lanes rows. Lanes stride over K, so any K works, and the dot
-// products a row needs are reduced in workgroup memory. Every invocation reaches every barrier
-// (rows past the end are masked, never returned from), so control flow stays uniform.
+// products a row needs are reduced in workgroup memory (lib/rows.wgsl, prepended by the host).
+// Every invocation reaches every barrier (rows past the end are masked, never returned from),
+// so control flow stays uniform.
 //
 // Angles are computed as theta = 2 atan2(|y - x|, |y + x|): on the unit sphere this equals
 // arccos<x, y>, and unlike arccos it stays accurate for nearby points in f32.
@@ -35,57 +36,15 @@ struct Params {
 // In-place Euler step: the state is read and written at binding 1, the velocity is at 2.
 @group(0) @binding(1) var<storage, read_write> io: array<f32>;
 
-const WG: u32 = 256u;
 // Below this tangent norm, exp_x(u) is evaluated as normalise(x + u).
 const EXP_TINY: f32 = 1e-6;
 // Below this argument, sin(z)/z uses its Taylor series.
 const SINC_TINY: f32 = 1e-3;
 
-var<workgroup> red: array<vec4<f32>, 256>;
-
-struct Slot {
-    row: u32,
-    lane: u32,
-    valid: bool,
-    base: u32,
-}
-
-fn slot(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> Slot {
-    let wg = wid.x + wid.y * nwg.x;
-    let lanes = params.lanes;
-    let row = wg * (WG / lanes) + lid / lanes;
-    let lane = lid & (lanes - 1u);
-    var s: Slot;
-    s.row = row;
-    s.lane = lane;
-    s.valid = row < params.rows;
-    s.base = select(0u, row * params.k, s.valid);
-    return s;
-}
-
-// Sum `v` over the `lanes` invocations of this row; every invocation gets the row's sum.
-// Must be called from uniform control flow.
-fn row_sum(v: vec4<f32>, lid: u32, lane: u32) -> vec4<f32> {
-    if (params.lanes == 1u) {
-        return v; // one invocation per row: nothing to share (uniform branch)
-    }
-    red[lid] = v;
-    var s = params.lanes / 2u;
-    loop {
-        if (s == 0u) {
-            break;
-        }
-        workgroupBarrier();
-        if (lane < s) {
-            red[lid] = red[lid] + red[lid + s];
-        }
-        s = s / 2u;
-    }
-    workgroupBarrier();
-    let r = red[lid - lane];
-    workgroupBarrier();
-    return r;
-}
+// The row machinery (lib/rows.wgsl) reads the layout from these parameters.
+fn row_lanes() -> u32 { return params.lanes; }
+fn row_count() -> u32 { return params.rows; }
+fn row_len() -> u32 { return params.k; }
 
 // sin, cos and atan to about 1 ulp. The built-ins may be much coarser (Vulkan allows an
 // absolute error of 2^-11 for sin/cos and 4096 ulp for atan), and the targets are compared

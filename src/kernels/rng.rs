@@ -14,8 +14,14 @@
 use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, GpuTensor, Recorder, Shader};
 
-/// `shaders/rng.wgsl`.
-pub const SHADER: Shader = Shader::new("rng", include_str!("../../shaders/rng.wgsl"));
+/// `shaders/rng.wgsl` after `shaders/lib/rows.wgsl`.
+pub const SHADER: Shader = Shader::new(
+    "rng",
+    concat!(
+        include_str!("../../shaders/lib/rows.wgsl"),
+        include_str!("../../shaders/rng.wgsl")
+    ),
+);
 
 /// Philox4x32 multipliers and Weyl key increments (Salmon et al., SC'11).
 pub const PHILOX_M: [u32; 2] = [0xD251_1F53, 0xCD9E_8D57];

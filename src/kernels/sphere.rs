@@ -24,8 +24,14 @@ use std::num::NonZeroU64;
 use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, GpuTensor, Recorder, Shader};
 
-/// `shaders/sphere.wgsl`.
-pub const SHADER: Shader = Shader::new("sphere", include_str!("../../shaders/sphere.wgsl"));
+/// `shaders/sphere.wgsl` after `shaders/lib/rows.wgsl`.
+pub const SHADER: Shader = Shader::new(
+    "sphere",
+    concat!(
+        include_str!("../../shaders/lib/rows.wgsl"),
+        include_str!("../../shaders/sphere.wgsl")
+    ),
+);
 
 /// Workgroup size of every sphere kernel.
 const WG: u32 = 256;
