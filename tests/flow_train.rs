@@ -335,3 +335,25 @@ fn cosine_schedule_decays_the_rate_and_reaches_the_optimizer() {
         assert!(matches!(r, Err(Error::InvalidArgument(_))), "{bad:?}");
     }
 }
+
+#[test]
+fn samplers_report_progress_chunk_by_chunk() {
+    let model = FlowModel::untrained(FlowConfig::new(2, 3, 16, Geometry::Sphere), 1).unwrap();
+    let sc = SampleConfig {
+        n: 300,
+        steps: 2,
+        chunk: Some(128),
+        ..Default::default()
+    };
+    let want = vec![(128, 300), (256, 300), (300, 300)];
+    let mut seen = Vec::new();
+    let s = fisherflow::flow::sample_cpu_with_progress(&model, &sc, &mut |d, n| seen.push((d, n)))
+        .unwrap();
+    assert_eq!(s.n, 300);
+    assert_eq!(seen, want);
+    let Some(ctx) = gpu() else { return };
+    let mut seen = Vec::new();
+    fisherflow::flow::sample_gpu_with_progress(ctx, &model, &sc, &mut |d, n| seen.push((d, n)))
+        .unwrap();
+    assert_eq!(seen, want);
+}

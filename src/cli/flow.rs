@@ -13,8 +13,8 @@ use fisherflow::data::toy::ToyTarget;
 use fisherflow::data::{Alphabet, Format, SequenceDataset};
 use fisherflow::flow::train::META_DATA;
 use fisherflow::flow::{
-    sample_cpu, sample_gpu, FlowConfig, FlowModel, Geometry, LrSchedule, OtMode, SampleConfig,
-    Solver, TrainConfig, Trainer,
+    sample_cpu, sample_cpu_with_progress, sample_gpu, sample_gpu_with_progress, FlowConfig,
+    FlowModel, Geometry, LrSchedule, OtMode, SampleConfig, Solver, TrainConfig, Trainer,
 };
 use fisherflow::gpu::{ContextOptions, GpuContext};
 use fisherflow::kernels::Precision;
@@ -684,7 +684,28 @@ pub fn sample(opts: &ContextOptions, a: SampleArgs) -> Result<()> {
         precision,
     };
     let t0 = Instant::now();
-    let mut samples = draw(ctx.as_ref(), &model, &sc)?;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let pb = indicatif::ProgressBar::new(sc.n as u64);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} sequences  {per_sec}  [{elapsed_precise} < {eta}]",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        pb
+    });
+    let mut progress = |done: usize, n: usize| match &bar {
+        Some(pb) => pb.set_position(done as u64),
+        None if done < n => eprintln!("sampled {done}/{n} sequences"),
+        None => {}
+    };
+    let mut samples = match &ctx {
+        Some(c) => sample_gpu_with_progress(c, &model, &sc, &mut progress)?,
+        None => sample_cpu_with_progress(&model, &sc, &mut progress)?,
+    };
+    if let Some(pb) = &bar {
+        pb.finish_and_clear();
+    }
     let secs = t0.elapsed().as_secs_f64();
     samples.alphabet = ck.meta(META_ALPHABET).ok().map(str::to_string);
     let format = match &a.format {

@@ -9,5 +9,8 @@ pub mod toybench;
 pub mod train;
 
 pub use field::FieldNet;
-pub use sample::{sample_cpu, sample_gpu, FlowModel, SampleConfig, Solver};
+pub use sample::{
+    sample_cpu, sample_cpu_with_progress, sample_gpu, sample_gpu_with_progress, FlowModel,
+    SampleConfig, Solver,
+};
 pub use train::{FlowConfig, Geometry, LrSchedule, OtMode, TrainConfig, Trainer};

@@ -161,6 +161,16 @@ pub fn sample_gpu(
     model: &FlowModel,
     cfg: &SampleConfig,
 ) -> Result<SequenceDataset> {
+    sample_gpu_with_progress(ctx, model, cfg, &mut |_, _| {})
+}
+
+/// [`sample_gpu`], calling `progress(done, n)` after every chunk of sequences.
+pub fn sample_gpu_with_progress(
+    ctx: &GpuContext,
+    model: &FlowModel,
+    cfg: &SampleConfig,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<SequenceDataset> {
     check(cfg)?;
     let (l, k) = (model.config.mlp.seq_len, model.config.mlp.categories);
     let c = chunk_size(Some(ctx), model, cfg);
@@ -234,6 +244,7 @@ pub fn sample_gpu(
         let need = (cfg.n * l - tokens.len()).min(got.len());
         tokens.extend_from_slice(&got[..need]);
         chunk += 1;
+        progress(tokens.len() / l, cfg.n);
     }
     SequenceDataset::new(tokens, cfg.n, l, k, None)
 }
@@ -241,6 +252,15 @@ pub fn sample_gpu(
 /// Draw `cfg.n` sequences from `model` with the CPU backend (the same integrators, in f64
 /// for the manifold steps).
 pub fn sample_cpu(model: &FlowModel, cfg: &SampleConfig) -> Result<SequenceDataset> {
+    sample_cpu_with_progress(model, cfg, &mut |_, _| {})
+}
+
+/// [`sample_cpu`], calling `progress(done, n)` after every chunk of sequences.
+pub fn sample_cpu_with_progress(
+    model: &FlowModel,
+    cfg: &SampleConfig,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<SequenceDataset> {
     check(cfg)?;
     if cfg.precision != Precision::F32 {
         return Err(Error::InvalidArgument(format!(
@@ -312,6 +332,7 @@ pub fn sample_cpu(model: &FlowModel, cfg: &SampleConfig) -> Result<SequenceDatas
         let need = (cfg.n * l - tokens.len()).min(got.len());
         tokens.extend_from_slice(&got[..need]);
         chunk += 1;
+        progress(tokens.len() / l, cfg.n);
     }
     SequenceDataset::new(tokens, cfg.n, l, k, None)
 }
