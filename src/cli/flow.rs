@@ -238,6 +238,17 @@ struct Settings {
     cfg: TrainConfig,
 }
 
+/// `--lr-schedule`: `constant`, or `cosine` decaying to 1 % of the rate over `steps`.
+fn parse_schedule(name: &str, steps: u64) -> Result<LrSchedule> {
+    match name {
+        "constant" => Ok(LrSchedule::Constant),
+        "cosine" => Ok(LrSchedule::Cosine { steps, floor: 0.01 }),
+        s => Err(Error::InvalidArgument(format!(
+            "unknown --lr-schedule {s:?}; use constant or cosine"
+        ))),
+    }
+}
+
 fn settings(a: &TrainArgs, loaded: &Loaded, steps: u64) -> Result<Settings> {
     let geometry = match a.method.as_deref().unwrap_or("fisher") {
         "fisher" | "sphere" => Geometry::Sphere,
@@ -267,15 +278,7 @@ fn settings(a: &TrainArgs, loaded: &Loaded, steps: u64) -> Result<Settings> {
         }
     };
     let clip = a.clip.unwrap_or(1.0);
-    let schedule = match a.lr_schedule.as_deref().unwrap_or("cosine") {
-        "constant" => LrSchedule::Constant,
-        "cosine" => LrSchedule::Cosine { steps, floor: 0.01 },
-        s => {
-            return Err(Error::InvalidArgument(format!(
-                "unknown --lr-schedule {s:?}; use constant or cosine"
-            )))
-        }
-    };
+    let schedule = parse_schedule(a.lr_schedule.as_deref().unwrap_or("cosine"), steps)?;
     let cfg = TrainConfig {
         batch: a.batch.unwrap_or(512),
         optim: OptimConfig {
@@ -839,15 +842,7 @@ pub struct ToyBenchArgs {
 /// OT and for linear flow matching, over several K.
 pub fn toy_bench(opts: &ContextOptions, a: ToyBenchArgs) -> Result<()> {
     use fisherflow::flow::toybench::{run_one, ToyBenchConfig, METHODS};
-    let cosine = match a.lr_schedule.as_str() {
-        "constant" => false,
-        "cosine" => true,
-        s => {
-            return Err(Error::InvalidArgument(format!(
-                "unknown --lr-schedule {s:?}; use constant or cosine"
-            )))
-        }
-    };
+    let cosine = parse_schedule(&a.lr_schedule, a.steps as u64)? != LrSchedule::Constant;
     let ctx = context(opts, a.cpu, a.gpu)?;
     let c = ToyBenchConfig {
         steps: a.steps,
