@@ -153,6 +153,22 @@ fn train_sample_eval_on_a_fasta_file_with_resume() {
         "{}",
         text(&o)
     );
+    let o = run(&[
+        "sample",
+        "--model",
+        s(&model),
+        "--n",
+        "4",
+        "--precision",
+        "f8",
+        "--out",
+        s(&out16),
+    ]);
+    assert!(
+        !o.status.success() && text(&o).contains("precision"),
+        "{}",
+        text(&o)
+    );
     if std::env::var_os("FISHERFLOW_REQUIRE_GPU").is_some() {
         let o = f16("--gpu");
         assert!(o.status.success(), "{}", text(&o));
