@@ -4,11 +4,9 @@
 //   embed:    cat0 = [E(x), temb(t)] and the temb columns of cath, temb = t * w_time + b_time
 //   put_cols: cath[:, :h] = h
 //   finish:   out = v - <v, x> x per position (tangent projection, f32) or out = v
-// Storage header (the f16 variant replaces these two lines):
-alias E = f32;
-alias E4 = vec4<f32>;
+// Storage-generic: E is f32 or f16.
 
-struct Params {
+struct FieldParams {
     rows: u32,     // sequences in the chunk
     lk: u32,       // L * K
     e: u32,        // time-embedding width
@@ -19,69 +17,61 @@ struct Params {
     _pad: u32,
 }
 
-const WG: u32 = 256u;
-
-fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WG + lid;
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: FieldParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;            // [rows, lk] points
+@group(0) @binding(2) var<storage, read> w: array<E>;              // [e] time weight
+@group(0) @binding(3) var<storage, read> b: array<E>;              // [e] time bias
+@group(0) @binding(4) var<storage, read_write> cat0: array<E>;     // [rows, lk + e]
+@group(0) @binding(5) var<storage, read_write> cath: array<E>;     // [rows, h + e]
+@group(0) @binding(6) var<storage, read> h: array<E>;              // [rows, h]
+@group(0) @binding(7) var<storage, read> v: array<E>;              // [rows, lk] raw output
+@group(0) @binding(8) var<storage, read_write> out: array<f32>;    // [rows, lk] the field
 
 // ---- embed ----
-@group(0) @binding(1) var<storage, read> e_x: array<f32>;          // [rows, lk]
-@group(0) @binding(2) var<storage, read> e_w: array<E>;            // [e] time weight
-@group(0) @binding(3) var<storage, read> e_b: array<E>;            // [e] time bias
-@group(0) @binding(4) var<storage, read_write> e_cat0: array<E>;   // [rows, lk + e]
-@group(0) @binding(5) var<storage, read_write> e_cath: array<E>;   // [rows, h + e]
 
 @compute @workgroup_size(256)
 fn embed(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) lid: u32) {
-    let i = linear_id(wid, nwg, lid);
+    let i = thread_index(wid, nwg, lid);
     let w0 = p.lk + p.e;
     if (i >= p.rows * w0) { return; }
     let r = i / w0;
     let j = i % w0;
     if (j < p.lk) {
-        e_cat0[i] = E(e_x[r * p.lk + j]);
+        cat0[i] = E(x[r * p.lk + j]);
     } else {
         let q = j - p.lk;
-        let v = E(fma(p.t, f32(e_w[q]), f32(e_b[q])));
-        e_cat0[i] = v;
-        e_cath[r * (p.h + p.e) + p.h + q] = v;
+        let v = E(fma(p.t, f32(w[q]), f32(b[q])));
+        cat0[i] = v;
+        cath[r * (p.h + p.e) + p.h + q] = v;
     }
 }
 
 // ---- put_cols ----
-@group(0) @binding(1) var<storage, read> c_src: array<E>;          // [rows, h]
-@group(0) @binding(2) var<storage, read_write> c_dst: array<E>;    // [rows, h + e]
 
 @compute @workgroup_size(256)
 fn put_cols(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-    let i = linear_id(wid, nwg, lid);
+    let i = thread_index(wid, nwg, lid);
     if (i >= p.rows * p.h) { return; }
     let r = i / p.h;
     let j = i % p.h;
-    c_dst[r * (p.h + p.e) + j] = c_src[i];
+    cath[r * (p.h + p.e) + j] = h[i];
 }
 
 // ---- finish: one invocation per (row, position) ----
-@group(0) @binding(1) var<storage, read> f_v: array<E>;            // [rows, lk]
-@group(0) @binding(2) var<storage, read> f_x: array<f32>;          // [rows, lk]
-@group(0) @binding(3) var<storage, read_write> f_out: array<f32>;  // [rows, lk]
 
 @compute @workgroup_size(256)
 fn finish(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
-    let g = linear_id(wid, nwg, lid);
+    let g = thread_index(wid, nwg, lid);
     if (g >= p.rows * (p.lk / p.k)) { return; }
     let base = g * p.k;
     var d = 0.0;
     if (p.project != 0u) {
-        for (var c = 0u; c < p.k; c++) { d = fma(f32(f_v[base + c]), f_x[base + c], d); }
+        for (var c = 0u; c < p.k; c++) { d = fma(f32(v[base + c]), x[base + c], d); }
     }
     for (var c = 0u; c < p.k; c++) {
-        f_out[base + c] = f32(f_v[base + c]) - d * f_x[base + c];
+        out[base + c] = f32(v[base + c]) - d * x[base + c];
     }
 }

@@ -7,8 +7,8 @@
 // A workgroup is one subgroup of 8 invocations and computes a 32×16 block of c: lane l loads
 // rows i0 + 8q + l (q < 4) of op(a) and columns j0 + 8c + l (c < 2) of op(b) for each k, and
 // accumulates the 32×2 outputs (i0 + row, j0 + 8c + l). The inner loop is written out by hand
-// so every accumulator is a register. The host prepends lib/gemm_prelude.wgsl (storage type,
-// parameters, bias and output bindings, epilogue), as for matmul.wgsl.
+// so every accumulator is a register. After lib/gemm_prelude.wgsl (parameters, bias and output
+// bindings, epilogue), as the tiled kernels.
 // Rows and columns past the edges load clamped indices and are never stored.
 // (Subgroup builtins need the device's SUBGROUP feature; naga does not yet take
 // `enable subgroups;`.)

@@ -1,9 +1,10 @@
-// Reductions: column sums of a row-major [m, n] matrix (bias gradients), and the sum or sum of
-// squares of a vector by a multi-stage tree (each stage writes one partial per workgroup).
-// Every order of summation is fixed by the shapes alone, so results are deterministic.
+// Reductions: column sums of a row-major [m, n] matrix (bias gradients), and the sum of a
+// vector, of its squares or of the squared differences of two vectors by a multi-stage tree
+// (each stage writes one partial per workgroup). Every order of summation is fixed by the
+// shapes alone, so results are deterministic.
 
 // ---- sum_rows: out[j] (+)= scale * sum_i x[i, j] ----
-struct RowParams {
+struct RowSumParams {
     m: u32,
     n: u32,
     x_off: u32,
@@ -14,9 +15,10 @@ struct RowParams {
     _pad1: u32,
 }
 
-@group(0) @binding(0) var<uniform> rp: RowParams;
-@group(0) @binding(1) var<storage, read> rx: array<f32>;
-@group(0) @binding(2) var<storage, read_write> rout: array<f32>;
+@group(0) @binding(0) var<uniform> rp: RowSumParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
 var<workgroup> col_part: array<f32, 256>;
 
@@ -25,12 +27,11 @@ var<workgroup> col_part: array<f32, 256>;
 @compute @workgroup_size(64, 4)
 fn sum_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_id) lid: vec3<u32>) {
-    let g = wid.x + wid.y * nwg.x;
-    let j = g * 64u + lid.x;
+    let j = group_index(wid, nwg) * 64u + lid.x;
     var s = 0.0;
     if (j < rp.n) {
         for (var i = lid.y; i < rp.m; i += 4u) {
-            s += rx[rp.x_off + i * rp.n + j];
+            s += x[rp.x_off + i * rp.n + j];
         }
     }
     col_part[lid.y * 64u + lid.x] = s;
@@ -39,52 +40,58 @@ fn sum_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
         let t = (col_part[lid.x] + col_part[64u + lid.x]) + (col_part[128u + lid.x] + col_part[192u + lid.x]);
         let o = rp.out_off + j;
         if (rp.accumulate != 0u) {
-            rout[o] = rout[o] + rp.scale * t;
+            out[o] = out[o] + rp.scale * t;
         } else {
-            rout[o] = rp.scale * t;
+            out[o] = rp.scale * t;
         }
     }
 }
 
-// ---- one stage of sum / sum of squares: out[w] = sum of the chunk of workgroup w ----
+// ---- one stage of a sum: out[w] = scale * (sum of the chunk of workgroup w) ----
 struct SumParams {
     len: u32,
-    off: u32,
-    square: u32,
-    _pad: u32,
+    x_off: u32,
+    y_off: u32,
+    mode: u32,      // 0: x, 1: x², 2: (x - y)² (the first stage), later stages 0
+    scale: f32,
+    out_off: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> sp: SumParams;
-@group(0) @binding(1) var<storage, read> sx: array<f32>;
-@group(0) @binding(2) var<storage, read_write> sout: array<f32>;
 
 const ITEMS: u32 = 16u;             // elements per invocation
-const CHUNK: u32 = 256u * ITEMS;    // elements per workgroup
+const CHUNK: u32 = WG * ITEMS;      // elements per workgroup
 
-var<workgroup> part: array<f32, 256>;
+fn term(e: u32) -> f32 {
+    let v = x[sp.x_off + e];
+    switch sp.mode {
+        case 1u: { return v * v; }
+        case 2u: {
+            let d = v - y[sp.y_off + e];
+            return d * d;
+        }
+        default: { return v; }
+    }
+}
 
 @compute @workgroup_size(256)
 fn sum_stage(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) t: u32) {
-    let g = wid.x + wid.y * nwg.x;
+    let g = group_index(wid, nwg);
     let n_groups = (sp.len + CHUNK - 1u) / CHUNK;
     var s = 0.0;
     if (g < n_groups) {
         for (var i = 0u; i < ITEMS; i++) {
-            let e = g * CHUNK + i * 256u + t;
+            let e = g * CHUNK + i * WG + t;
             if (e < sp.len) {
-                let v = sx[sp.off + e];
-                s += select(v, v * v, sp.square != 0u);
+                s += term(e);
             }
         }
     }
-    part[t] = s;
-    workgroupBarrier();
-    for (var h = 128u; h > 0u; h >>= 1u) {
-        if (t < h) { part[t] = part[t] + part[t + h]; }
-        workgroupBarrier();
-    }
+    let total = tree_sum(t, s);
     if (t == 0u && g < n_groups) {
-        sout[g] = part[0];
+        out[sp.out_off + g] = sp.scale * total;
     }
 }

@@ -2,121 +2,46 @@
 //
 // Tensors are [rows, K] f32, row-major (rows = B*L positions). A row is handled by a group of
 // `lanes` invocations (a power of two, chosen on the host from K); a workgroup of 256
-// invocations handles 256 / lanes rows. Lanes stride over K, so any K works, and the dot
-// products a row needs are reduced in workgroup memory (lib/rows.wgsl, prepended by the host).
-// Every invocation reaches every barrier (rows past the end are masked, never returned from),
-// so control flow stays uniform.
+// invocations handles 256 / lanes rows. Lanes stride over the row, so any K works, and the dot
+// products a row needs are reduced in workgroup memory (lib/rows.wgsl). Every invocation
+// reaches every barrier (rows past the end are masked, never returned from), so control flow
+// stays uniform.
+//
+// The file is written once for a row element type V: f32, or vec4<f32> when K is a multiple
+// of 4 (the host compiles both; params.k then counts vec4s). vdot(a, b) is the dot product of
+// two elements. Each lane keeps its first element of the row in registers between the
+// reduction and the output pass (`Head`), so rows of up to `lanes` elements are read once.
 //
 // Angles are computed as theta = 2 atan2(|y - x|, |y + x|): on the unit sphere this equals
 // arccos<x, y>, and unlike arccos it stays accurate for nearby points in f32.
 
 struct Params {
     rows: u32,   // rows (elements for the element-wise kernels) in this dispatch
-    k: u32,      // row length K
+    k: u32,      // row length, in elements of V
     lanes: u32,  // invocations per row, a power of two dividing 256
     row0: u32,   // global index of this dispatch's first row (chunked launches)
     seq: u32,    // L: rows per batch element, to look up t per batch element
-    dt: f32,     // Euler step size
-    _pad0: u32,
-    _pad1: u32,
+    dt: f32,     // step size of the geodesic steps
+    acc: u32,    // 1: add into `out` instead of overwriting it
+    fold: u32,   // 1: fold the result of a step back into the orthant (abs)
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-
-// Inputs and outputs. Entry points use different subsets; each uses all of its own bindings.
-@group(0) @binding(1) var<storage, read> in0: array<f32>;
-@group(0) @binding(2) var<storage, read> in1: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out0: array<f32>;
-// Element-wise kernels: output at binding 2.
-@group(0) @binding(2) var<storage, read_write> el_out: array<f32>;
-// Interpolants: t per batch element at binding 3, x_t at 4, u_t at 5.
-@group(0) @binding(3) var<storage, read> times: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out_xt: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out_ut: array<f32>;
-// In-place Euler step: the state is read and written at binding 1, the velocity is at 2.
-@group(0) @binding(1) var<storage, read_write> io: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<V>;
+@group(0) @binding(2) var<storage, read> y: array<V>;
+@group(0) @binding(3) var<storage, read> z: array<V>;
+@group(0) @binding(4) var<storage, read> t: array<f32>;        // one time per batch element
+@group(0) @binding(5) var<storage, read_write> out: array<V>;
+@group(0) @binding(6) var<storage, read_write> out2: array<V>;
+@group(0) @binding(7) var<storage, read_write> row_out: array<f32>; // one value per row
 
 // Below this tangent norm, exp_x(u) is evaluated as normalise(x + u).
 const EXP_TINY: f32 = 1e-6;
-// Below this argument, sin(z)/z uses its Taylor series.
-const SINC_TINY: f32 = 1e-3;
 
 // The row machinery (lib/rows.wgsl) reads the layout from these parameters.
 fn row_lanes() -> u32 { return params.lanes; }
 fn row_count() -> u32 { return params.rows; }
 fn row_len() -> u32 { return params.k; }
-
-// sin, cos and atan to about 1 ulp. The built-ins may be much coarser (Vulkan allows an
-// absolute error of 2^-11 for sin/cos and 4096 ulp for atan), and the targets are compared
-// at 1e-5, so these kernels carry their own.
-const PIO2_HI: f32 = 1.5707963705062866;    // f32(pi/2)
-const PIO2_LO: f32 = -4.3711388286737929e-8; // pi/2 - PIO2_HI
-const TWO_OVER_PI: f32 = 0.63661977236758134;
-
-// Taylor polynomials on [-pi/4, pi/4] (truncation below 2e-9).
-fn sin_poly(r: f32) -> f32 {
-    let r2 = r * r;
-    return r + r * r2 * (-1.6666667e-1 + r2 * (8.3333333e-3 + r2 * (-1.9841270e-4
-        + r2 * (2.7557319e-6 + r2 * -2.5052108e-8))));
-}
-
-fn cos_poly(r: f32) -> f32 {
-    let r2 = r * r;
-    return 1.0 + r2 * (-0.5 + r2 * (4.1666667e-2 + r2 * (-1.3888889e-3 + r2 * (2.4801587e-5
-        + r2 * -2.7557319e-7))));
-}
-
-// (sin z, cos z) with Cody-Waite reduction by pi/2 (accurate for |z| up to ~1e4).
-fn sincos(z: f32) -> vec2<f32> {
-    let q = round(z * TWO_OVER_PI);
-    let r = (z - q * PIO2_HI) - q * PIO2_LO;
-    let s = sin_poly(r);
-    let c = cos_poly(r);
-    let quadrant = u32(i32(q) & 3);
-    switch quadrant {
-        case 0u: { return vec2<f32>(s, c); }
-        case 1u: { return vec2<f32>(c, -s); }
-        case 2u: { return vec2<f32>(-s, -c); }
-        default: { return vec2<f32>(-c, s); }
-    }
-}
-
-fn sin_acc(z: f32) -> f32 {
-    return sincos(z).x;
-}
-
-fn cos_acc(z: f32) -> f32 {
-    return sincos(z).y;
-}
-
-// atan(y / x) for y, x >= 0, not both zero, in [0, pi/2].
-fn atan_pos(y: f32, x: f32) -> f32 {
-    let swap = y > x;
-    let z = select(y / x, x / y, swap);           // in [0, 1]
-    let big = z > 0.41421356;                      // tan(pi/8)
-    let w = select(z, (z - 1.0) / (z + 1.0), big); // |w| <= tan(pi/8)
-    let w2 = w * w;
-    // Taylor series of atan to w^19 (truncation below 3e-9 on |w| <= tan(pi/8)).
-    var p = -1.0 / 19.0;
-    p = 1.0 / 17.0 + w2 * p;
-    p = -1.0 / 15.0 + w2 * p;
-    p = 1.0 / 13.0 + w2 * p;
-    p = -1.0 / 11.0 + w2 * p;
-    p = 1.0 / 9.0 + w2 * p;
-    p = -1.0 / 7.0 + w2 * p;
-    p = 1.0 / 5.0 + w2 * p;
-    p = -1.0 / 3.0 + w2 * p;
-    var a = w + w * w2 * p;
-    a = select(a, a + 0.78539816, big);
-    return select(a, PIO2_HI - a + PIO2_LO, swap);
-}
-
-fn sinc(z: f32) -> f32 {
-    if (abs(z) < SINC_TINY) {
-        return 1.0 - z * z / 6.0;
-    }
-    return sin_acc(z) / z;
-}
 
 // theta from the reduced |y - x|^2 and |y + x|^2.
 fn angle(d2: f32, s2: f32) -> f32 {
@@ -129,7 +54,42 @@ fn angle(d2: f32, s2: f32) -> f32 {
 }
 
 fn time_of(row: u32) -> f32 {
-    return clamp(times[(params.row0 + row) / params.seq], 0.0, 1.0);
+    return clamp(t[(params.row0 + row) / params.seq], 0.0, 1.0);
+}
+
+// Write (or, with params.acc, add) element i of `out`.
+fn put(i: u32, v: V) {
+    if (params.acc != 0u) {
+        out[i] = out[i] + v;
+    } else {
+        out[i] = v;
+    }
+}
+
+// A lane's first element of its row, of x and y.
+struct Head {
+    on: bool,
+    i: u32,
+    x: V,
+    y: V,
+}
+
+fn head(s: Slot) -> Head {
+    var h: Head;
+    h.on = s.valid && s.lane < params.k;
+    h.i = s.base + s.lane;
+    h.x = V(0.0);
+    h.y = V(0.0);
+    if (h.on) {
+        h.x = x[h.i];
+        h.y = y[h.i];
+    }
+    return h;
+}
+
+// The first index of the rest of a lane's row (after its head), and the row's end.
+fn rest(s: Slot) -> vec2<u32> {
+    return vec2<u32>(s.base + s.lane + params.lanes, select(0u, s.base + params.k, s.valid));
 }
 
 // ---- element-wise maps between the simplex and the sphere ----
@@ -137,51 +97,61 @@ fn time_of(row: u32) -> f32 {
 @compute @workgroup_size(256)
 fn to_sphere(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.y * nwg.x) * WG + lid;
+    let i = thread_index(wid, nwg, lid);
     if (i < params.rows) {
-        el_out[i] = sqrt(max(in0[i], 0.0));
+        out[i] = sqrt(max(x[i], V(0.0)));
     }
 }
 
 @compute @workgroup_size(256)
 fn to_simplex(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.y * nwg.x) * WG + lid;
+    let i = thread_index(wid, nwg, lid);
     if (i < params.rows) {
-        let x = in0[i];
-        el_out[i] = x * x;
+        out[i] = x[i] * x[i];
     }
 }
 
 // ---- row kernels ----
 
-// out = exp_x(u) = cos|u| x + sin|u| u/|u|; normalise(x + u) for tiny |u|.
+// Partial sums of exp_map: (|u|^2, |x+u|^2).
+fn exp_terms(a: V, u: V) -> vec4<f32> {
+    let w = a + u;
+    return vec4<f32>(vdot(u, u), vdot(w, w), 0.0, 0.0);
+}
+
+// out = exp_x(u) = cos|u| x + sin|u| u/|u|; normalise(x + u) for tiny |u|. y = u.
 @compute @workgroup_size(256)
 fn exp_map(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
     let s = slot(wid, nwg, lid);
-    let k = params.k;
-    var acc = vec4<f32>(0.0);
-    if (s.valid) {
-        for (var i = s.lane; i < k; i += params.lanes) {
-            let x = in0[s.base + i];
-            let u = in1[s.base + i];
-            acc += vec4<f32>(u * u, (x + u) * (x + u), 0.0, 0.0);
-        }
+    let h = head(s);
+    let e = rest(s);
+    var acc = exp_terms(h.x, h.y);
+    for (var i = e.x; i < e.y; i += params.lanes) {
+        acc += exp_terms(x[i], y[i]);
     }
     let r = row_sum(acc, lid, s.lane);
-    if (s.valid) {
-        let n = sqrt(r.x);
-        var a = cos_acc(n);
-        var b = sinc(n);
-        if (n < EXP_TINY) {
-            a = inverseSqrt(max(r.y, 1e-30));
-            b = a;
-        }
-        for (var i = s.lane; i < k; i += params.lanes) {
-            out0[s.base + i] = a * in0[s.base + i] + b * in1[s.base + i];
+    let n = sqrt(r.x);
+    var a = cos_acc(n);
+    var b = sinc(n);
+    if (n < EXP_TINY) {
+        a = inverseSqrt(max(r.y, 1e-30));
+        b = a;
+    }
+    if (h.on) {
+        out[h.i] = a * h.x + b * h.y;
+        for (var i = e.x; i < e.y; i += params.lanes) {
+            out[i] = a * x[i] + b * y[i];
         }
     }
+}
+
+// Partial sums of log_map: (<x,y>, |y-x|^2, |y+x|^2).
+fn log_terms(a: V, b: V) -> vec4<f32> {
+    let d = b - a;
+    let p = b + a;
+    return vec4<f32>(vdot(a, b), vdot(d, d), vdot(p, p), 0.0);
 }
 
 // out = log_x(y) = theta (y - <x,y> x) / sin(theta); zero when theta is 0.
@@ -189,69 +159,98 @@ fn exp_map(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
 fn log_map(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
     let s = slot(wid, nwg, lid);
-    let k = params.k;
-    var acc = vec4<f32>(0.0);
-    if (s.valid) {
-        for (var i = s.lane; i < k; i += params.lanes) {
-            let x = in0[s.base + i];
-            let y = in1[s.base + i];
-            acc += vec4<f32>(x * y, (y - x) * (y - x), (y + x) * (y + x), 0.0);
-        }
+    let h = head(s);
+    let e = rest(s);
+    var acc = log_terms(h.x, h.y);
+    for (var i = e.x; i < e.y; i += params.lanes) {
+        acc += log_terms(x[i], y[i]);
     }
     let r = row_sum(acc, lid, s.lane);
-    if (s.valid) {
-        let c = r.x;
-        let theta = angle(r.y, r.z);
-        var f = 0.0;
-        if (r.y > 0.0) {
-            f = 1.0 / sinc(theta);
-        }
-        for (var i = s.lane; i < k; i += params.lanes) {
-            let x = in0[s.base + i];
-            let y = in1[s.base + i];
-            out0[s.base + i] = f * (y - c * x);
+    let c = r.x;
+    var f = 0.0;
+    if (r.y > 0.0) {
+        f = 1.0 / sinc(angle(r.y, r.z));
+    }
+    if (h.on) {
+        out[h.i] = f * (h.y - c * h.x);
+        for (var i = e.x; i < e.y; i += params.lanes) {
+            out[i] = f * (y[i] - c * x[i]);
         }
     }
 }
 
-// out = v - <x,v> x.
+// out (+)= v - <x,v> x, v = y: the tangent projection (and its gradient with respect to v).
 @compute @workgroup_size(256)
 fn proj_tangent(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
     let s = slot(wid, nwg, lid);
-    let k = params.k;
-    var acc = vec4<f32>(0.0);
-    if (s.valid) {
-        for (var i = s.lane; i < k; i += params.lanes) {
-            acc.x += in0[s.base + i] * in1[s.base + i];
-        }
+    let h = head(s);
+    let e = rest(s);
+    var acc = vec4<f32>(vdot(h.x, h.y), 0.0, 0.0, 0.0);
+    for (var i = e.x; i < e.y; i += params.lanes) {
+        acc.x += vdot(x[i], y[i]);
     }
-    let r = row_sum(acc, lid, s.lane);
-    if (s.valid) {
-        for (var i = s.lane; i < k; i += params.lanes) {
-            out0[s.base + i] = in1[s.base + i] - r.x * in0[s.base + i];
+    let c = row_sum(acc, lid, s.lane).x;
+    if (h.on) {
+        put(h.i, h.y - c * h.x);
+        for (var i = e.x; i < e.y; i += params.lanes) {
+            put(i, y[i] - c * x[i]);
         }
     }
 }
 
-// out[row] = d(x, y) = arccos<x, y>.
+// The gradient of the projection v - <x,v> x with respect to x, for the output gradient g = z
+// and v = y: out (+)= -(<x,g> v + <x,v> g).
+@compute @workgroup_size(256)
+fn proj_tangent_grad_x(@builtin(workgroup_id) wid: vec3<u32>,
+                       @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(local_invocation_index) lid: u32) {
+    let s = slot(wid, nwg, lid);
+    let h = head(s);
+    var hz = V(0.0);
+    if (h.on) {
+        hz = z[h.i];
+    }
+    let e = rest(s);
+    var acc = vec4<f32>(vdot(h.x, hz), vdot(h.x, h.y), 0.0, 0.0);
+    for (var i = e.x; i < e.y; i += params.lanes) {
+        acc += vec4<f32>(vdot(x[i], z[i]), vdot(x[i], y[i]), 0.0, 0.0);
+    }
+    let r = row_sum(acc, lid, s.lane);
+    if (h.on) {
+        put(h.i, -(r.x * h.y + r.y * hz));
+        for (var i = e.x; i < e.y; i += params.lanes) {
+            put(i, -(r.x * y[i] + r.y * z[i]));
+        }
+    }
+}
+
+// Partial sums of the angle: (|y-x|^2, |y+x|^2).
+fn angle_terms(a: V, b: V) -> vec4<f32> {
+    let d = b - a;
+    let p = b + a;
+    return vec4<f32>(vdot(d, d), vdot(p, p), 0.0, 0.0);
+}
+
+// The row sums of the angle between the rows of x and y.
+fn angle_sums(s: Slot, h: Head, lid: u32) -> vec4<f32> {
+    let e = rest(s);
+    var acc = angle_terms(h.x, h.y);
+    for (var i = e.x; i < e.y; i += params.lanes) {
+        acc += angle_terms(x[i], y[i]);
+    }
+    return row_sum(acc, lid, s.lane);
+}
+
+// row_out[row] = d(x, y) = arccos<x, y>.
 @compute @workgroup_size(256)
 fn geodesic_distance(@builtin(workgroup_id) wid: vec3<u32>,
                      @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
     let s = slot(wid, nwg, lid);
-    let k = params.k;
-    var acc = vec4<f32>(0.0);
-    if (s.valid) {
-        for (var i = s.lane; i < k; i += params.lanes) {
-            let x = in0[s.base + i];
-            let y = in1[s.base + i];
-            acc += vec4<f32>((y - x) * (y - x), (y + x) * (y + x), 0.0, 0.0);
-        }
-    }
-    let r = row_sum(acc, lid, s.lane);
+    let r = angle_sums(s, head(s), lid);
     if (s.valid && s.lane == 0u) {
-        out0[s.row] = angle(r.x, r.y);
+        row_out[s.row] = angle(r.x, r.y);
     }
 }
 
@@ -279,67 +278,71 @@ fn geodesic(theta: f32, t: f32) -> Geo {
     return o;
 }
 
-// x_t = slerp(x0, x1; t), t per batch element.
+// The geodesic from x0 = x to x1 = y at this row's time: the row, the lane's head and the
+// coefficients.
+struct Interp {
+    s: Slot,
+    h: Head,
+    o: Geo,
+}
+
+fn interp(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> Interp {
+    var c: Interp;
+    c.s = slot(wid, nwg, lid);
+    c.h = head(c.s);
+    let r = angle_sums(c.s, c.h, lid);
+    c.o = geodesic(angle(r.x, r.y), time_of(c.s.row));
+    return c;
+}
+
+// x_t and u_t of one element from its x0 and x1.
+fn point_at(o: Geo, x0: V, x1: V) -> V {
+    return x0 + o.a1 * (x1 - x0) + o.g * x0;
+}
+
+fn velocity_at(o: Geo, x0: V, x1: V) -> V {
+    return o.c1 * (x1 - x0) + o.c0 * x0;
+}
+
+// out = x_t = slerp(x0, x1; t), t per batch element.
 @compute @workgroup_size(256)
 fn slerp(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) lid: u32) {
-    let s = slot(wid, nwg, lid);
-    let k = params.k;
-    var acc = vec4<f32>(0.0);
-    if (s.valid) {
-        for (var i = s.lane; i < k; i += params.lanes) {
-            let x0 = in0[s.base + i];
-            let x1 = in1[s.base + i];
-            acc += vec4<f32>((x1 - x0) * (x1 - x0), (x1 + x0) * (x1 + x0), 0.0, 0.0);
-        }
-    }
-    let r = row_sum(acc, lid, s.lane);
-    if (s.valid) {
-        let o = geodesic(angle(r.x, r.y), time_of(s.row));
-        for (var i = s.lane; i < k; i += params.lanes) {
-            let x0 = in0[s.base + i];
-            let d = in1[s.base + i] - x0;
-            out_xt[s.base + i] = x0 + o.a1 * d + o.g * x0;
+    let c = interp(wid, nwg, lid);
+    if (c.h.on) {
+        out[c.h.i] = point_at(c.o, c.h.x, c.h.y);
+        let e = rest(c.s);
+        for (var i = e.x; i < e.y; i += params.lanes) {
+            out[i] = point_at(c.o, x[i], y[i]);
         }
     }
 }
 
-// The fused training target: x_t and u_t = d/dt x_t = log_{x_t}(x1) / (1 - t).
+// The fused training target: out = x_t and out2 = u_t = d/dt x_t = log_{x_t}(x1) / (1 - t).
 @compute @workgroup_size(256)
 fn interpolant_target(@builtin(workgroup_id) wid: vec3<u32>,
                       @builtin(num_workgroups) nwg: vec3<u32>,
                       @builtin(local_invocation_index) lid: u32) {
-    let s = slot(wid, nwg, lid);
-    let k = params.k;
-    var acc = vec4<f32>(0.0);
-    if (s.valid) {
-        for (var i = s.lane; i < k; i += params.lanes) {
-            let x0 = in0[s.base + i];
-            let x1 = in1[s.base + i];
-            acc += vec4<f32>((x1 - x0) * (x1 - x0), (x1 + x0) * (x1 + x0), 0.0, 0.0);
-        }
-    }
-    let r = row_sum(acc, lid, s.lane);
-    if (s.valid) {
-        let o = geodesic(angle(r.x, r.y), time_of(s.row));
-        for (var i = s.lane; i < k; i += params.lanes) {
-            let x0 = in0[s.base + i];
-            let d = in1[s.base + i] - x0;
-            out_xt[s.base + i] = x0 + o.a1 * d + o.g * x0;
-            out_ut[s.base + i] = o.c1 * d + o.c0 * x0;
+    let c = interp(wid, nwg, lid);
+    if (c.h.on) {
+        out[c.h.i] = point_at(c.o, c.h.x, c.h.y);
+        out2[c.h.i] = velocity_at(c.o, c.h.x, c.h.y);
+        let e = rest(c.s);
+        for (var i = e.x; i < e.y; i += params.lanes) {
+            out[i] = point_at(c.o, x[i], y[i]);
+            out2[i] = velocity_at(c.o, x[i], y[i]);
         }
     }
 }
 
-// Euler step on the sphere: |exp_x(dt (v - <x,v> x))|, renormalised. `x` is read through
-// `xv` (0: in0, 1: io) so the out-of-place and in-place entry points share the maths.
+// The geodesic step x -> exp_x(dt (v - <x,v> x)), renormalised: coefficients of x and v from
+// the row sums r1 = (<x,v>, |x|^2) and r2 = (|u|^2, |x+u|^2), u = dt (v - <x,v> x).
 struct Step {
     a: f32,  // coefficient of x
     b: f32,  // coefficient of v
 }
 
 fn step_coeffs(r1: vec4<f32>, r2: vec4<f32>) -> Step {
-    // r1 = (<x,v>, |x|^2), r2 = (|u|^2, |x+u|^2) with u = dt (v - <x,v> x).
     let c = r1.x;
     let dt = params.dt;
     let n = sqrt(r2.x);
@@ -360,361 +363,39 @@ fn step_coeffs(r1: vec4<f32>, r2: vec4<f32>) -> Step {
     return o;
 }
 
+// Partial sums of the step's second pass: (|u|^2, |x+u|^2), u = dt (v - c x).
+fn step_terms(a: V, v: V, c: f32) -> vec4<f32> {
+    let u = params.dt * (v - c * a);
+    let w = a + u;
+    return vec4<f32>(vdot(u, u), vdot(w, w), 0.0, 0.0);
+}
+
+// out = exp_x(dt (v - <x,v> x)) for v = y, renormalised, folded into the orthant (abs) with
+// params.fold: the geodesic step of the samplers.
 @compute @workgroup_size(256)
-fn euler_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-              @builtin(local_invocation_index) lid: u32) {
-    let s = slot(wid, nwg, lid);
-    let k = params.k;
-    let dt = params.dt;
-    var acc = vec4<f32>(0.0);
-    if (s.valid) {
-        for (var i = s.lane; i < k; i += params.lanes) {
-            let x = in0[s.base + i];
-            acc += vec4<f32>(x * in1[s.base + i], x * x, 0.0, 0.0);
-        }
-    }
-    let r1 = row_sum(acc, lid, s.lane);
-    acc = vec4<f32>(0.0);
-    if (s.valid) {
-        for (var i = s.lane; i < k; i += params.lanes) {
-            let x = in0[s.base + i];
-            let u = dt * (in1[s.base + i] - r1.x * x);
-            acc += vec4<f32>(u * u, (x + u) * (x + u), 0.0, 0.0);
-        }
-    }
-    let r2 = row_sum(acc, lid, s.lane);
-    if (s.valid) {
-        let o = step_coeffs(r1, r2);
-        for (var i = s.lane; i < k; i += params.lanes) {
-            out0[s.base + i] = abs(o.a * in0[s.base + i] + o.b * in1[s.base + i]);
-        }
-    }
-}
-
-@compute @workgroup_size(256)
-fn euler_step_inplace(@builtin(workgroup_id) wid: vec3<u32>,
-                      @builtin(num_workgroups) nwg: vec3<u32>,
-                      @builtin(local_invocation_index) lid: u32) {
-    let s = slot(wid, nwg, lid);
-    let k = params.k;
-    let dt = params.dt;
-    var acc = vec4<f32>(0.0);
-    if (s.valid) {
-        for (var i = s.lane; i < k; i += params.lanes) {
-            let x = io[s.base + i];
-            acc += vec4<f32>(x * in1[s.base + i], x * x, 0.0, 0.0);
-        }
-    }
-    let r1 = row_sum(acc, lid, s.lane);
-    acc = vec4<f32>(0.0);
-    if (s.valid) {
-        for (var i = s.lane; i < k; i += params.lanes) {
-            let x = io[s.base + i];
-            let u = dt * (in1[s.base + i] - r1.x * x);
-            acc += vec4<f32>(u * u, (x + u) * (x + u), 0.0, 0.0);
-        }
-    }
-    let r2 = row_sum(acc, lid, s.lane);
-    if (s.valid) {
-        let o = step_coeffs(r1, r2);
-        // Each element is read and then written by the same invocation, after every read of
-        // the row above (the barriers in row_sum), so updating in place is safe.
-        for (var i = s.lane; i < k; i += params.lanes) {
-            io[s.base + i] = abs(o.a * io[s.base + i] + o.b * in1[s.base + i]);
-        }
-    }
-}
-
-// ---- vec4 variants, used when K is a multiple of 4 (params.k then counts vec4s) ----
-//
-// Each lane keeps its first vec4 of the row in registers between the reduction and the
-// output pass, so rows of up to 4 * lanes elements (K <= 1024 with the host's lane choice)
-// are read from memory once; longer rows re-read the rest.
-
-@group(0) @binding(1) var<storage, read> in0v: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> in1v: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> out0v: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> el_outv: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> out_xtv: array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read_write> out_utv: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read_write> iov: array<vec4<f32>>;
-
-@compute @workgroup_size(256)
-fn to_sphere_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.y * nwg.x) * WG + lid;
-    if (i < params.rows) {
-        el_outv[i] = sqrt(max(in0v[i], vec4<f32>(0.0)));
-    }
-}
-
-@compute @workgroup_size(256)
-fn to_simplex_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                 @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.y * nwg.x) * WG + lid;
-    if (i < params.rows) {
-        let x = in0v[i];
-        el_outv[i] = x * x;
-    }
-}
-
-// A lane's cached first vec4 of two inputs.
-struct Head {
-    on: bool,
-    i: u32,
-    a: vec4<f32>,
-    b: vec4<f32>,
-}
-
-fn head2(s: Slot) -> Head {
-    var h: Head;
-    h.on = s.valid && s.lane < params.k;
-    h.i = s.base + s.lane;
-    h.a = vec4<f32>(0.0);
-    h.b = vec4<f32>(0.0);
-    if (h.on) {
-        h.a = in0v[h.i];
-        h.b = in1v[h.i];
-    }
-    return h;
-}
-
-fn head2_io(s: Slot) -> Head {
-    var h: Head;
-    h.on = s.valid && s.lane < params.k;
-    h.i = s.base + s.lane;
-    h.a = vec4<f32>(0.0);
-    h.b = vec4<f32>(0.0);
-    if (h.on) {
-        h.a = iov[h.i];
-        h.b = in1v[h.i];
-    }
-    return h;
-}
-
-// Partial sums of exp_map: (|u|^2, |x+u|^2).
-fn exp_terms(x: vec4<f32>, u: vec4<f32>) -> vec4<f32> {
-    let w = x + u;
-    return vec4<f32>(dot(u, u), dot(w, w), 0.0, 0.0);
-}
-
-// Partial sums of log_map: (<x,y>, |y-x|^2, |y+x|^2).
-fn log_terms(x: vec4<f32>, y: vec4<f32>) -> vec4<f32> {
-    let d = y - x;
-    let p = y + x;
-    return vec4<f32>(dot(x, y), dot(d, d), dot(p, p), 0.0);
-}
-
-// Partial sums of the angle: (|y-x|^2, |y+x|^2).
-fn angle_terms(x: vec4<f32>, y: vec4<f32>) -> vec4<f32> {
-    let d = y - x;
-    let p = y + x;
-    return vec4<f32>(dot(d, d), dot(p, p), 0.0, 0.0);
-}
-
-@compute @workgroup_size(256)
-fn exp_map_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-              @builtin(local_invocation_index) lid: u32) {
-    let s = slot(wid, nwg, lid);
-    let h = head2(s);
-    var acc = exp_terms(h.a, h.b);
-    if (s.valid) {
-        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
-            acc += exp_terms(in0v[s.base + i], in1v[s.base + i]);
-        }
-    }
-    let r = row_sum(acc, lid, s.lane);
-    let n = sqrt(r.x);
-    var a = cos_acc(n);
-    var b = sinc(n);
-    if (n < EXP_TINY) {
-        a = inverseSqrt(max(r.y, 1e-30));
-        b = a;
-    }
-    if (h.on) {
-        out0v[h.i] = a * h.a + b * h.b;
-        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
-            out0v[s.base + i] = a * in0v[s.base + i] + b * in1v[s.base + i];
-        }
-    }
-}
-
-@compute @workgroup_size(256)
-fn log_map_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-              @builtin(local_invocation_index) lid: u32) {
-    let s = slot(wid, nwg, lid);
-    let h = head2(s);
-    var acc = log_terms(h.a, h.b);
-    if (s.valid) {
-        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
-            acc += log_terms(in0v[s.base + i], in1v[s.base + i]);
-        }
-    }
-    let r = row_sum(acc, lid, s.lane);
-    let c = r.x;
-    var f = 0.0;
-    if (r.y > 0.0) {
-        f = 1.0 / sinc(angle(r.y, r.z));
-    }
-    if (h.on) {
-        out0v[h.i] = f * (h.b - c * h.a);
-        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
-            out0v[s.base + i] = f * (in1v[s.base + i] - c * in0v[s.base + i]);
-        }
-    }
-}
-
-@compute @workgroup_size(256)
-fn proj_tangent_v4(@builtin(workgroup_id) wid: vec3<u32>,
-                   @builtin(num_workgroups) nwg: vec3<u32>,
-                   @builtin(local_invocation_index) lid: u32) {
-    let s = slot(wid, nwg, lid);
-    let h = head2(s);
-    var acc = vec4<f32>(dot(h.a, h.b), 0.0, 0.0, 0.0);
-    if (s.valid) {
-        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
-            acc.x += dot(in0v[s.base + i], in1v[s.base + i]);
-        }
-    }
-    let r = row_sum(acc, lid, s.lane);
-    if (h.on) {
-        out0v[h.i] = h.b - r.x * h.a;
-        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
-            out0v[s.base + i] = in1v[s.base + i] - r.x * in0v[s.base + i];
-        }
-    }
-}
-
-@compute @workgroup_size(256)
-fn geodesic_distance_v4(@builtin(workgroup_id) wid: vec3<u32>,
-                        @builtin(num_workgroups) nwg: vec3<u32>,
-                        @builtin(local_invocation_index) lid: u32) {
-    let s = slot(wid, nwg, lid);
-    let h = head2(s);
-    var acc = angle_terms(h.a, h.b);
-    if (s.valid) {
-        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
-            acc += angle_terms(in0v[s.base + i], in1v[s.base + i]);
-        }
-    }
-    let r = row_sum(acc, lid, s.lane);
-    if (s.valid && s.lane == 0u) {
-        out0[s.row] = angle(r.x, r.y);
-    }
-}
-
-@compute @workgroup_size(256)
-fn slerp_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-            @builtin(local_invocation_index) lid: u32) {
-    let s = slot(wid, nwg, lid);
-    let h = head2(s);
-    var acc = angle_terms(h.a, h.b);
-    if (s.valid) {
-        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
-            acc += angle_terms(in0v[s.base + i], in1v[s.base + i]);
-        }
-    }
-    let r = row_sum(acc, lid, s.lane);
-    if (h.on) {
-        let o = geodesic(angle(r.x, r.y), time_of(s.row));
-        out_xtv[h.i] = h.a + o.a1 * (h.b - h.a) + o.g * h.a;
-        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
-            let x0 = in0v[s.base + i];
-            out_xtv[s.base + i] = x0 + o.a1 * (in1v[s.base + i] - x0) + o.g * x0;
-        }
-    }
-}
-
-@compute @workgroup_size(256)
-fn interpolant_target_v4(@builtin(workgroup_id) wid: vec3<u32>,
-                         @builtin(num_workgroups) nwg: vec3<u32>,
-                         @builtin(local_invocation_index) lid: u32) {
-    let s = slot(wid, nwg, lid);
-    let h = head2(s);
-    var acc = angle_terms(h.a, h.b);
-    if (s.valid) {
-        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
-            acc += angle_terms(in0v[s.base + i], in1v[s.base + i]);
-        }
-    }
-    let r = row_sum(acc, lid, s.lane);
-    if (h.on) {
-        let o = geodesic(angle(r.x, r.y), time_of(s.row));
-        let d = h.b - h.a;
-        out_xtv[h.i] = h.a + o.a1 * d + o.g * h.a;
-        out_utv[h.i] = o.c1 * d + o.c0 * h.a;
-        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
-            let x0 = in0v[s.base + i];
-            let dd = in1v[s.base + i] - x0;
-            out_xtv[s.base + i] = x0 + o.a1 * dd + o.g * x0;
-            out_utv[s.base + i] = o.c1 * dd + o.c0 * x0;
-        }
-    }
-}
-
-// Partial sums of the Euler step's second pass: (|u|^2, |x+u|^2), u = dt (v - c x).
-fn step_terms(x: vec4<f32>, v: vec4<f32>, c: f32) -> vec4<f32> {
-    let u = params.dt * (v - c * x);
-    let w = x + u;
-    return vec4<f32>(dot(u, u), dot(w, w), 0.0, 0.0);
-}
-
-@compute @workgroup_size(256)
-fn euler_step_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+fn geodesic_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
     let s = slot(wid, nwg, lid);
-    let h = head2(s);
-    var acc = vec4<f32>(dot(h.a, h.b), dot(h.a, h.a), 0.0, 0.0);
-    if (s.valid) {
-        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
-            let x = in0v[s.base + i];
-            acc += vec4<f32>(dot(x, in1v[s.base + i]), dot(x, x), 0.0, 0.0);
-        }
+    let h = head(s);
+    let e = rest(s);
+    var acc = vec4<f32>(vdot(h.x, h.y), vdot(h.x, h.x), 0.0, 0.0);
+    for (var i = e.x; i < e.y; i += params.lanes) {
+        acc += vec4<f32>(vdot(x[i], y[i]), vdot(x[i], x[i]), 0.0, 0.0);
     }
     let r1 = row_sum(acc, lid, s.lane);
-    acc = step_terms(h.a, h.b, r1.x);
-    if (s.valid) {
-        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
-            acc += step_terms(in0v[s.base + i], in1v[s.base + i], r1.x);
-        }
+    acc = step_terms(h.x, h.y, r1.x);
+    for (var i = e.x; i < e.y; i += params.lanes) {
+        acc += step_terms(x[i], y[i], r1.x);
     }
     let r2 = row_sum(acc, lid, s.lane);
     let o = step_coeffs(r1, r2);
     if (h.on) {
-        out0v[h.i] = abs(o.a * h.a + o.b * h.b);
-        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
-            out0v[s.base + i] = abs(o.a * in0v[s.base + i] + o.b * in1v[s.base + i]);
-        }
-    }
-}
-
-@compute @workgroup_size(256)
-fn euler_step_inplace_v4(@builtin(workgroup_id) wid: vec3<u32>,
-                         @builtin(num_workgroups) nwg: vec3<u32>,
-                         @builtin(local_invocation_index) lid: u32) {
-    let s = slot(wid, nwg, lid);
-    let h = head2_io(s);
-    var acc = vec4<f32>(dot(h.a, h.b), dot(h.a, h.a), 0.0, 0.0);
-    if (s.valid) {
-        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
-            let x = iov[s.base + i];
-            acc += vec4<f32>(dot(x, in1v[s.base + i]), dot(x, x), 0.0, 0.0);
-        }
-    }
-    let r1 = row_sum(acc, lid, s.lane);
-    acc = step_terms(h.a, h.b, r1.x);
-    if (s.valid) {
-        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
-            acc += step_terms(iov[s.base + i], in1v[s.base + i], r1.x);
-        }
-    }
-    let r2 = row_sum(acc, lid, s.lane);
-    let o = step_coeffs(r1, r2);
-    // Same element ownership as the reads above, after the barriers: safe in place.
-    if (h.on) {
-        iov[h.i] = abs(o.a * h.a + o.b * h.b);
-        for (var i = s.lane + params.lanes; i < params.k; i += params.lanes) {
-            iov[s.base + i] = abs(o.a * iov[s.base + i] + o.b * in1v[s.base + i]);
+        let fold = params.fold != 0u;
+        let v0 = o.a * h.x + o.b * h.y;
+        out[h.i] = select(v0, abs(v0), fold);
+        for (var i = e.x; i < e.y; i += params.lanes) {
+            let v = o.a * x[i] + o.b * y[i];
+            out[i] = select(v, abs(v), fold);
         }
     }
 }

@@ -3,13 +3,14 @@
 // One workgroup (64 lanes) owns `batch` samples; their left vectors live in workgroup memory
 // (two halves of 1536 floats, batch * chi_max <= 1536). Per site k:
 //   1. lane b < batch forms w[s] = l_b . M_k[s] (M_k = A_k R_k, precomputed), then either draws
-//      s from a Philox-2x32-10 uniform keyed by (seed, global sample index, site) (mode 0), or
+//      s from a Philox4x32-10 uniform (lib/philox.wgsl) keyed by seed with counter (global sample
+//      index, site, stream) (mode 0), or
 //      reads the given s (mode 1), and adds log(w[s] / sum w) to its log-probability;
 //   2. the batch * chi_r entries l'_b[j] = sum_i l_b[i] A_k[i, s_b, j] / w[s_b] are spread over
 //      the lanes (consecutive lanes -> consecutive j -> contiguous reads of A_k).
 // Tensor layout in `tens`: A_k[i, s, j] at offA + (i * d + s) * dr + j, M_k[s, i] at offM + s * dl + i.
 
-struct Params {
+struct TnParams {
     n_sites: u32,
     d: u32,
     n_samples: u32,  // samples in this dispatch
@@ -24,13 +25,13 @@ struct Params {
     _p2: u32,
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(0) var<uniform> params: TnParams;
 @group(0) @binding(1) var<storage, read> tens: array<f32>;
 @group(0) @binding(2) var<storage, read> sites: array<vec4<u32>>;  // offA, offM, dl, dr
 @group(0) @binding(3) var<storage, read_write> samples: array<u32>;
 @group(0) @binding(4) var<storage, read_write> logp: array<f32>;
 
-const WG: u32 = 64u;
+const LANES: u32 = 64u;   // invocations per workgroup
 const HALF: u32 = 1536u;
 const MAXB: u32 = 256u;
 const DEAD: f32 = -3.0e38;
@@ -58,43 +59,14 @@ fn clip(bits_in: u32, start: u32, lo: u32, hi: u32) -> u32 {
     return bits;
 }
 
-// High 32 bits of a 32x32-bit product.
-fn mulhi(a: u32, b: u32) -> u32 {
-    let al = a & 0xffffu;
-    let ah = a >> 16u;
-    let bl = b & 0xffffu;
-    let bh = b >> 16u;
-    let ll = al * bl;
-    let lh = al * bh;
-    let hl = ah * bl;
-    let hh = ah * bh;
-    let mid = (ll >> 16u) + (lh & 0xffffu) + (hl & 0xffffu);
-    return hh + (lh >> 16u) + (hl >> 16u) + (mid >> 16u);
-}
-
-fn philox(c0_in: u32, c1_in: u32, key_in: u32) -> u32 {
-    var c0 = c0_in;
-    var c1 = c1_in;
-    var key = key_in;
-    for (var r = 0u; r < 10u; r = r + 1u) {
-        let hi = mulhi(0xD256D193u, c0);
-        let lo = 0xD256D193u * c0;
-        c0 = hi ^ key ^ c1;
-        c1 = lo;
-        key = key + 0x9E3779B9u;
-    }
-    return c0;
-}
-
 fn uniform01(sample: u32, site: u32) -> f32 {
-    let x = philox(sample, site ^ (params.stream * 0x85EBCA6Bu), params.seed);
-    return f32(x >> 8u) * (1.0 / 16777216.0);
+    return to_unit(philox(vec4<u32>(sample, site, params.stream, 0u), vec2<u32>(params.seed, 0u)).x);
 }
 
 @compute @workgroup_size(64)
 fn run(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
        @builtin(local_invocation_index) lid: u32) {
-    let g = wid.x + wid.y * nwg.x;
+    let g = group_index(wid, nwg);
     let base = g * params.batch;
     if (base >= params.n_samples) {
         return;
@@ -103,11 +75,11 @@ fn run(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let cm = params.chi_max;
     let d = params.d;
     let n = params.n_sites;
-    for (var w = lid; w < 2u * HWORDS; w = w + WG) {
+    for (var w = lid; w < 2u * HWORDS; w = w + LANES) {
         atomicStore(&mask[w], 0u);
     }
     workgroupBarrier();
-    for (var b = lid; b < nb; b = b + WG) {
+    for (var b = lid; b < nb; b = b + LANES) {
         lv[b * cm] = 1.0;
         lacc[b] = 0.0;
         atomicOr(&mask[(b * cm) / 32u], 1u << ((b * cm) % 32u));
@@ -122,10 +94,10 @@ fn run(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         let dr = info.w;
         // 1. conditionals, draw or read s, accumulate log p; clear the other half's mask.
         let nxt = HALF - cur;
-        for (var w = lid; w < HWORDS; w = w + WG) {
+        for (var w = lid; w < HWORDS; w = w + LANES) {
             atomicStore(&mask[nxt / 32u + w], 0u);
         }
-        for (var b = lid; b < nb; b = b + WG) {
+        for (var b = lid; b < nb; b = b + LANES) {
             var w = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
             let lo = b * cm;
             let hi = lo + dl;
@@ -199,7 +171,7 @@ fn run(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         workgroupBarrier();
         // 2. new left vectors.
         if (k + 1u < n) {
-            for (var idx = lid; idx < nb * dr; idx = idx + WG) {
+            for (var idx = lid; idx < nb * dr; idx = idx + LANES) {
                 let b = idx / dr;
                 let j = idx - b * dr;
                 let s = ssel[b];
@@ -235,7 +207,7 @@ fn run(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         }
         workgroupBarrier();
     }
-    for (var b = lid; b < nb; b = b + WG) {
+    for (var b = lid; b < nb; b = b + LANES) {
         logp[base + b] = lacc[b];
     }
 }
@@ -248,7 +220,7 @@ const SMALL: u32 = 64u;
 @compute @workgroup_size(64)
 fn run_small(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
-    let gidx = (wid.x + wid.y * nwg.x) * WG + lid;
+    let gidx = group_index(wid, nwg) * LANES + lid;
     if (gidx >= params.n_samples) {
         return;
     }

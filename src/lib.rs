@@ -62,3 +62,26 @@ pub mod tensornet;
 
 pub use error::{Error, Result};
 pub use gpu::{GpuContext, GpuTensor, Recorder};
+
+/// Every kernel of the crate, family by family: what the tests translate for Vulkan, Metal and
+/// DX12 and check against the WGSL (parameter layouts, binding names, workgroup sizes).
+pub fn all_kernels() -> Vec<&'static gpu::KernelDef> {
+    [
+        kernels::kernels(),
+        autodiff::kernels::kernels(),
+        flow::kernels(),
+        sdflow::kernels(),
+        tensornet::kernels(),
+    ]
+    .concat()
+}
+
+/// The uniform structs bound besides a kernel's parameters (shared state a host rewrites
+/// between replays), for the same layout check.
+pub fn shared_uniforms() -> Vec<gpu::ParamsLayout> {
+    use gpu::Params;
+    vec![
+        kernels::rng::RngParams::LAYOUT,
+        kernels::optim::OptimParams::LAYOUT,
+    ]
+}

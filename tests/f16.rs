@@ -9,9 +9,8 @@ use fisherflow::flow::{
     Trainer,
 };
 use fisherflow::gpu::{testing::gpu, GpuContext, GpuTensor, Recorder};
-use fisherflow::kernels::linalg::{
-    gemm_cpu, gemm_with, subgroup8_suits, Activation, Gemm, GemmKernel, View,
-};
+use fisherflow::kernels::linalg::{gemm_cpu, gemm_with, subgroup8_suits, Gemm, GemmKernel, View};
+use fisherflow::kernels::Activation;
 use fisherflow::kernels::Precision;
 use fisherflow::nn::Mlp;
 use fisherflow::Error;

@@ -1,6 +1,6 @@
 //! Philox4x32-10: known-answer vectors, GPU vs CPU bit-exactness, statistics of every kernel.
 
-use fisherflow::gpu::{testing::gpu, GpuTensor, Recorder};
+use fisherflow::gpu::{testing::gpu, GpuContext, GpuTensor, Recorder, Tuning};
 use fisherflow::kernels::rng::{self, cpu, philox4x32_10, GpuRng, PhiloxStream};
 
 #[test]
@@ -44,12 +44,12 @@ fn cpu_stream_is_reproducible_and_unbiased() {
 }
 
 fn run_fill(
+    ctx: &GpuContext,
     f: impl Fn(&mut Recorder, &GpuRng, &GpuTensor<f32>),
     seed: u64,
     counter: u64,
     shape: &[usize],
 ) -> Vec<f32> {
-    let ctx = gpu().unwrap();
     let rng = GpuRng::new(ctx, seed, counter);
     let out = GpuTensor::<f32>::zeros(ctx, shape).unwrap();
     let mut rec = Recorder::new();
@@ -67,6 +67,7 @@ fn gpu_uniform_is_bit_exact_and_counter_driven() {
         (u64::MAX, 1 << 40, u32::MAX, 4096 + 3),
     ] {
         let g = run_fill(
+            ctx,
             |rec, rng, out| rng::uniform(ctx, rec, rng, stream, out).unwrap(),
             seed,
             counter,
@@ -104,6 +105,7 @@ fn uniform_and_normal_statistics() {
     let Some(ctx) = gpu() else { return };
     let n = 1 << 18;
     let u = run_fill(
+        ctx,
         |rec, rng, out| rng::uniform(ctx, rec, rng, 0, out).unwrap(),
         5,
         9,
@@ -114,6 +116,7 @@ fn uniform_and_normal_statistics() {
     assert!((m - 0.5).abs() < 3e-3, "mean {m}");
     assert!((v - 1.0 / 12.0).abs() < 2e-3, "var {v}");
     let z = run_fill(
+        ctx,
         |rec, rng, out| rng::normal(ctx, rec, rng, 1, out).unwrap(),
         5,
         9,
@@ -135,14 +138,16 @@ fn uniform_and_normal_statistics() {
 }
 
 /// Invocations per row the row kernels are run with: the adapter's choice (one on lavapipe),
-/// the GPU choice from K (cross-lane reductions), and fixed counts. Restored afterwards.
+/// the GPU choice from K (cross-lane reductions), and fixed counts.
 const LANES: [Option<u32>; 4] = [None, Some(0), Some(4), Some(256)];
 
-fn each_lanes(mut f: impl FnMut(Option<u32>)) {
+fn each_lanes(ctx: &GpuContext, mut f: impl FnMut(&GpuContext)) {
     for lanes in LANES {
-        fisherflow::kernels::sphere::force_lanes(lanes);
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(lanes)));
-        fisherflow::kernels::sphere::force_lanes(None);
+        let tuned = ctx.tuned(Tuning {
+            row_lanes: lanes,
+            ..Default::default()
+        });
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&tuned)));
         if let Err(e) = r {
             eprintln!("failed with lanes {lanes:?}");
             std::panic::resume_unwind(e);
@@ -153,7 +158,7 @@ fn each_lanes(mut f: impl FnMut(Option<u32>)) {
 #[test]
 fn sphere_prior_rows_are_on_the_positive_orthant() {
     let Some(ctx) = gpu() else { return };
-    each_lanes(|_| {
+    each_lanes(ctx, |ctx| {
         sphere_prior_matches_cpu(ctx);
         sphere_prior_tail(ctx);
     });
@@ -163,6 +168,7 @@ fn sphere_prior_tail(ctx: &fisherflow::GpuContext) {
     // E[x_k²] = 1/K for every coordinate.
     let (rows, k) = (20_000, 5);
     let x = run_fill(
+        ctx,
         |rec, rng, out| rng::sphere_prior(ctx, rec, rng, 0, out).unwrap(),
         9,
         0,
@@ -178,6 +184,7 @@ fn sphere_prior_tail(ctx: &fisherflow::GpuContext) {
     }
     // A [B, L, K] tensor is treated as B·L rows.
     let x = run_fill(
+        ctx,
         |rec, rng, out| rng::sphere_prior(ctx, rec, rng, 0, out).unwrap(),
         9,
         0,
@@ -186,6 +193,7 @@ fn sphere_prior_tail(ctx: &fisherflow::GpuContext) {
     assert_eq!(
         x,
         run_fill(
+            ctx,
             |rec, rng, out| rng::sphere_prior(ctx, rec, rng, 0, out).unwrap(),
             9,
             0,
@@ -197,6 +205,7 @@ fn sphere_prior_tail(ctx: &fisherflow::GpuContext) {
 fn sphere_prior_matches_cpu(ctx: &fisherflow::GpuContext) {
     for &(rows, k) in &[(3000usize, 5usize), (40, 300), (4, 4096), (2, 5000), (7, 1)] {
         let x = run_fill(
+            ctx,
             |rec, rng, out| rng::sphere_prior(ctx, rec, rng, 3, out).unwrap(),
             42,
             1,
@@ -221,12 +230,13 @@ fn sphere_prior_matches_cpu(ctx: &fisherflow::GpuContext) {
 #[test]
 fn dirichlet1_rows_are_on_the_simplex() {
     let Some(ctx) = gpu() else { return };
-    each_lanes(|_| dirichlet1_matches_cpu(ctx));
+    each_lanes(ctx, dirichlet1_matches_cpu);
 }
 
 fn dirichlet1_matches_cpu(ctx: &fisherflow::GpuContext) {
     let (rows, k) = (10_000, 4);
     let p = run_fill(
+        ctx,
         |rec, rng, out| rng::dirichlet1(ctx, rec, rng, 4, out).unwrap(),
         3,
         2,
@@ -252,6 +262,7 @@ fn dirichlet1_matches_cpu(ctx: &fisherflow::GpuContext) {
     );
     // Large rows reduce correctly too.
     let p = run_fill(
+        ctx,
         |rec, rng, out| rng::dirichlet1(ctx, rec, rng, 4, out).unwrap(),
         3,
         2,

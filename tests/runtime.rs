@@ -1,6 +1,8 @@
 //! The wgpu runtime: tensors, recorder, borrowed devices, profiler, errors.
 
-use fisherflow::gpu::{testing::gpu, GpuContext, GpuTensor, Recorder};
+use fisherflow::gpu::{
+    plan_chunks, testing::gpu, GpuContext, GpuTensor, NoParams, Recorder, Variant, Work,
+};
 use fisherflow::kernels::util;
 use fisherflow::Error;
 
@@ -59,7 +61,7 @@ fn row_chunks_respect_binding_limit_and_alignment() {
     let align = ctx.limits().min_storage_buffer_offset_alignment as u64;
     for row_bytes in [4u64, 12, 20, 80, 4096 * 4] {
         let rows = 3 * max / row_bytes + 17;
-        let chunks = ctx.row_chunks(row_bytes, rows).unwrap();
+        let chunks = plan_chunks(max, align, &[row_bytes], rows).unwrap();
         assert!(chunks.len() >= 3);
         let mut next = 0;
         for (start, n) in chunks {
@@ -70,7 +72,10 @@ fn row_chunks_respect_binding_limit_and_alignment() {
         }
         assert_eq!(next, rows);
     }
-    assert!(matches!(ctx.row_chunks(max + 4, 2), Err(Error::Limit(_))));
+    assert!(matches!(
+        plan_chunks(max, align, &[max + 4], 2),
+        Err(Error::Limit(_))
+    ));
 }
 
 #[test]
@@ -131,11 +136,26 @@ fn bad_input_is_an_error_not_a_panic() {
     let c = GpuTensor::<f32>::zeros(ctx, &[6]).unwrap();
     assert!(util::fill(ctx, &mut Recorder::new(), &c, 0.0).is_err());
     // A wgpu validation error (binding too few resources) comes back as Err.
-    let k = ctx.kernel(&util::SHADER, "copy").unwrap();
+    let k = util::COPY.compiled(ctx, Variant::Base).unwrap();
+    let entry = wgpu::BindGroupEntry {
+        binding: 1,
+        resource: a.binding(),
+    };
     assert!(matches!(
-        ctx.bind(&k, &[a.binding()]),
+        ctx.bind_entries(&k, &[entry]),
         Err(Error::Validation(_))
     ));
     // An unknown entry point too.
-    assert!(ctx.kernel(&util::SHADER, "no_such_entry").is_err());
+    let shader = util::SHADER.shader(Variant::Base).unwrap();
+    assert!(ctx.kernel(&shader, "no_such_entry").is_err());
+    // A launch with the wrong number of arguments or the wrong parameter type is refused
+    // before anything is recorded.
+    let mut rec = Recorder::new();
+    let p = util::UtilParams::default();
+    let r = util::COPY.launch(ctx, &mut rec, Work::Threads(1), &[(&a).into()], |_| p);
+    assert!(matches!(r, Err(Error::InvalidArgument(_))), "{r:?}");
+    let args = [(&a).into(), (&a).into()];
+    let r = util::COPY.launch(ctx, &mut rec, Work::Threads(1), &args, |_| NoParams);
+    assert!(matches!(r, Err(Error::InvalidArgument(_))), "{r:?}");
+    assert!(rec.is_empty());
 }

@@ -1,7 +1,7 @@
 //! Model optimisation of score-difference flow: one step against a CPU reference, fresh
 //! latents every step, a generator learning ring8 from scratch, and configuration errors.
 
-use fisherflow::autodiff::{Act, CpuExecutor, Executor, OptimConfig};
+use fisherflow::autodiff::{Activation, CpuExecutor, Executor, OptimConfig};
 use fisherflow::gpu::testing::gpu;
 use fisherflow::gpu::{GpuContext, GpuTensor};
 use fisherflow::sdflow::{self, model, ModelConfig, ModelFlow, ParticleConfig};
@@ -26,7 +26,7 @@ fn small(steps: usize, batch: usize, loo: bool) -> ModelConfig {
         latent_dim: 3,
         width: 8,
         depth: 2,
-        activation: Act::Silu,
+        activation: Activation::Silu,
         optim: OptimConfig {
             lr: 1e-2,
             weight_decay: 0.01,
@@ -50,7 +50,10 @@ fn one_step_matches_cpu_reference() {
     let d = 2;
     let target = sdflow::toy_target("moons", 40, 3).unwrap();
     let tt = upload(ctx, &target, d);
-    for (loo, act) in [(false, Act::Silu), (true, Act::LeakyRelu(0.2))] {
+    for (loo, act) in [
+        (false, Activation::Silu),
+        (true, Activation::LeakyRelu(0.2)),
+    ] {
         let b = 16;
         let cfg = ModelConfig {
             activation: act,
@@ -187,7 +190,7 @@ fn generator_learns_ring8_from_scratch() {
         latent_dim: 4,
         width: 64,
         depth: 2,
-        activation: Act::Silu,
+        activation: Activation::Silu,
         optim: OptimConfig {
             lr: 3e-3,
             ..OptimConfig::default()
@@ -278,14 +281,14 @@ fn bad_configs_are_errors() {
         (
             "gelu",
             ModelConfig {
-                activation: Act::Gelu,
+                activation: Activation::Gelu,
                 ..ok.clone()
             },
         ),
         (
             "nan slope",
             ModelConfig {
-                activation: Act::LeakyRelu(f32::NAN),
+                activation: Activation::LeakyRelu(f32::NAN),
                 ..ok.clone()
             },
         ),

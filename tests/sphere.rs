@@ -1,7 +1,7 @@
 //! Sphere kernels against the f64 reference, edge cases, properties of the reference maths,
 //! chunked launches and bad input.
 
-use fisherflow::gpu::{testing::gpu, GpuContext, GpuTensor, Recorder};
+use fisherflow::gpu::{plan_chunks, testing::gpu, GpuContext, GpuTensor, Recorder, Tuning};
 use fisherflow::kernels::sphere::{self, reference as cpu};
 use fisherflow::Error;
 
@@ -78,10 +78,12 @@ fn tangents(rng: &mut Rng, x: &[f32], k: usize, scales: &[f64]) -> Vec<f32> {
 /// the GPU choice from K (cross-lane reductions), and a fixed small count.
 const LANES: [Option<u32>; 3] = [None, Some(0), Some(4)];
 
-fn with_lanes(lanes: Option<u32>, f: impl FnOnce()) {
-    sphere::force_lanes(lanes);
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    sphere::force_lanes(None);
+fn with_lanes(ctx: &GpuContext, lanes: Option<u32>, f: impl FnOnce(&GpuContext)) {
+    let tuned = ctx.tuned(Tuning {
+        row_lanes: lanes,
+        ..Default::default()
+    });
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&tuned)));
     if let Err(e) = r {
         eprintln!("failed with lanes {lanes:?}");
         std::panic::resume_unwind(e);
@@ -225,7 +227,7 @@ fn kernels_match_reference_on_random_inputs() {
             t[b - 1] = 1.0;
         }
         for lanes in LANES {
-            with_lanes(lanes, || {
+            with_lanes(ctx, lanes, |ctx| {
                 check_all(ctx, &format!("[{b},{l},{k}]"), b, l, k, &x0, &x1, &v, &t)
             });
         }
@@ -264,7 +266,7 @@ fn kernels_match_reference_on_edge_cases() {
         let v = tangents(&mut rng, &x0, k, &[0.0, 1e-8, 1e-6, 1e-3, 1.0, 3.0]);
         for &t in &[0.0f32, 1.0, 1.0 - 1e-7, 0.5, 1e-7] {
             for lanes in LANES {
-                with_lanes(lanes, || {
+                with_lanes(ctx, lanes, |ctx| {
                     check_all(ctx, &format!("K={k} t={t}"), 1, l, k, &x0, &x1, &v, &[t])
                 });
             }
@@ -339,36 +341,47 @@ fn maps_between_simplex_and_sphere() {
 }
 
 #[test]
-fn euler_inplace_matches_out_of_place_and_stays_in_orthant() {
+fn geodesic_steps_stay_on_the_sphere() {
     let Some(ctx) = gpu() else { return };
     for lanes in LANES {
-        with_lanes(lanes, || {
-            euler_inplace_matches_out_of_place_and_stays_in_orthant_with(ctx)
-        });
+        with_lanes(ctx, lanes, geodesic_steps_stay_on_the_sphere_with);
     }
 }
 
-fn euler_inplace_matches_out_of_place_and_stays_in_orthant_with(ctx: &GpuContext) {
+fn geodesic_steps_stay_on_the_sphere_with(ctx: &GpuContext) {
     let mut rng = Rng(9);
     for (rows, k) in [(50, 20), (30, 7), (3, 1040)] {
         let x = rng.orthant(rows, k);
         let v = rng.normals(rows * k, 2.0);
-        let (gx, gv, out) = (
-            up(ctx, &x, &[rows, k]),
+        let (gv, a, b) = (
             up(ctx, &v, &[rows, k]),
+            up(ctx, &x, &[rows, k]),
             GpuTensor::zeros(ctx, &[rows, k]).unwrap(),
         );
+        // Unfolded: exp_x(dt·proj_x(v)), renormalised, as the reference computes it.
         let mut r = Run::new(ctx);
-        sphere::euler_step(ctx, &mut r.rec, &gx, &gv, 0.1, &out).unwrap();
-        sphere::euler_step_inplace(ctx, &mut r.rec, &gx, &gv, 0.1).unwrap();
-        let got = r.go(&[&out, &gx]);
-        assert_eq!(got[0], got[1]);
-        // Many in-place steps: still on the sphere, in the orthant.
+        sphere::geodesic_step(ctx, &mut r.rec, &a, &gv, 0.1, false, &b).unwrap();
+        let got = r.go(&[&b]);
+        let (xs, vs) = (f64s(&x), f64s(&v));
+        let u: Vec<f64> = cpu::proj_tangent(&xs, &vs, k)
+            .iter()
+            .map(|a| 0.1 * a)
+            .collect();
+        let want: Vec<f64> = cpu::exp_map(&xs, &u, k)
+            .chunks(k)
+            .flat_map(|row| {
+                let n = row.iter().map(|a| a * a).sum::<f64>().sqrt();
+                row.iter().map(move |a| a / n).collect::<Vec<_>>()
+            })
+            .collect();
+        assert_close("geodesic step", &got[0], &want, ATOL, RTOL);
+        // Many folded (Euler) steps, back and forth: on the sphere, in the orthant.
         let mut r = Run::new(ctx);
-        for _ in 0..20 {
-            sphere::euler_step_inplace(ctx, &mut r.rec, &gx, &gv, 0.05).unwrap();
+        for _ in 0..10 {
+            sphere::euler_step(ctx, &mut r.rec, &a, &gv, 0.05, &b).unwrap();
+            sphere::euler_step(ctx, &mut r.rec, &b, &gv, 0.05, &a).unwrap();
         }
-        let got = r.go(&[&gx]);
+        let got = r.go(&[&a]);
         for row in got[0].chunks(k) {
             assert!(row.iter().all(|&a| a >= 0.0));
             let n: f64 = row.iter().map(|&a| (a as f64).powi(2)).sum();
@@ -380,7 +393,7 @@ fn euler_inplace_matches_out_of_place_and_stays_in_orthant_with(ctx: &GpuContext
 #[test]
 fn chunk_planner_respects_binding_size_and_alignment() {
     // 80-byte rows (K = 20) plus a 4-byte distance row, 256-byte alignment, 8 KiB bindings.
-    let plan = sphere::plan_chunks(8192, 256, &[80, 4], 1000).unwrap();
+    let plan = plan_chunks(8192, 256, &[80, 4], 1000).unwrap();
     let mut next = 0;
     for &(r0, n) in &plan {
         assert_eq!(r0, next);
@@ -393,24 +406,21 @@ fn chunk_planner_respects_binding_size_and_alignment() {
     assert!(plan.len() > 1);
     // One row larger than a binding, or no aligned chunk at all: errors.
     assert!(matches!(
-        sphere::plan_chunks(64, 4, &[128], 3),
+        plan_chunks(64, 4, &[128], 3),
         Err(Error::Limit(_))
     ));
     assert!(matches!(
-        sphere::plan_chunks(300, 256, &[4, 12], 100),
+        plan_chunks(300, 256, &[4, 12], 100),
         Err(Error::Limit(_))
     ));
-    assert_eq!(
-        sphere::plan_chunks(1 << 20, 256, &[16], 10).unwrap(),
-        vec![(0, 10)]
-    );
+    assert_eq!(plan_chunks(1 << 20, 256, &[16], 10).unwrap(), vec![(0, 10)]);
 }
 
 #[test]
 fn chunked_launches_match_reference() {
     let Some(ctx) = gpu() else { return };
     for lanes in LANES {
-        with_lanes(lanes, || chunked_launches_match_reference_with(ctx));
+        with_lanes(ctx, lanes, chunked_launches_match_reference_with);
     }
 }
 
@@ -425,7 +435,10 @@ fn chunked_launches_match_reference_with(ctx: &GpuContext) {
         let x1 = rng.orthant(rows, k);
         let v = rng.normals(rows * k, 0.5);
         let t: Vec<f32> = (0..b).map(|i| i as f32 / (b - 1) as f32).collect();
-        sphere::force_max_binding(Some(2048));
+        let ctx = &ctx.tuned(Tuning {
+            max_binding: Some(2048),
+            ..*ctx.tuning()
+        });
         let shape = [b, l, k];
         let (g0, g1, gv) = (
             up(ctx, &x0, &shape),
@@ -442,7 +455,6 @@ fn chunked_launches_match_reference_with(ctx: &GpuContext) {
         sphere::euler_step(ctx, &mut r.rec, &g0, &gv, 0.2, &outs[2]).unwrap();
         sphere::to_sphere(ctx, &mut r.rec, &g1, &outs[3]).unwrap();
         sphere::geodesic_distance(ctx, &mut r.rec, &g0, &g1, &dist).unwrap();
-        sphere::force_max_binding(None);
         assert!(
             r.rec.dispatches() >= 8,
             "expected two or more chunks per kernel"
@@ -487,7 +499,6 @@ fn bad_inputs_are_errors() {
     shape(sphere::log_map(ctx, &mut rec, &a, &a, &b));
     shape(sphere::proj_tangent(ctx, &mut rec, &b, &a, &a));
     shape(sphere::euler_step(ctx, &mut rec, &a, &b, 0.1, &a));
-    shape(sphere::euler_step_inplace(ctx, &mut rec, &a, &b, 0.1));
     shape(sphere::to_sphere(ctx, &mut rec, &a, &b));
     let k0 = z(&[2, 3, 0]);
     shape(sphere::exp_map(ctx, &mut rec, &k0, &k0, &k0));
@@ -528,10 +539,12 @@ fn bad_inputs_are_errors() {
         Err(Error::InvalidArgument(_))
     ));
     // Rows too long for any binding.
-    sphere::force_max_binding(Some(64));
+    let small = ctx.tuned(Tuning {
+        max_binding: Some(64),
+        ..Default::default()
+    });
     let long = z(&[1, 1, 32]);
-    let r = sphere::exp_map(ctx, &mut rec, &long, &long, &long);
-    sphere::force_max_binding(None);
+    let r = sphere::exp_map(&small, &mut rec, &long, &long, &long);
     assert!(matches!(r, Err(Error::Limit(_))), "{r:?}");
     assert!(rec.is_empty(), "failed launches must record nothing");
 }

@@ -543,21 +543,3 @@ fn bad_inputs_are_errors() {
     assert!(Mps::new(vec![Site::zeros(1, 2, 2)], 0.0).is_err());
     assert!(condition_on_noisy(&m, &[0, 1], 1.0, 1.0).is_err());
 }
-
-#[test]
-fn shader_validates_and_translates_to_spirv_msl_hlsl() {
-    let module = naga::front::wgsl::parse_str(SHADER.source).expect("WGSL parses");
-    let info = naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::all(),
-    )
-    .validate(&module)
-    .expect("module validates");
-    naga::back::spv::write_vec(&module, &info, &Default::default(), None).expect("SPIR-V");
-    naga::back::msl::write_string(&module, &info, &Default::default(), &Default::default())
-        .expect("MSL");
-    let mut hlsl = String::new();
-    naga::back::hlsl::Writer::new(&mut hlsl, &Default::default(), &Default::default())
-        .write(&module, &info, None)
-        .expect("HLSL");
-}

@@ -1,21 +1,18 @@
-// The part of every gemm kernel that is not the product itself: the storage type, parameters,
-// the bias and output bindings, the activations and the fused epilogue. Prepended by the host
-// to matmul.wgsl and matmul_cpu.wgsl (which hold the kernels and bind a and b themselves).
-//
-// Storage type of every operand (f16 variants replace these two lines; arithmetic is f32).
-alias E = f32;
-alias E4 = vec4<f32>;
+// The part of every gemm kernel that is not the product itself: the parameters, the bias and
+// output bindings and the fused epilogue (activations from lib/act.wgsl). Operands are stored
+// as E (f32 or f16: the kernels are storage-generic); arithmetic is f32. Shared by the tiled
+// kernels (matmul*.wgsl) and the subgroup kernel (matmul_cpu.wgsl), which bind a and b.
 
 // c = act(alpha * op(a) * op(b) + bias), or with accumulation c += act(alpha * op(a) * op(b) +
 // bias); all matrices row-major, stored as E. Operands are bound as (aligned) buffer ranges;
 // the element offset of each matrix inside its binding is a parameter.
 
-struct Params {
+struct GemmParams {
     m: u32,
     n: u32,
     k: u32,
     flags: u32,     // 1 trans_a, 2 trans_b, 4 accumulate, 8 has bias
-    act: u32,       // 0 identity, 1 relu, 2 leaky relu, 3 silu, 4 gelu (tanh)
+    act: u32,       // an ACT_* code of lib/act.wgsl
     a_off: u32,
     b_off: u32,
     c_off: u32,
@@ -25,22 +22,9 @@ struct Params {
     _pad: u32,
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(0) var<uniform> params: GemmParams;
 @group(0) @binding(3) var<storage, read> bias: array<E>;
 @group(0) @binding(4) var<storage, read_write> c: array<E>;
-
-fn activate(x: f32) -> f32 {
-    switch params.act {
-        case 1u: { return max(x, 0.0); }
-        case 2u: { return select(params.slope * x, x, x >= 0.0); }
-        case 3u: { return x / (1.0 + exp(-x)); }
-        case 4u: {
-            let u = clamp(0.7978845608028654 * (x + 0.044715 * x * x * x), -15.0, 15.0);
-            return 0.5 * x * (1.0 + tanh(u));
-        }
-        default: { return x; }
-    }
-}
 
 // The fused epilogue for element (i, j) of c holding the raw product `acc`; elements outside c
 // are skipped.
@@ -52,9 +36,9 @@ fn store(i: u32, j: u32, acc: f32) {
     }
     let idx = params.c_off + i * params.n + j;
     if ((params.flags & 4u) != 0u) {
-        c[idx] = E(f32(c[idx]) + activate(v));
+        c[idx] = E(f32(c[idx]) + act_apply(params.act, params.slope, v));
     } else {
-        c[idx] = E(activate(v));
+        c[idx] = E(act_apply(params.act, params.slope, v));
     }
 }
 

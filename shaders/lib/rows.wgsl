@@ -1,12 +1,10 @@
 // Rows of K handled by groups of `lanes` invocations (a power of two dividing 256, chosen on the
 // host from K), 256 / lanes rows a workgroup; lanes stride over K and a row's sums are reduced
 // in workgroup memory. Every invocation reaches every barrier (rows past the end are masked,
-// never returned from), so control flow stays uniform. Prepended by the host to the shaders
-// with row kernels, which define row_lanes(), row_count() and row_len().
+// never returned from), so control flow stays uniform. Follows lib/grid.wgsl; the shaders with
+// row kernels define row_lanes(), row_count() and row_len().
 
-const WG: u32 = 256u;
-
-var<workgroup> red: array<vec4<f32>, 256>;
+var<workgroup> row_red: array<vec4<f32>, WG>;
 
 struct Slot {
     row: u32,
@@ -16,7 +14,7 @@ struct Slot {
 }
 
 fn slot(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> Slot {
-    let wg = wid.x + wid.y * nwg.x;
+    let wg = group_index(wid, nwg);
     let lanes = row_lanes();
     let row = wg * (WG / lanes) + lid / lanes;
     let lane = lid & (lanes - 1u);
@@ -34,7 +32,7 @@ fn row_sum(v: vec4<f32>, lid: u32, lane: u32) -> vec4<f32> {
     if (row_lanes() == 1u) {
         return v; // one invocation per row: nothing to share (uniform branch)
     }
-    red[lid] = v;
+    row_red[lid] = v;
     var s = row_lanes() / 2u;
     loop {
         if (s == 0u) {
@@ -42,12 +40,12 @@ fn row_sum(v: vec4<f32>, lid: u32, lane: u32) -> vec4<f32> {
         }
         workgroupBarrier();
         if (lane < s) {
-            red[lid] = red[lid] + red[lid + s];
+            row_red[lid] = row_red[lid] + row_red[lid + s];
         }
         s = s / 2u;
     }
     workgroupBarrier();
-    let r = red[lid - lane];
+    let r = row_red[lid - lane];
     workgroupBarrier();
     return r;
 }

@@ -1,160 +1,12 @@
 //! The CPU backend: runs a [`Plan`] in plain Rust, products through `matrixmultiply`. Generic
 //! over f32 and f64 (f64 for finite-difference gradient checks).
 
-use crate::autodiff::graph::{Act, Graph, NodeId, ParamInfo};
+use crate::autodiff::graph::{Graph, NodeId, ParamInfo};
 use crate::autodiff::plan::{BinOp, Instr, Loc, Plan, GRADS, PARAMS};
 use crate::autodiff::{match_tensors, Executor, NamedTensor, OptimConfig, OptimizerState};
 use crate::error::{Error, Result};
 use crate::kernels::optim::{adam_cpu, clip_scale};
-
-/// A floating-point element the CPU backend computes in.
-pub trait Real: Copy + Default + Send + Sync + std::fmt::Debug + 'static {
-    /// `cpu-f32` or `cpu-f64`.
-    const NAME: &'static str;
-    /// Convert from f64 (rounding for f32).
-    fn from_f64(v: f64) -> Self;
-    /// Convert to f64.
-    fn to_f64(self) -> f64;
-    /// `c = alpha·op(a)·op(b) + beta·c` with strides (row, column) as in `matrixmultiply`.
-    #[allow(clippy::too_many_arguments)]
-    fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: &[Self],
-        a_strides: (isize, isize),
-        b: &[Self],
-        b_strides: (isize, isize),
-        beta: Self,
-        c: &mut [Self],
-    );
-}
-
-impl Real for f32 {
-    const NAME: &'static str = "cpu-f32";
-    fn from_f64(v: f64) -> Self {
-        v as f32
-    }
-    fn to_f64(self) -> f64 {
-        self as f64
-    }
-    fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: &[f32],
-        (rsa, csa): (isize, isize),
-        b: &[f32],
-        (rsb, csb): (isize, isize),
-        beta: f32,
-        c: &mut [f32],
-    ) {
-        assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-        // SAFETY: the slices hold at least m·k, k·n and m·n elements and the strides describe
-        // row-major or transposed row-major layouts of exactly those sizes.
-        unsafe {
-            matrixmultiply::sgemm(
-                m,
-                k,
-                n,
-                1.0,
-                a.as_ptr(),
-                rsa,
-                csa,
-                b.as_ptr(),
-                rsb,
-                csb,
-                beta,
-                c.as_mut_ptr(),
-                n as isize,
-                1,
-            )
-        }
-    }
-}
-
-impl Real for f64 {
-    const NAME: &'static str = "cpu-f64";
-    fn from_f64(v: f64) -> Self {
-        v
-    }
-    fn to_f64(self) -> f64 {
-        self
-    }
-    fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: &[f64],
-        (rsa, csa): (isize, isize),
-        b: &[f64],
-        (rsb, csb): (isize, isize),
-        beta: f64,
-        c: &mut [f64],
-    ) {
-        assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-        // SAFETY: as for f32.
-        unsafe {
-            matrixmultiply::dgemm(
-                m,
-                k,
-                n,
-                1.0,
-                a.as_ptr(),
-                rsa,
-                csa,
-                b.as_ptr(),
-                rsb,
-                csb,
-                beta,
-                c.as_mut_ptr(),
-                n as isize,
-                1,
-            )
-        }
-    }
-}
-
-/// `f(x)` in f64 (the reference for the GPU activation kernels).
-pub fn act_f64(f: Act, x: f64) -> f64 {
-    match f {
-        Act::LeakyRelu(s) => {
-            if x >= 0.0 {
-                x
-            } else {
-                s as f64 * x
-            }
-        }
-        Act::Silu => x / (1.0 + (-x).exp()),
-        Act::Gelu => {
-            let c = (2.0 / std::f64::consts::PI).sqrt();
-            0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh())
-        }
-    }
-}
-
-/// `f'(x)` in f64.
-pub fn act_grad_f64(f: Act, x: f64) -> f64 {
-    match f {
-        Act::LeakyRelu(s) => {
-            if x >= 0.0 {
-                1.0
-            } else {
-                s as f64
-            }
-        }
-        Act::Silu => {
-            let sg = 1.0 / (1.0 + (-x).exp());
-            sg * (1.0 + x * (1.0 - sg))
-        }
-        Act::Gelu => {
-            let c = (2.0 / std::f64::consts::PI).sqrt();
-            let u = c * (x + 0.044715 * x * x * x);
-            let th = u.tanh();
-            0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * c * (1.0 + 3.0 * 0.044715 * x * x)
-        }
-    }
-}
+use crate::kernels::Real;
 
 /// The CPU executor; see [`Executor`].
 #[derive(Debug)]
@@ -336,18 +188,13 @@ impl<T: Real> CpuExecutor<T> {
                 }
                 Instr::Act { f, x, .. } => {
                     for (yv, xv) in y.iter_mut().zip(self.sl(*x)) {
-                        *yv = T::from_f64(act_f64(*f, xv.to_f64()));
+                        *yv = T::from_f64(f.apply(xv.to_f64()));
                     }
                 }
                 Instr::ActGrad { f, x, gy, acc, .. } => {
                     let (xs, gs) = (self.sl(*x), self.sl(*gy));
                     for i in 0..y.len() {
-                        put(
-                            y,
-                            i,
-                            *acc,
-                            gs[i].to_f64() * act_grad_f64(*f, xs[i].to_f64()),
-                        );
+                        put(y, i, *acc, gs[i].to_f64() * f.deriv(xs[i].to_f64()));
                     }
                 }
                 Instr::BiasAdd { x, b, cols, .. } => {

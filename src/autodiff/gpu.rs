@@ -5,14 +5,16 @@
 //! All parameters live in one buffer (gradients and Adam moments likewise, same layout), so
 //! the gradient norm and the optimizer are single dispatches over contiguous memory.
 
-use crate::autodiff::graph::{Act, Graph, NodeId, ParamInfo};
-use crate::autodiff::kernels::{launch, launch_groups, u32_of, Uniform, WG};
+use crate::autodiff::graph::{Graph, NodeId, ParamInfo};
+use crate::autodiff::kernels::{self as k, AutodiffParams};
 use crate::autodiff::plan::{BinOp, Instr, Loc, Plan, GRADS, PARAMS};
 use crate::autodiff::{match_tensors, Executor, NamedTensor, OptimConfig, OptimizerState};
 use crate::error::{Error, Result};
-use crate::gpu::{GpuContext, GpuTensor, Recorder};
+use crate::gpu::{u32_of, Arg, GpuContext, GpuTensor, KernelDef, Recorder, Work};
 use crate::kernels::linalg::{gemm, Gemm, View};
 use crate::kernels::optim::GpuOptimizer;
+use crate::kernels::reduce::{self, SumOf};
+use crate::kernels::sphere;
 
 /// A plan with its buffers and recordings.
 struct Compiled {
@@ -23,12 +25,12 @@ struct Compiled {
     bwd: Recorder,
 }
 
-fn binding<'a>(bufs: &'a [GpuTensor<f32>], l: Loc) -> wgpu::BindingResource<'a> {
-    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+fn arg(bufs: &[GpuTensor<f32>], l: Loc) -> Arg<'_> {
+    Arg::Range {
         buffer: bufs[l.buf].buffer(),
         offset: l.off as u64 * 4,
-        size: std::num::NonZeroU64::new(l.len.max(1) as u64 * 4),
-    })
+        size: l.len.max(1) as u64 * 4,
+    }
 }
 
 fn view(bufs: &[GpuTensor<f32>], l: Loc) -> View<'_> {
@@ -39,67 +41,33 @@ fn view(bufs: &[GpuTensor<f32>], l: Loc) -> View<'_> {
     }
 }
 
-fn act_code(f: Act) -> (u32, f32) {
-    match f {
-        Act::LeakyRelu(s) => (0, s),
-        Act::Silu => (1, 0.0),
-        Act::Gelu => (2, 0.0),
-    }
+/// A `[rows, k]` tensor over a location (a view of the same buffer).
+fn rows_tensor(bufs: &[GpuTensor<f32>], l: Loc, k: usize) -> Result<GpuTensor<f32>> {
+    bufs[l.buf].view(l.off, &[l.len / k, k])
 }
 
-#[allow(clippy::too_many_arguments)]
-/// Record `y[0] = s · Σ src` (mode 0: x; 1: x²; `entry` `reduce_sqdiff`: (a − b)²).
-fn record_reduce(
+/// Record an element-wise kernel of `autodiff.wgsl` over `n` items.
+fn launch(
     ctx: &GpuContext,
     rec: &mut Recorder,
+    kernel: &'static KernelDef,
     bufs: &[GpuTensor<f32>],
-    scratch: &mut Vec<GpuTensor<f32>>,
-    entry: &str,
-    srcs: &[Loc],
-    y: Loc,
-    s: f32,
+    locs: &[Loc],
+    n: usize,
+    p: AutodiffParams,
 ) -> Result<()> {
-    let n = srcs[0].len;
-    let groups = u32_of(n.div_ceil(WG as usize * 8), "reduction groups")?.clamp(1, WG);
-    let mut b: Vec<_> = srcs.iter().map(|l| binding(bufs, *l)).collect();
-    let u = Uniform {
-        n: u32_of(n, "reduction length")?,
-        s,
-        ..Default::default()
-    };
-    if groups == 1 {
-        b.push(binding(bufs, y));
-        return launch_groups(ctx, rec, entry, &u, &b, 1);
-    }
-    let partial = GpuTensor::zeros(ctx, &[groups as usize])?;
-    b.push(partial.binding());
-    launch_groups(ctx, rec, entry, &Uniform { s: 1.0, ..u }, &b, groups)?;
-    let u2 = Uniform {
-        n: groups,
-        s,
-        ..Default::default()
-    };
-    launch_groups(
-        ctx,
-        rec,
-        "reduce_sum",
-        &u2,
-        &[partial.binding(), binding(bufs, y)],
-        1,
-    )?;
-    scratch.push(partial);
-    Ok(())
+    let args: Vec<Arg> = locs.iter().map(|l| arg(bufs, *l)).collect();
+    kernel.launch(ctx, rec, Work::Threads(n as u64), &args, |_| p)
 }
 
 fn record_instr(
     ctx: &GpuContext,
     rec: &mut Recorder,
     bufs: &[GpuTensor<f32>],
-    scratch: &mut Vec<GpuTensor<f32>>,
     ins: &Instr,
 ) -> Result<()> {
-    let b = |l: Loc| binding(bufs, l);
     let n_of = |l: Loc| u32_of(l.len, "elements");
+    let acc_of = |a: bool| a as u32;
     match ins {
         Instr::Gemm {
             g,
@@ -123,25 +91,25 @@ fn record_instr(
             )
         }
         Instr::Act { f, x, y } => {
-            let (mode, slope) = act_code(*f);
-            let u = Uniform {
+            let (mode, slope) = f.code();
+            let p = AutodiffParams {
                 n: n_of(*y)?,
                 mode,
                 slope,
                 ..Default::default()
             };
-            launch(ctx, rec, "act_fwd", &u, &[b(*x), b(*y)], y.len)
+            launch(ctx, rec, &k::ACT_FWD, bufs, &[*x, *y], y.len, p)
         }
         Instr::ActGrad { f, x, gy, gx, acc } => {
-            let (mode, slope) = act_code(*f);
-            let u = Uniform {
+            let (mode, slope) = f.code();
+            let p = AutodiffParams {
                 n: n_of(*gx)?,
                 mode,
                 slope,
-                acc: *acc as u32,
+                acc: acc_of(*acc),
                 ..Default::default()
             };
-            launch(ctx, rec, "act_bwd", &u, &[b(*x), b(*gy), b(*gx)], gx.len)
+            launch(ctx, rec, &k::ACT_BWD, bufs, &[*x, *gy, *gx], gx.len, p)
         }
         Instr::BiasAdd {
             x,
@@ -149,12 +117,12 @@ fn record_instr(
             y,
             cols,
         } => {
-            let u = Uniform {
+            let p = AutodiffParams {
                 n: n_of(*y)?,
                 cols: u32_of(*cols, "columns")?,
                 ..Default::default()
             };
-            launch(ctx, rec, "bias_add", &u, &[b(*x), b(*bias), b(*y)], y.len)
+            launch(ctx, rec, &k::BIAS_ADD, bufs, &[*x, *bias, *y], y.len, p)
         }
         Instr::ColSum {
             x,
@@ -162,15 +130,16 @@ fn record_instr(
             rows,
             cols,
             acc,
-        } => {
-            let u = Uniform {
-                rows: u32_of(*rows, "rows")?,
-                cols: u32_of(*cols, "columns")?,
-                acc: *acc as u32,
-                ..Default::default()
-            };
-            launch(ctx, rec, "col_sum", &u, &[b(*x), b(*y)], *cols)
-        }
+        } => reduce::sum_rows(
+            ctx,
+            rec,
+            *rows,
+            *cols,
+            view(bufs, *x),
+            view(bufs, *y),
+            1.0,
+            *acc,
+        ),
         Instr::Binary {
             op,
             a,
@@ -178,23 +147,23 @@ fn record_instr(
             y,
             acc,
         } => {
-            let u = Uniform {
+            let p = AutodiffParams {
                 n: n_of(*y)?,
                 mode: (*op == BinOp::Mul) as u32,
-                acc: *acc as u32,
+                acc: acc_of(*acc),
                 ..Default::default()
             };
-            launch(ctx, rec, "binary", &u, &[b(*a), b(*bb), b(*y)], y.len)
+            launch(ctx, rec, &k::BINARY, bufs, &[*a, *bb, *y], y.len, p)
         }
         Instr::ScaleAdd { x, y, s, c, acc } => {
-            let u = Uniform {
+            let p = AutodiffParams {
                 n: n_of(*y)?,
                 s: *s,
                 c: *c,
-                acc: *acc as u32,
+                acc: acc_of(*acc),
                 ..Default::default()
             };
-            launch(ctx, rec, "scale_add", &u, &[b(*x), b(*y)], y.len)
+            launch(ctx, rec, &k::SCALE_ADD, bufs, &[*x, *y], y.len, p)
         }
         Instr::ColCopy {
             x,
@@ -207,32 +176,44 @@ fn record_instr(
             width,
             acc,
         } => {
-            let u = Uniform {
+            let p = AutodiffParams {
                 rows: u32_of(*rows, "rows")?,
                 x_cols: u32_of(*x_cols, "columns")?,
                 y_cols: u32_of(*y_cols, "columns")?,
                 x_off: u32_of(*x_off, "column offset")?,
                 y_off: u32_of(*y_off, "column offset")?,
                 width: u32_of(*width, "columns")?,
-                acc: *acc as u32,
+                acc: acc_of(*acc),
                 ..Default::default()
             };
-            launch(ctx, rec, "col_copy", &u, &[b(*x), b(*y)], rows * width)
+            launch(ctx, rec, &k::COL_COPY, bufs, &[*x, *y], rows * width, p)
         }
-        Instr::Sum { x, y, s } => {
-            record_reduce(ctx, rec, bufs, scratch, "reduce_sum", &[*x], *y, *s)
-        }
-        Instr::SqDiffSum { a, b: bb, y, s } => {
-            record_reduce(ctx, rec, bufs, scratch, "reduce_sqdiff", &[*a, *bb], *y, *s)
-        }
+        Instr::Sum { x, y, s } => reduce::sum_reduce(
+            ctx,
+            rec,
+            SumOf::Values,
+            view(bufs, *x),
+            None,
+            *s,
+            view(bufs, *y),
+        ),
+        Instr::SqDiffSum { a, b: bb, y, s } => reduce::sum_reduce(
+            ctx,
+            rec,
+            SumOf::SquaredDiffs,
+            view(bufs, *a),
+            Some(view(bufs, *bb)),
+            *s,
+            view(bufs, *y),
+        ),
         Instr::Broadcast { g, y, s, acc } => {
-            let u = Uniform {
+            let p = AutodiffParams {
                 n: n_of(*y)?,
                 s: *s,
-                acc: *acc as u32,
+                acc: acc_of(*acc),
                 ..Default::default()
             };
-            launch(ctx, rec, "broadcast", &u, &[b(*g), b(*y)], y.len)
+            launch(ctx, rec, &k::BROADCAST, bufs, &[*g, *y], y.len, p)
         }
         Instr::SqDiffGrad {
             a,
@@ -242,56 +223,33 @@ fn record_instr(
             s,
             acc,
         } => {
-            let u = Uniform {
+            let p = AutodiffParams {
                 n: n_of(*y)?,
                 s: *s,
-                acc: *acc as u32,
+                acc: acc_of(*acc),
                 ..Default::default()
             };
             launch(
                 ctx,
                 rec,
-                "sqdiff_grad",
-                &u,
-                &[b(*a), b(*bb), b(*g), b(*y)],
+                &k::SQDIFF_GRAD,
+                bufs,
+                &[*a, *bb, *g, *y],
                 y.len,
+                p,
             )
         }
         Instr::Proj { v, x, y, k } => {
-            let groups = y.len / k;
-            let u = Uniform {
-                n: u32_of(groups, "groups")?,
-                k: u32_of(*k, "k")?,
-                ..Default::default()
-            };
-            launch(ctx, rec, "proj", &u, &[b(*v), b(*x), b(*y)], groups)
+            let t = |l: Loc| rows_tensor(bufs, l, *k);
+            sphere::proj_tangent_acc(ctx, rec, &t(*x)?, &t(*v)?, &t(*y)?, false)
         }
         Instr::ProjGradV { x, g, y, k, acc } => {
-            let groups = y.len / k;
-            let u = Uniform {
-                n: u32_of(groups, "groups")?,
-                k: u32_of(*k, "k")?,
-                acc: *acc as u32,
-                ..Default::default()
-            };
-            launch(ctx, rec, "proj_grad_v", &u, &[b(*x), b(*g), b(*y)], groups)
+            let t = |l: Loc| rows_tensor(bufs, l, *k);
+            sphere::proj_tangent_acc(ctx, rec, &t(*x)?, &t(*g)?, &t(*y)?, *acc)
         }
         Instr::ProjGradX { v, x, g, y, k, acc } => {
-            let groups = y.len / k;
-            let u = Uniform {
-                n: u32_of(groups, "groups")?,
-                k: u32_of(*k, "k")?,
-                acc: *acc as u32,
-                ..Default::default()
-            };
-            launch(
-                ctx,
-                rec,
-                "proj_grad_x",
-                &u,
-                &[b(*v), b(*x), b(*g), b(*y)],
-                groups,
-            )
+            let t = |l: Loc| rows_tensor(bufs, l, *k);
+            sphere::proj_tangent_grad_x(ctx, rec, &t(*x)?, &t(*v)?, &t(*g)?, &t(*y)?, *acc)
         }
         Instr::Zero { y } => {
             rec.clear(
@@ -313,7 +271,7 @@ fn compile(
     shared_params: Option<&GpuTensor<f32>>,
 ) -> Result<Compiled> {
     let plan = Plan::build(graph, batch, outputs, loss)?;
-    let max = ctx.limits().max_storage_buffer_binding_size;
+    let max = ctx.max_binding();
     let mut bufs = Vec::with_capacity(plan.buf_lens.len());
     for (i, &n) in plan.buf_lens.iter().enumerate() {
         if n as u64 * 4 > max {
@@ -341,14 +299,13 @@ fn compile(
             inputs.push((name.clone(), *id, bufs[l.buf].reshape(&plan.shapes[*id])?));
         }
     }
-    let mut scratch = Vec::new();
     let mut fwd = Recorder::new();
     for ins in &plan.forward {
-        record_instr(ctx, &mut fwd, &bufs, &mut scratch, ins)?;
+        record_instr(ctx, &mut fwd, &bufs, ins)?;
     }
     let mut bwd = Recorder::new();
     for ins in &plan.backward {
-        record_instr(ctx, &mut bwd, &bufs, &mut scratch, ins)?;
+        record_instr(ctx, &mut bwd, &bufs, ins)?;
     }
     if let Some(s) = plan.seed {
         ctx.queue().write_buffer(
@@ -485,17 +442,12 @@ impl<'c> GpuExecutor<'c> {
                 let opt = GpuOptimizer::new(ctx, cfg, total)?;
                 opt.record(ctx, &mut step_rec, &c.bufs[PARAMS], &c.bufs[GRADS], &m, &v)?;
                 let ll = c.value_loc(l)?;
-                launch_groups(
-                    ctx,
-                    &mut step_rec,
-                    "loss_accum",
-                    &Uniform {
-                        s: 1.0,
-                        ..Default::default()
-                    },
-                    &[binding(&c.bufs, ll), loss_acc.binding()],
-                    1,
-                )?;
+                let p = AutodiffParams {
+                    s: 1.0,
+                    ..Default::default()
+                };
+                let args = [arg(&c.bufs, ll), Arg::from(&loss_acc)];
+                k::LOSS_ACCUM.launch(ctx, &mut step_rec, Work::Groups(1), &args, |_| p)?;
                 Some(opt)
             }
             None => None,

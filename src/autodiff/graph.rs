@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use crate::autodiff::NamedTensor;
 use crate::error::{Error, Result};
+use crate::kernels::Activation;
 use crate::rng::Rng;
 
 /// A node of a [`Graph`] (its index, in creation order, which is a topological order).
@@ -75,17 +76,6 @@ pub enum Init {
     Values(Vec<f32>),
 }
 
-/// An elementwise activation.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Act {
-    /// `x ≥ 0 ? x : slope·x`.
-    LeakyRelu(f32),
-    /// `x·sigmoid(x)`.
-    Silu,
-    /// `0.5 x (1 + tanh(√(2/π)(x + 0.044715 x³)))`.
-    Gelu,
-}
-
 /// What a node computes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
@@ -129,7 +119,7 @@ pub enum Op {
     /// `a + s`.
     AddScalar(NodeId, f32),
     /// An elementwise activation.
-    Act(NodeId, Act),
+    Act(NodeId, Activation),
     /// Concatenation along the last axis.
     Concat(Vec<NodeId>),
     /// Sum of all elements, `[1, 1]`.
@@ -448,8 +438,8 @@ impl Graph {
     }
 
     /// An elementwise activation.
-    pub fn act(&mut self, a: NodeId, f: Act) -> Result<NodeId> {
-        if let Act::LeakyRelu(s) = f {
+    pub fn act(&mut self, a: NodeId, f: Activation) -> Result<NodeId> {
+        if let Activation::LeakyRelu(s) = f {
             Self::finite("leaky_relu slope", s)?;
         }
         let sh = self.shape(a)?;
@@ -458,15 +448,15 @@ impl Graph {
 
     /// LeakyReLU with the given negative slope.
     pub fn leaky_relu(&mut self, a: NodeId, slope: f32) -> Result<NodeId> {
-        self.act(a, Act::LeakyRelu(slope))
+        self.act(a, Activation::LeakyRelu(slope))
     }
     /// SiLU (`x·sigmoid(x)`).
     pub fn silu(&mut self, a: NodeId) -> Result<NodeId> {
-        self.act(a, Act::Silu)
+        self.act(a, Activation::Silu)
     }
     /// GELU (tanh approximation).
     pub fn gelu(&mut self, a: NodeId) -> Result<NodeId> {
-        self.act(a, Act::Gelu)
+        self.act(a, Activation::Gelu)
     }
 
     /// Concatenate along the last (feature) axis; all parts have the same rows.

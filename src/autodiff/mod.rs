@@ -35,10 +35,13 @@ pub mod graph;
 pub mod kernels;
 pub mod plan;
 
+pub use crate::kernels::optim::{OptimConfig, OptimKind};
+pub use crate::kernels::Activation;
+pub use crate::kernels::Real;
 pub use crate::rng::Rng;
-pub use cpu::{CpuExecutor, Real};
+pub use cpu::CpuExecutor;
 pub use gpu::{GpuExecutor, GpuForward};
-pub use graph::{Act, Dim, Graph, Init, NodeId, Op, ParamInfo, Shape};
+pub use graph::{Dim, Graph, Init, NodeId, Op, ParamInfo, Shape};
 
 use crate::error::{Error, Result};
 
@@ -51,71 +54,6 @@ pub struct NamedTensor {
     pub shape: Vec<usize>,
     /// Row-major data.
     pub data: Vec<f32>,
-}
-
-/// Which Adam variant the optimizer runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum OptimKind {
-    /// Adam with decoupled weight decay (`p ← p − lr·wd·p` before the update).
-    AdamW,
-    /// Adam with L2 weight decay (`g ← g + wd·p`).
-    Adam,
-}
-
-/// Optimizer settings (defaults: AdamW, lr 1e-3, betas 0.9/0.999, eps 1e-8, no decay, global
-/// grad-norm clipped to 1).
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct OptimConfig {
-    /// AdamW or Adam.
-    pub kind: OptimKind,
-    /// Learning rate.
-    pub lr: f32,
-    /// First-moment decay.
-    pub beta1: f32,
-    /// Second-moment decay.
-    pub beta2: f32,
-    /// Denominator guard.
-    pub eps: f32,
-    /// Weight decay (decoupled for AdamW, L2 for Adam).
-    pub weight_decay: f32,
-    /// Clip the global gradient norm to this value (`None`: no clipping).
-    pub max_grad_norm: Option<f32>,
-}
-
-impl Default for OptimConfig {
-    fn default() -> Self {
-        Self {
-            kind: OptimKind::AdamW,
-            lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            max_grad_norm: Some(1.0),
-        }
-    }
-}
-
-impl OptimConfig {
-    /// Check the ranges of every setting.
-    pub fn validate(&self) -> Result<()> {
-        let ok = self.lr.is_finite()
-            && self.lr >= 0.0
-            && (0.0..1.0).contains(&self.beta1)
-            && (0.0..1.0).contains(&self.beta2)
-            && self.eps.is_finite()
-            && self.eps > 0.0
-            && self.weight_decay.is_finite()
-            && self.weight_decay >= 0.0
-            && self.max_grad_norm.is_none_or(|m| m.is_finite() && m > 0.0);
-        if ok {
-            Ok(())
-        } else {
-            Err(Error::InvalidArgument(format!(
-                "optimizer settings out of range: {self:?}"
-            )))
-        }
-    }
 }
 
 /// Adam moments and step count, for checkpoints. Tensors are named `adam_m.<param>` and

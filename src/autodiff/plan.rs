@@ -3,8 +3,9 @@
 //! reverse topological walk over the nodes the loss depends on; both backends run the same
 //! program, so they agree by construction on what is computed.
 
-use crate::autodiff::graph::{Act, Dim, Graph, NodeId, Op};
+use crate::autodiff::graph::{Dim, Graph, NodeId, Op};
 use crate::error::{Error, Result};
+use crate::kernels::Activation;
 
 /// Buffer 0 holds every parameter, contiguously.
 pub const PARAMS: usize = 0;
@@ -65,10 +66,10 @@ pub enum Instr {
         c: Loc,
     },
     /// `y = f(x)`.
-    Act { f: Act, x: Loc, y: Loc },
+    Act { f: Activation, x: Loc, y: Loc },
     /// `gx (+)= gy · f'(x)`.
     ActGrad {
-        f: Act,
+        f: Activation,
         x: Loc,
         gy: Loc,
         gx: Loc,

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use fisherflow::autodiff::{Act, OptimConfig};
+use fisherflow::autodiff::{Activation, OptimConfig};
 use fisherflow::gpu::{ContextOptions, GpuContext, GpuTensor, Recorder};
 use fisherflow::sdflow::{self, plot, ModelConfig, ModelFlow, ParticleConfig, ParticleFlow, Rng};
 use fisherflow::{Error, Result};
@@ -247,8 +247,8 @@ fn run_model(
     toy: bool,
 ) -> Result<()> {
     let activation = match args.activation.as_str() {
-        "silu" => Act::Silu,
-        "leaky-relu" | "leaky_relu" => Act::LeakyRelu(0.2),
+        "silu" => Activation::Silu,
+        "leaky-relu" | "leaky_relu" => Activation::LeakyRelu(0.2),
         a => {
             return Err(Error::InvalidArgument(format!(
                 "unknown --activation {a:?}; expected silu or leaky-relu"

@@ -19,29 +19,54 @@
 use crate::autodiff::NamedTensor;
 use crate::error::{Error, Result};
 use crate::flow::sample::FlowModel;
+use crate::gpu::{lib, Arg, KernelDef, ShaderDef, Work};
 use crate::gpu::{GpuContext, GpuTensor, Recorder};
-use crate::kernels::linalg::{gemm, Activation, Gemm, View};
-use crate::kernels::{Precision, StorageGeneric};
+use crate::kernels::linalg::{gemm, Gemm, View};
+use crate::kernels::{Activation, Precision};
 use crate::nn::MlpConfig;
 
-/// `shaders/field.wgsl` in f32 or f16 storage.
-pub static SHADER: StorageGeneric = StorageGeneric::new(
+/// `shaders/field.wgsl` with the grid prelude, in f32 or f16 storage.
+pub static SHADER: ShaderDef = ShaderDef::storage_generic(
     "field",
-    "field_f16",
-    include_str!("../../shaders/field.wgsl"),
-);
+    &[lib::GRID, include_str!("../../shaders/field.wgsl")],
+)
+.slots(&["x", "w", "b", "cat0", "cath", "h", "v", "out"]);
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    rows: u32,
-    lk: u32,
-    e: u32,
-    h: u32,
-    k: u32,
-    project: u32,
-    t: f32,
-    _pad: u32,
+/// `cat0 = [x, temb(t)]` and the time-embedding columns of `cath`.
+pub static EMBED: KernelDef =
+    KernelDef::new(&SHADER, "embed", &["x", "w", "b", "cat0", "cath"]).params::<FieldParams>();
+/// `cath[:, ..H] = h`.
+pub static PUT_COLS: KernelDef =
+    KernelDef::new(&SHADER, "put_cols", &["h", "cath"]).params::<FieldParams>();
+/// `out = v − ⟨v, x⟩ x` per position.
+pub static FINISH: KernelDef =
+    KernelDef::new(&SHADER, "finish", &["v", "x", "out"]).params::<FieldParams>();
+
+/// Every kernel of the family.
+pub fn kernels() -> Vec<&'static KernelDef> {
+    vec![&EMBED, &PUT_COLS, &FINISH]
+}
+
+crate::gpu_params! {
+    /// Parameters of the field kernels.
+    pub struct FieldParams {
+        /// Sequences in the chunk.
+        pub rows: u32,
+        /// `L·K`.
+        pub lk: u32,
+        /// Time-embedding width.
+        pub e: u32,
+        /// Hidden width.
+        pub h: u32,
+        /// Categories.
+        pub k: u32,
+        /// 1: project onto the tangent space.
+        pub project: u32,
+        /// Time of the evaluation.
+        pub t: f32,
+        /// Padding.
+        pub _pad: u32,
+    }
 }
 
 /// A buffer of `len` elements in the network's precision.
@@ -235,9 +260,9 @@ impl<'c> FieldNet<'c> {
         self.precision
     }
 
-    fn params(&self, t: f32) -> Params {
+    fn params(&self, t: f32) -> FieldParams {
         let c = &self.config;
-        Params {
+        FieldParams {
             rows: self.rows as u32,
             lk: c.width() as u32,
             e: c.time_dim as u32,
@@ -252,26 +277,21 @@ impl<'c> FieldNet<'c> {
     fn launch(
         &self,
         rec: &mut Recorder,
-        entry: &str,
+        kernel: &'static KernelDef,
         t: f32,
         threads: usize,
-        bufs: &[wgpu::BindingResource<'_>],
+        args: &[Arg<'_>],
     ) -> Result<()> {
-        let ctx = self.ctx;
-        let kernel = ctx.kernel(&SHADER.shader(self.precision), entry)?;
-        let u = ctx.uniform(&self.params(t));
-        let mut all = vec![u.as_entire_binding()];
-        all.extend(bufs.iter().cloned());
-        let bg = ctx.bind(&kernel, &all)?;
-        let groups = u32::try_from(threads.div_ceil(256))
-            .map_err(|_| Error::Limit(format!("{entry}: {threads} invocations")))?;
-        rec.dispatch(&kernel, &bg, ctx.grid(groups)?);
-        Ok(())
+        let p = self.params(t);
+        let work = Work::Threads(threads as u64);
+        kernel.launch_as(self.ctx, rec, self.precision, work, args, |_| p)
     }
 
-    fn bind<'a>(&self, s: &'a Store, what: &str) -> Result<wgpu::BindingResource<'a>> {
+    fn bind<'a>(&self, s: &'a Store, what: &str) -> Result<Arg<'a>> {
         let elem = self.precision.bytes();
-        Ok(s.view().bind_elems(self.ctx, what, elem, elem)?.0)
+        Ok(Arg::Resource(
+            s.view().bind_elems(self.ctx, what, elem, elem)?.0,
+        ))
     }
 
     fn dense(
@@ -306,11 +326,11 @@ impl<'c> FieldNet<'c> {
         let leaky = Activation::LeakyRelu(c.slope);
         self.launch(
             rec,
-            "embed",
+            &EMBED,
             t,
             rows * (lk + e),
             &[
-                self.x.binding(),
+                Arg::from(&self.x),
                 self.bind(&self.time_w, "time weight")?,
                 self.bind(&self.time_b, "time bias")?,
                 self.bind(&self.cat0, "input activations")?,
@@ -321,7 +341,7 @@ impl<'c> FieldNet<'c> {
         let put = |rec: &mut Recorder| -> Result<()> {
             self.launch(
                 rec,
-                "put_cols",
+                &PUT_COLS,
                 t,
                 rows * h,
                 &[
@@ -345,13 +365,13 @@ impl<'c> FieldNet<'c> {
         )?;
         self.launch(
             rec,
-            "finish",
+            &FINISH,
             t,
             rows * c.seq_len,
             &[
                 self.bind(&self.v, "output")?,
-                self.x.binding(),
-                self.out.binding(),
+                Arg::from(&self.x),
+                Arg::from(&self.out),
             ],
         )?;
         Ok(())

@@ -2,34 +2,80 @@
 //! linear simplex baseline), each with its CPU reference.
 
 use crate::error::{Error, Result};
-use crate::gpu::{GpuContext, GpuTensor, Recorder, Shader};
+use crate::gpu::{lib, u32_of, Arg, GpuContext, GpuTensor, KernelDef, Recorder, ShaderDef, Work};
 
-/// `shaders/flow.wgsl`.
-pub const SHADER: Shader = Shader::new("flow", include_str!("../../shaders/flow.wgsl"));
+/// `shaders/flow.wgsl` with the grid prelude.
+pub static SHADER: ShaderDef = ShaderDef::new(
+    "flow",
+    &[lib::GRID, include_str!("../../shaders/flow.wgsl")],
+)
+.slots(&["tokens", "u", "x", "y", "perm", "t", "out", "out2", "ids"]);
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    rows: u32,
-    k: u32,
-    l: u32,
-    n: u32,
-    dt: f32,
-    _pad: [u32; 3],
+/// One-hot rows of sampled sequences.
+pub static GATHER_ONEHOT: KernelDef =
+    KernelDef::new(&SHADER, "gather_onehot", &["tokens", "u", "out"]).params::<FlowParams>();
+/// `out[b] = x[perm[b]]`.
+pub static PERMUTE_ROWS: KernelDef =
+    KernelDef::new(&SHADER, "permute_rows", &["x", "perm", "out"]).params::<FlowParams>();
+/// Row-wise argmax.
+pub static ARGMAX: KernelDef =
+    KernelDef::new(&SHADER, "argmax", &["x", "ids"]).params::<FlowParams>();
+/// The linear interpolant and its target.
+pub static LINEAR_INTERPOLANT: KernelDef = KernelDef::new(
+    &SHADER,
+    "linear_interpolant",
+    &["x", "y", "t", "out", "out2"],
+)
+.params::<FlowParams>();
+/// The simplex Euler step.
+pub static SIMPLEX_STEP: KernelDef =
+    KernelDef::new(&SHADER, "simplex_step", &["x", "y", "out"]).params::<FlowParams>();
+/// `out ← a·x + b·out`.
+pub static AXPBY: KernelDef =
+    KernelDef::new(&SHADER, "axpby", &["x", "out"]).params::<FlowParams>();
+
+/// Every kernel of the family.
+pub fn kernels() -> Vec<&'static KernelDef> {
+    vec![
+        &GATHER_ONEHOT,
+        &PERMUTE_ROWS,
+        &ARGMAX,
+        &LINEAR_INTERPOLANT,
+        &SIMPLEX_STEP,
+        &AXPBY,
+    ]
 }
 
-fn u32_of(x: usize, what: &str) -> Result<u32> {
-    u32::try_from(x).map_err(|_| Error::Limit(format!("{what} = {x} does not fit a 32-bit index")))
+crate::gpu_params! {
+    /// Parameters of the flow kernels.
+    pub struct FlowParams {
+        /// `B·L` rows.
+        pub rows: u32,
+        /// Categories.
+        pub k: u32,
+        /// Positions per sequence.
+        pub l: u32,
+        /// Sequences in the data set (gather) or the batch (permute).
+        pub n: u32,
+        /// Simplex step size; `a` of axpby.
+        pub dt: f32,
+        /// `b` of axpby.
+        pub b: f32,
+        /// Padding.
+        pub _pad0: u32,
+        /// Padding.
+        pub _pad1: u32,
+    }
 }
 
-fn params(rows: usize, k: usize, l: usize, n: usize, dt: f32) -> Result<Params> {
-    Ok(Params {
+fn params(rows: usize, k: usize, l: usize, n: usize, dt: f32) -> Result<FlowParams> {
+    Ok(FlowParams {
         rows: u32_of(rows, "rows")?,
         k: u32_of(k, "K")?,
         l: u32_of(l, "L")?,
         n: u32_of(n, "n")?,
         dt,
-        _pad: [0; 3],
+        ..Default::default()
     })
 }
 
@@ -47,22 +93,12 @@ fn blk(t: &GpuTensor<f32>, what: &str) -> Result<(usize, usize, usize)> {
 fn launch(
     ctx: &GpuContext,
     rec: &mut Recorder,
-    entry: &str,
-    p: Params,
+    kernel: &'static KernelDef,
+    p: FlowParams,
     threads: usize,
-    buffers: &[wgpu::BindingResource<'_>],
+    args: &[Arg<'_>],
 ) -> Result<()> {
-    let k = ctx.kernel(&SHADER, entry)?;
-    let ub = ctx.uniform(&p);
-    let mut all = vec![ub.as_entire_binding()];
-    all.extend(buffers.iter().cloned());
-    let bg = ctx.bind(&k, &all)?;
-    rec.dispatch(
-        &k,
-        &bg,
-        ctx.grid(u32_of(threads.div_ceil(256), "workgroups")?)?,
-    );
-    Ok(())
+    kernel.launch(ctx, rec, Work::Threads(threads as u64), args, |_| p)
 }
 
 /// Record `out[b] = onehot(tokens[floor(u[b] * n)])`: a random data batch from a data set of
@@ -97,10 +133,10 @@ pub fn gather_onehot(
     launch(
         ctx,
         rec,
-        "gather_onehot",
+        &GATHER_ONEHOT,
         params(b * l, k, l, n, 0.0)?,
         b * l * k,
-        &[tokens.binding(), u.binding(), out.binding()],
+        &[Arg::from(tokens), Arg::from(u), Arg::from(out)],
     )
 }
 
@@ -144,10 +180,10 @@ pub fn permute_rows(
     launch(
         ctx,
         rec,
-        "permute_rows",
+        &PERMUTE_ROWS,
         params(b * l, k, l, b, 0.0)?,
         b * l * k,
-        &[src.binding(), perm.binding(), out.binding()],
+        &[Arg::from(src), Arg::from(perm), Arg::from(out)],
     )
 }
 
@@ -170,10 +206,10 @@ pub fn argmax(
     launch(
         ctx,
         rec,
-        "argmax",
+        &ARGMAX,
         params(b * l, k, l, b, 0.0)?,
         b * l,
-        &[x.binding(), out.binding()],
+        &[Arg::from(x), Arg::from(out)],
     )
 }
 
@@ -222,15 +258,15 @@ pub fn linear_interpolant(
     launch(
         ctx,
         rec,
-        "linear_interpolant",
+        &LINEAR_INTERPOLANT,
         params(b * l, k, l, b, 0.0)?,
         b * l * k,
         &[
-            x0.binding(),
-            x1.binding(),
-            t.binding(),
-            xt.binding(),
-            u.binding(),
+            Arg::from(x0),
+            Arg::from(x1),
+            Arg::from(t),
+            Arg::from(xt),
+            Arg::from(u),
         ],
     )
 }
@@ -282,10 +318,10 @@ pub fn simplex_step(
     launch(
         ctx,
         rec,
-        "simplex_step",
+        &SIMPLEX_STEP,
         params(b * l, k, l, b, dt)?,
         b * l,
-        &[x.binding(), v.binding(), out.binding()],
+        &[Arg::from(x), Arg::from(v), Arg::from(out)],
     )
 }
 
@@ -327,7 +363,16 @@ pub fn axpby(
     if v.buffer() == out.buffer() {
         return Err(Error::InvalidArgument("axpby needs two buffers".into()));
     }
-    let mut p = params(v.len(), 1, 1, 1, a)?;
-    p._pad[0] = b.to_bits();
-    launch(ctx, rec, "axpby", p, v.len(), &[v.binding(), out.binding()])
+    let p = FlowParams {
+        b,
+        ..params(v.len(), 1, 1, 1, a)?
+    };
+    launch(
+        ctx,
+        rec,
+        &AXPBY,
+        p,
+        v.len(),
+        &[Arg::from(v), Arg::from(out)],
+    )
 }

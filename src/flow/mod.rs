@@ -9,6 +9,11 @@ pub mod toybench;
 pub mod train;
 
 pub use field::FieldNet;
+
+/// Every kernel of the Fisher-Flow families.
+pub fn kernels() -> Vec<&'static crate::gpu::KernelDef> {
+    [kernels::kernels(), ot::kernels(), field::kernels()].concat()
+}
 pub use sample::{
     sample_cpu, sample_cpu_with_progress, sample_gpu, sample_gpu_with_progress, FlowModel,
     SampleConfig, Solver,

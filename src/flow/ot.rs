@@ -8,10 +8,31 @@
 //! ([`sample_pairs`], [`GpuSinkhorn::sample`]).
 
 use crate::error::{Error, Result};
-use crate::gpu::{GpuContext, GpuTensor, Recorder, Shader};
+use crate::gpu::{lib, u32_of, GpuContext, GpuTensor, KernelDef, Recorder, ShaderDef, Work};
 
 /// `shaders/ot.wgsl`.
-pub const SHADER: Shader = Shader::new("ot", include_str!("../../shaders/ot.wgsl"));
+pub static SHADER: ShaderDef =
+    ShaderDef::new("ot", &[lib::GRID, include_str!("../../shaders/ot.wgsl")])
+        .slots(&["x0", "x1", "cost", "f", "g", "u", "plan_out", "picks"]);
+
+/// The geodesic cost matrix.
+pub static COST_MATRIX: KernelDef =
+    KernelDef::new(&SHADER, "cost_matrix", &["x0", "x1", "cost"]).params::<OtParams>();
+/// Half a Sinkhorn iteration (rows or columns).
+pub static POTENTIAL: KernelDef =
+    KernelDef::new(&SHADER, "potential", &["cost", "f", "g"]).params::<OtParams>();
+/// The dense plan.
+pub static PLAN: KernelDef =
+    KernelDef::new(&SHADER, "plan", &["cost", "f", "g", "plan_out"]).params::<OtParams>();
+/// Pair draws from the plan's rows.
+pub static SAMPLE: KernelDef = KernelDef::new(&SHADER, "sample", &["cost", "g", "u", "picks"])
+    .params::<OtParams>()
+    .workgroup(64);
+
+/// Every kernel of the family.
+pub fn kernels() -> Vec<&'static KernelDef> {
+    vec![&COST_MATRIX, &POTENTIAL, &PLAN, &SAMPLE]
+}
 
 /// Default entropic regularisation ε of Sinkhorn.
 pub const DEFAULT_EPS: f64 = 0.05;
@@ -286,21 +307,30 @@ pub fn sample_pairs(weights: &[f64], n: usize, m: usize, u: &[f32]) -> Result<Ve
     Ok(out)
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    n: u32,
-    m: u32,
-    l: u32,
-    k: u32,
-    eps: f32,
-    log_a: f32,
-    log_b: f32,
-    _pad: u32,
+crate::gpu_params! {
+    /// Parameters of the OT kernels.
+    pub struct OtParams {
+        /// Rows (the x0 batch).
+        pub n: u32,
+        /// Columns (the x1 batch).
+        pub m: u32,
+        /// Positions.
+        pub l: u32,
+        /// Categories.
+        pub k: u32,
+        /// Entropic regularisation.
+        pub eps: f32,
+        /// `log(1/n)`.
+        pub log_a: f32,
+        /// `log(1/m)`.
+        pub log_b: f32,
+        /// Potential update: 0 rows (f), 1 columns (g).
+        pub axis: u32,
+    }
 }
 
 fn check_binding(ctx: &GpuContext, bytes: u64, what: &str) -> Result<()> {
-    let max = ctx.limits().max_storage_buffer_binding_size;
+    let max = ctx.max_binding();
     if bytes > max {
         return Err(Error::Limit(format!(
             "{what} of {bytes} bytes exceeds the storage binding limit of {max} bytes"
@@ -333,29 +363,16 @@ pub fn cost_matrix_gpu(
     for (t, w) in [(x0, "x0"), (x1, "x1"), (cost, "cost matrix")] {
         check_binding(ctx, t.bytes(), w)?;
     }
-    let nm = u32::try_from(n * m).map_err(|_| Error::Limit("OT batch too large".into()))?;
-    let kern = ctx.kernel(&SHADER, "cost")?;
-    let p = ctx.uniform(&Params {
+    let nm = u32_of(n * m, "OT batch pairs")?;
+    let p = OtParams {
         n: n as u32,
         m: m as u32,
         l: l as u32,
         k: k as u32,
-        eps: 0.0,
-        log_a: 0.0,
-        log_b: 0.0,
-        _pad: 0,
-    });
-    let bg = ctx.bind(
-        &kern,
-        &[
-            p.as_entire_binding(),
-            x0.binding(),
-            x1.binding(),
-            cost.binding(),
-        ],
-    )?;
-    rec.dispatch(&kern, &bg, ctx.grid(nm.div_ceil(256))?);
-    Ok(())
+        ..Default::default()
+    };
+    let args = [x0.into(), x1.into(), cost.into()];
+    COST_MATRIX.launch(ctx, rec, Work::Threads(nm as u64), &args, |_| p)
 }
 
 /// GPU log-domain Sinkhorn on an `[n, m]` f32 cost matrix: owns the potentials `f [n]`, `g [m]`
@@ -366,7 +383,7 @@ pub struct GpuSinkhorn {
     n: usize,
     m: usize,
     eps: f64,
-    params: wgpu::Buffer,
+    params: OtParams,
     /// Row potentials `[n]`.
     pub f: GpuTensor<f32>,
     /// Column potentials `[m]`.
@@ -386,23 +403,18 @@ impl GpuSinkhorn {
                 "Sinkhorn ε must be positive and finite, got {eps}"
             )));
         }
-        let (n32, m32) = (
-            u32::try_from(n).map_err(|_| Error::Limit("Sinkhorn rows".into()))?,
-            u32::try_from(m).map_err(|_| Error::Limit("Sinkhorn columns".into()))?,
-        );
+        let (n32, m32) = (u32_of(n, "Sinkhorn rows")?, u32_of(m, "Sinkhorn columns")?);
         n32.checked_mul(m32)
             .ok_or_else(|| Error::Limit(format!("Sinkhorn problem {n} × {m} too large")))?;
         check_binding(ctx, (n * m * 4) as u64, "Sinkhorn cost matrix")?;
-        let params = ctx.uniform(&Params {
+        let params = OtParams {
             n: n32,
             m: m32,
-            l: 0,
-            k: 0,
             eps: eps as f32,
             log_a: -(n as f32).ln(),
             log_b: -(m as f32).ln(),
-            _pad: 0,
-        });
+            ..Default::default()
+        };
         Ok(Self {
             n,
             m,
@@ -439,32 +451,25 @@ impl GpuSinkhorn {
         iters: usize,
     ) -> Result<()> {
         self.check_cost(cost)?;
+        let mut iteration = Recorder::new();
+        for (axis, count) in [(0, self.n), (1, self.m)] {
+            let p = OtParams {
+                axis,
+                ..self.params
+            };
+            let args = [cost.into(), (&self.f).into(), (&self.g).into()];
+            POTENTIAL.launch(
+                ctx,
+                &mut iteration,
+                Work::Groups(count as u64),
+                &args,
+                |_| p,
+            )?;
+        }
         rec.clear(self.f.buffer(), 0, None);
         rec.clear(self.g.buffer(), 0, None);
-        let rk = ctx.kernel(&SHADER, "row_update")?;
-        let ck = ctx.kernel(&SHADER, "col_update")?;
-        let rb = ctx.bind(
-            &rk,
-            &[
-                self.params.as_entire_binding(),
-                cost.binding(),
-                self.g.binding(),
-                self.f.binding(),
-            ],
-        )?;
-        let cb = ctx.bind(
-            &ck,
-            &[
-                self.params.as_entire_binding(),
-                cost.binding(),
-                self.f.binding(),
-                self.g.binding(),
-            ],
-        )?;
-        let (rg, cg) = (ctx.grid(self.n as u32)?, ctx.grid(self.m as u32)?);
         for _ in 0..iters {
-            rec.dispatch(&rk, &rb, rg);
-            rec.dispatch(&ck, &cb, cg);
+            rec.extend(&iteration);
         }
         Ok(())
     }
@@ -486,19 +491,9 @@ impl GpuSinkhorn {
                 plan.shape()
             )));
         }
-        let k = ctx.kernel(&SHADER, "plan")?;
-        let bg = ctx.bind(
-            &k,
-            &[
-                self.params.as_entire_binding(),
-                cost.binding(),
-                self.f.binding(),
-                self.g.binding(),
-                plan.binding(),
-            ],
-        )?;
-        rec.dispatch(&k, &bg, ctx.grid(((self.n * self.m) as u32).div_ceil(256))?);
-        Ok(())
+        let args = [cost.into(), (&self.f).into(), (&self.g).into(), plan.into()];
+        let work = Work::Threads((self.n * self.m) as u64);
+        PLAN.launch(ctx, rec, work, &args, |_| self.params)
     }
 
     /// Record: for each row `i`, `picks[i] ← j ~ P[i, :]` by inverse CDF with `u[i] ∈ [0, 1)`
@@ -521,18 +516,9 @@ impl GpuSinkhorn {
                 picks.shape()
             )));
         }
-        let k = ctx.kernel(&SHADER, "sample")?;
-        let bg = ctx.bind(
-            &k,
-            &[
-                self.params.as_entire_binding(),
-                cost.binding(),
-                self.g.binding(),
-                u.binding(),
-                picks.binding(),
-            ],
-        )?;
-        rec.dispatch(&k, &bg, ctx.grid((self.n as u32).div_ceil(64))?);
-        Ok(())
+        let args = [cost.into(), (&self.g).into(), u.into(), picks.into()];
+        SAMPLE.launch(ctx, rec, Work::Threads(self.n as u64), &args, |_| {
+            self.params
+        })
     }
 }

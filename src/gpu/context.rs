@@ -168,6 +168,19 @@ impl Kernel {
     }
 }
 
+/// Choices the kernels would otherwise make from the adapter: for tests that exercise every
+/// code path on one adapter, and for embedders who want to cap what fisherflow binds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tuning {
+    /// Bind at most this many bytes of a storage buffer at once (larger tensors are split
+    /// into chunks); `None`: the adapter's limit.
+    pub max_binding: Option<u64>,
+    /// Invocations that share one row of the row kernels (a power of two up to 256; 0: the
+    /// GPU choice from the row length on any adapter); `None`: chosen from the row length and
+    /// the adapter.
+    pub row_lanes: Option<u32>,
+}
+
 /// The GPU runtime: device, queue, limits and a pipeline cache.
 ///
 /// Create one with [`GpuContext::new`] (fisherflow picks the adapter) or borrow a host
@@ -180,6 +193,7 @@ pub struct GpuContext {
     limits: wgpu::Limits,
     features: wgpu::Features,
     owned: bool,
+    tuning: Tuning,
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     kernels: Mutex<HashMap<(&'static str, String), Kernel>>,
 }
@@ -244,9 +258,34 @@ impl GpuContext {
             limits,
             features,
             owned: false,
+            tuning: Tuning::default(),
             modules: Mutex::new(HashMap::new()),
             kernels: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same device and queue with other [`Tuning`] (and caches of its own).
+    pub fn tuned(&self, tuning: Tuning) -> Self {
+        Self {
+            tuning,
+            owned: self.owned,
+            ..Self::from_device(self.device.clone(), self.queue.clone())
+        }
+    }
+
+    /// The tuning in effect.
+    pub fn tuning(&self) -> &Tuning {
+        &self.tuning
+    }
+
+    /// The largest storage binding kernels use: the adapter's limit, or less when
+    /// [`Tuning::max_binding`] says so.
+    pub fn max_binding(&self) -> u64 {
+        let adapter = self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size);
+        self.tuning.max_binding.map_or(adapter, |m| m.min(adapter))
     }
 
     /// The wgpu device.
@@ -352,28 +391,17 @@ impl GpuContext {
         Ok(k)
     }
 
-    /// A bind group for `kernel` binding `buffers` to bindings 0, 1, 2, ... in order.
-    ///
-    /// Convention: every fisherflow kernel declares its bindings in group 0, numbered from 0,
-    /// and every entry point uses all the bindings of its layout.
-    pub fn bind(
+    /// A bind group for `kernel` from explicit entries (the kernel layer's binding).
+    pub fn bind_entries(
         &self,
         kernel: &Kernel,
-        buffers: &[wgpu::BindingResource<'_>],
+        entries: &[wgpu::BindGroupEntry<'_>],
     ) -> Result<wgpu::BindGroup> {
-        let entries: Vec<wgpu::BindGroupEntry> = buffers
-            .iter()
-            .enumerate()
-            .map(|(i, r)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: r.clone(),
-            })
-            .collect();
         self.scoped(&format!("binding {}", kernel.label), || {
             self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some(&kernel.label),
                 layout: &kernel.layout,
-                entries: &entries,
+                entries,
             })
         })
     }
@@ -406,46 +434,6 @@ impl GpuContext {
         Ok([max, y, 1])
     }
 
-    /// Split `rows` rows of `row_bytes` bytes each into consecutive chunks that each fit one
-    /// storage binding and start at an offset the adapter accepts. Returns `(first_row, rows)`
-    /// pairs. Errors when a single row is larger than a binding.
-    pub fn row_chunks(&self, row_bytes: u64, rows: u64) -> Result<Vec<(u64, u64)>> {
-        let max = self
-            .limits
-            .max_storage_buffer_binding_size
-            .min(self.limits.max_buffer_size);
-        if row_bytes == 0 {
-            return Err(Error::Shape("rows of zero bytes".into()));
-        }
-        if row_bytes > max {
-            return Err(Error::Limit(format!(
-                "one row of {row_bytes} bytes exceeds the adapter's storage binding limit of {max} bytes"
-            )));
-        }
-        let align = self.limits.min_storage_buffer_offset_alignment.max(4) as u64;
-        // Rows per chunk must be a multiple of align / gcd(row_bytes, align) so every chunk
-        // starts on an aligned offset.
-        let step = align / gcd(row_bytes, align);
-        let mut per = max / row_bytes;
-        per -= per % step;
-        if per == 0 {
-            return Err(Error::Limit(format!(
-                "rows of {row_bytes} bytes cannot be chunked to the adapter's offset alignment {align} within {max} bytes"
-            )));
-        }
-        let mut out = Vec::new();
-        let mut start = 0;
-        while start < rows {
-            let n = per.min(rows - start);
-            out.push((start, n));
-            start += n;
-        }
-        if out.is_empty() {
-            out.push((0, 0));
-        }
-        Ok(out)
-    }
-
     /// Wait until all submitted work has finished.
     pub fn wait(&self) -> Result<()> {
         self.device
@@ -453,11 +441,4 @@ impl GpuContext {
             .map(|_| ())
             .map_err(|e| Error::Device(format!("waiting for the GPU: {e}")))
     }
-}
-
-fn gcd(mut a: u64, mut b: u64) -> u64 {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a
 }

@@ -21,12 +21,14 @@ impl Element for half::f16 {
     const NAME: &'static str = "f16";
 }
 
-/// A GPU storage buffer with a row-major shape and element type `T`.
+/// A GPU storage buffer (or a range of one, [`GpuTensor::view`]) with a row-major shape and
+/// element type `T`.
 ///
 /// The buffer may be larger than the tensor (padding to 4 bytes); `len()` counts elements.
 #[derive(Clone, Debug)]
 pub struct GpuTensor<T: Element = f32> {
     buffer: wgpu::Buffer,
+    offset: u64,
     shape: Vec<usize>,
     _t: std::marker::PhantomData<T>,
 }
@@ -75,9 +77,34 @@ impl<T: Element> GpuTensor<T> {
         })?;
         Ok(Self {
             buffer,
+            offset: 0,
             shape: shape.to_vec(),
             _t: Default::default(),
         })
+    }
+
+    /// The elements `offset .. offset + numel(shape)` of this tensor as a tensor of `shape`,
+    /// sharing its buffer. Kernels bind it at its byte offset, which must be a multiple of the
+    /// adapter's storage offset alignment (256 bytes at most).
+    pub fn view(&self, offset: usize, shape: &[usize]) -> Result<Self> {
+        let n = numel(shape)?;
+        if offset.checked_add(n).is_none_or(|e| e > self.len()) {
+            return Err(Error::Shape(format!(
+                "a view of {shape:?} at element {offset} leaves a tensor of {} elements",
+                self.len()
+            )));
+        }
+        Ok(Self {
+            buffer: self.buffer.clone(),
+            offset: self.offset + offset as u64,
+            shape: shape.to_vec(),
+            _t: Default::default(),
+        })
+    }
+
+    /// The tensor's first byte in its buffer (0 unless it is a [`GpuTensor::view`]).
+    pub fn byte_offset(&self) -> u64 {
+        self.offset * std::mem::size_of::<T>() as u64
     }
 
     /// A tensor holding `data` with the given shape.
@@ -104,19 +131,30 @@ impl<T: Element> GpuTensor<T> {
             )));
         }
         let bytes: &[u8] = bytemuck::cast_slice(data);
-        if bytes.len().is_multiple_of(4) {
-            ctx.queue().write_buffer(&self.buffer, 0, bytes);
-        } else {
+        let at = self.byte_offset();
+        if bytes.len().is_multiple_of(4) && at.is_multiple_of(4) {
+            ctx.queue().write_buffer(&self.buffer, at, bytes);
+        } else if self.offset == 0 {
             let mut padded = bytes.to_vec();
             padded.resize(bytes.len().div_ceil(4) * 4, 0);
             ctx.queue().write_buffer(&self.buffer, 0, &padded);
+        } else {
+            return Err(Error::InvalidArgument(format!(
+                "writing a view at byte {at}: views of sub-word elements must be word-aligned"
+            )));
         }
         Ok(())
     }
 
     /// Copy the tensor back to host memory (waits for the GPU).
     pub fn to_vec(&self, ctx: &GpuContext) -> Result<Vec<T>> {
-        let bytes = read_buffer(ctx, &self.buffer, 0, byte_len::<T>(self.len()))?;
+        let at = self.byte_offset();
+        if !at.is_multiple_of(4) {
+            return Err(Error::InvalidArgument(format!(
+                "reading a view at byte {at}: views must start on a 4-byte boundary"
+            )));
+        }
+        let bytes = read_buffer(ctx, &self.buffer, at, byte_len::<T>(self.len()))?;
         let n = self.len();
         let mut out = vec![T::default(); n];
         bytemuck::cast_slice_mut::<T, u8>(&mut out)
@@ -134,12 +172,13 @@ impl<T: Element> GpuTensor<T> {
         }
         Ok(Self {
             buffer: self.buffer.clone(),
+            offset: self.offset,
             shape: shape.to_vec(),
             _t: Default::default(),
         })
     }
 
-    /// The underlying wgpu buffer.
+    /// The underlying wgpu buffer (all of it, also for a view).
     pub fn buffer(&self) -> &wgpu::Buffer {
         &self.buffer
     }
@@ -159,9 +198,16 @@ impl<T: Element> GpuTensor<T> {
     pub fn bytes(&self) -> u64 {
         (self.len() * std::mem::size_of::<T>()) as u64
     }
-    /// The whole buffer as a binding resource.
+    /// The tensor's bytes as a binding resource (the whole buffer unless it is a view).
     pub fn binding(&self) -> wgpu::BindingResource<'_> {
-        self.buffer.as_entire_binding()
+        if self.offset == 0 {
+            return self.buffer.as_entire_binding();
+        }
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &self.buffer,
+            offset: self.byte_offset(),
+            size: std::num::NonZeroU64::new(self.bytes().div_ceil(4).max(1) * 4),
+        })
     }
 }
 

@@ -10,77 +10,65 @@
 //! kernel for software Vulkan on CPUs (lavapipe), where non-uniform loads are the bottleneck.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Element, GpuContext, GpuTensor, Recorder};
-use crate::kernels::{Precision, StorageGeneric};
+use crate::gpu::{
+    lib, u32_of, Arg, Element, GpuContext, GpuTensor, KernelDef, Recorder, ShaderDef, Work,
+};
+use crate::kernels::{Activation, Precision};
 
-/// `shaders/matmul.wgsl` after `shaders/lib/gemm_prelude.wgsl`, in f32 or f16 storage.
-pub static MATMUL: StorageGeneric = StorageGeneric::new(
-    "matmul",
-    "matmul_f16",
-    concat!(
-        include_str!("../../shaders/lib/gemm_prelude.wgsl"),
-        include_str!("../../shaders/matmul.wgsl")
-    ),
-);
+const GEMM_SLOTS: &[&str] = &["a", "b", "bias", "c"];
+const GEMM_PRELUDE: &str = include_str!("../../shaders/lib/gemm_prelude.wgsl");
+const TILES: &str = include_str!("../../shaders/matmul.wgsl");
 
-/// `shaders/matmul_cpu.wgsl` after `shaders/lib/gemm_prelude.wgsl`: the kernel for CPU adapters
-/// with 8-wide subgroups ([`GemmKernel::Subgroup8`]), in f32 or f16 storage.
-pub static MATMUL_CPU: StorageGeneric = StorageGeneric::new(
+/// The tiled gemm with scalar loads (any shapes and offsets), in f32 or f16 storage.
+pub static MATMUL_SCALAR: ShaderDef = ShaderDef::storage_generic(
+    "matmul_scalar",
+    &[
+        lib::ACT,
+        GEMM_PRELUDE,
+        TILES,
+        include_str!("../../shaders/matmul_scalar.wgsl"),
+    ],
+)
+.slots(GEMM_SLOTS);
+
+/// The tiled gemm with vec4 loads, in f32 or f16 storage.
+pub static MATMUL_VEC4: ShaderDef = ShaderDef::storage_generic(
+    "matmul_vec4",
+    &[
+        lib::ACT,
+        GEMM_PRELUDE,
+        TILES,
+        include_str!("../../shaders/matmul_vec4.wgsl"),
+    ],
+)
+.slots(GEMM_SLOTS);
+
+/// The gemm for CPU adapters with 8-wide subgroups ([`GemmKernel::Subgroup8`]), in f32 or f16
+/// storage.
+pub static MATMUL_CPU: ShaderDef = ShaderDef::storage_generic(
     "matmul_cpu",
-    "matmul_cpu_f16",
-    concat!(
-        include_str!("../../shaders/lib/gemm_prelude.wgsl"),
-        include_str!("../../shaders/matmul_cpu.wgsl")
-    ),
-);
+    &[
+        lib::ACT,
+        GEMM_PRELUDE,
+        include_str!("../../shaders/matmul_cpu.wgsl"),
+    ],
+)
+.slots(GEMM_SLOTS);
 
-/// An elementwise activation applied in the epilogue of [`gemm`].
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Activation {
-    /// `x`.
-    Identity,
-    /// `max(x, 0)`.
-    Relu,
-    /// `x` for `x >= 0`, else `slope · x`.
-    LeakyRelu(f32),
-    /// `x · sigmoid(x)`.
-    Silu,
-    /// The tanh approximation `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`.
-    Gelu,
-}
+/// Tiled gemm, scalar loads.
+pub static GEMM_SCALAR: KernelDef =
+    KernelDef::new(&MATMUL_SCALAR, "gemm_scalar", GEMM_SLOTS).params::<GemmParams>();
+/// Tiled gemm, vec4 loads.
+pub static GEMM_VEC4: KernelDef =
+    KernelDef::new(&MATMUL_VEC4, "gemm_vec4", GEMM_SLOTS).params::<GemmParams>();
+/// Subgroup gemm for CPU adapters.
+pub static GEMM_SG8: KernelDef = KernelDef::new(&MATMUL_CPU, "gemm_sg8", GEMM_SLOTS)
+    .params::<GemmParams>()
+    .workgroup(8);
 
-impl Activation {
-    fn code(self) -> (u32, f32) {
-        match self {
-            Activation::Identity => (0, 0.0),
-            Activation::Relu => (1, 0.0),
-            Activation::LeakyRelu(s) => (2, s),
-            Activation::Silu => (3, 0.0),
-            Activation::Gelu => (4, 0.0),
-        }
-    }
-}
-
-/// Apply `act` to `x` on the CPU (computed in f64), the reference for the GPU epilogue.
-pub fn activate(act: Activation, x: f32) -> f32 {
-    let v = x as f64;
-    let y = match act {
-        Activation::Identity => v,
-        Activation::Relu => v.max(0.0),
-        Activation::LeakyRelu(s) => {
-            if v >= 0.0 {
-                v
-            } else {
-                s as f64 * v
-            }
-        }
-        Activation::Silu => v / (1.0 + (-v).exp()),
-        Activation::Gelu => {
-            let c = (2.0 / std::f64::consts::PI).sqrt();
-            0.5 * v * (1.0 + (c * (v + 0.044715 * v * v * v)).tanh())
-        }
-    };
-    y as f32
+/// Every kernel of the family.
+pub fn kernels() -> Vec<&'static KernelDef> {
+    vec![&GEMM_SCALAR, &GEMM_VEC4, &GEMM_SG8]
 }
 
 /// A view of `len` elements starting at element `offset` of a buffer (the kernel binds the
@@ -313,21 +301,34 @@ impl Gemm {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    flags: u32,
-    act: u32,
-    a_off: u32,
-    b_off: u32,
-    c_off: u32,
-    bias_off: u32,
-    alpha: f32,
-    slope: f32,
-    _pad: u32,
+crate::gpu_params! {
+    /// Parameters of the gemm kernels.
+    pub struct GemmParams {
+        /// Rows of `c`.
+        pub m: u32,
+        /// Columns of `c`.
+        pub n: u32,
+        /// Inner dimension.
+        pub k: u32,
+        /// 1 trans_a, 2 trans_b, 4 accumulate, 8 has bias.
+        pub flags: u32,
+        /// Activation code.
+        pub act: u32,
+        /// Element offset of `a` in its binding.
+        pub a_off: u32,
+        /// Element offset of `b` in its binding.
+        pub b_off: u32,
+        /// Element offset of `c` in its binding.
+        pub c_off: u32,
+        /// Element offset of the bias in its binding.
+        pub bias_off: u32,
+        /// Scale of the product.
+        pub alpha: f32,
+        /// Leaky ReLU slope.
+        pub slope: f32,
+        /// Padding.
+        pub _pad: u32,
+    }
 }
 
 const TRANS_A: u32 = 1;
@@ -478,13 +479,10 @@ pub fn gemm_with(
     if bias.is_some() {
         flags |= HAS_BIAS;
     }
-    let dim = |x: usize, what: &str| {
-        u32::try_from(x).map_err(|_| Error::Limit(format!("gemm: {what} = {x} exceeds u32")))
-    };
-    let params = Params {
-        m: dim(g.m, "m")?,
-        n: dim(g.n, "n")?,
-        k: dim(g.k, "k")?,
+    let params = GemmParams {
+        m: u32_of(g.m, "gemm m")?,
+        n: u32_of(g.n, "gemm n")?,
+        k: u32_of(g.k, "gemm k")?,
         flags,
         act,
         a_off,
@@ -495,18 +493,16 @@ pub fn gemm_with(
         slope,
         _pad: 0,
     };
-    let prec = g.precision;
-    let pipeline = if sg8 {
-        ctx.kernel(&MATMUL_CPU.shader(prec), "gemm_sg8")?
+    let kernel = if sg8 {
+        &GEMM_SG8
     } else if vec4 {
-        ctx.kernel(&MATMUL.shader(prec), "gemm_vec4")?
+        &GEMM_VEC4
     } else {
-        ctx.kernel(&MATMUL.shader(prec), "gemm_scalar")?
+        &GEMM_SCALAR
     };
-    let p = ctx.uniform(&params);
-    let bg = ctx.bind(&pipeline, &[p.as_entire_binding(), ra, rb, rbias, rc])?;
-    rec.dispatch(&pipeline, &bg, [tiles_n as u32, tiles_m as u32, 1]);
-    Ok(())
+    let args = [ra, rb, rbias, rc].map(Arg::Resource);
+    let grid = Work::Grid([tiles_n as u32, tiles_m as u32, 1]);
+    kernel.launch_as(ctx, rec, g.precision, grid, &args, |_| params)
 }
 
 /// CPU reference for [`gemm`] (f64 accumulation), same semantics and checks on lengths (in f32
@@ -546,9 +542,9 @@ pub fn gemm_cpu(g: &Gemm, a: &[f32], b: &[f32], bias: Option<&[f32]>, c: &mut [f
             }
             let out = &mut c[i * n + j];
             if g.accumulate {
-                *out = (*out as f64 + activate(g.activation, v as f32) as f64) as f32;
+                *out = (*out as f64 + g.activation.apply_f32(v as f32) as f64) as f32;
             } else {
-                *out = activate(g.activation, v as f32);
+                *out = g.activation.apply_f32(v as f32);
             }
         }
     }

@@ -4,15 +4,107 @@
 //!
 //! CPU references: [`clip_scale`] and [`adam_cpu`].
 
-use crate::autodiff::{OptimConfig, OptimKind, Real};
 use crate::error::{Error, Result};
-use crate::gpu::{GpuContext, GpuTensor, Recorder, Shader};
+use crate::gpu::{
+    lib, Arg, GpuContext, GpuTensor, KernelDef, NoParams, Recorder, ShaderDef, Work, WG,
+};
+use crate::kernels::Real;
 
-/// `shaders/optim.wgsl`.
-pub const SHADER: Shader = Shader::new("optim", include_str!("../../shaders/optim.wgsl"));
+/// `shaders/optim.wgsl` with the grid and tree-sum preludes.
+pub static SHADER: ShaderDef = ShaderDef::new(
+    "optim",
+    &[
+        lib::GRID,
+        lib::TREE,
+        include_str!("../../shaders/optim.wgsl"),
+    ],
+)
+.slots(&[
+    "cfg", "grads", "partial", "step", "stats", "params", "m", "v",
+]);
 
-/// Threads per workgroup of both kernels (and the most partial sums the update reduces).
-const WG: u32 = 256;
+/// Partial sums of g² per workgroup.
+pub static GRAD_SUMSQ: KernelDef =
+    KernelDef::new(&SHADER, "grad_sumsq", &["cfg", "grads", "partial"]);
+/// The global norm, clip factor and step count.
+pub static GRAD_NORM: KernelDef =
+    KernelDef::new(&SHADER, "grad_norm", &["cfg", "partial", "step", "stats"]);
+/// The fused clip + Adam(W) update.
+pub static ADAM: KernelDef = KernelDef::new(
+    &SHADER,
+    "adam",
+    &["cfg", "params", "grads", "m", "v", "stats", "step"],
+);
+
+/// Every kernel of the family.
+pub fn kernels() -> Vec<&'static KernelDef> {
+    vec![&GRAD_SUMSQ, &GRAD_NORM, &ADAM]
+}
+
+/// Which Adam variant the optimizer runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum OptimKind {
+    /// Adam with decoupled weight decay (`p ← p − lr·wd·p` before the update).
+    AdamW,
+    /// Adam with L2 weight decay (`g ← g + wd·p`).
+    Adam,
+}
+
+/// Optimizer settings (defaults: AdamW, lr 1e-3, betas 0.9/0.999, eps 1e-8, no decay, global
+/// grad-norm clipped to 1).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OptimConfig {
+    /// AdamW or Adam.
+    pub kind: OptimKind,
+    /// Learning rate.
+    pub lr: f32,
+    /// First-moment decay.
+    pub beta1: f32,
+    /// Second-moment decay.
+    pub beta2: f32,
+    /// Denominator guard.
+    pub eps: f32,
+    /// Weight decay (decoupled for AdamW, L2 for Adam).
+    pub weight_decay: f32,
+    /// Clip the global gradient norm to this value (`None`: no clipping).
+    pub max_grad_norm: Option<f32>,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        Self {
+            kind: OptimKind::AdamW,
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            max_grad_norm: Some(1.0),
+        }
+    }
+}
+
+impl OptimConfig {
+    /// Check the ranges of every setting.
+    pub fn validate(&self) -> Result<()> {
+        let ok = self.lr.is_finite()
+            && self.lr >= 0.0
+            && (0.0..1.0).contains(&self.beta1)
+            && (0.0..1.0).contains(&self.beta2)
+            && self.eps.is_finite()
+            && self.eps > 0.0
+            && self.weight_decay.is_finite()
+            && self.weight_decay >= 0.0
+            && self.max_grad_norm.is_none_or(|m| m.is_finite() && m > 0.0);
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(format!(
+                "optimizer settings out of range: {self:?}"
+            )))
+        }
+    }
+}
 
 /// Multiplier PyTorch's `clip_grad_norm_` applies: `min(1, max_norm / (norm + 1e-6))`.
 pub fn clip_scale(norm: f64, max_norm: Option<f32>) -> f64 {
@@ -53,20 +145,34 @@ pub fn adam_cpu<T: Real>(
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Uniform {
-    n: u32,
-    n_partials: u32,
-    decoupled: u32,
-    clip: u32,
-    lr: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    wd: f32,
-    max_norm: f32,
-    _pad: [u32; 2],
+crate::gpu_params! {
+    /// The optimizer's settings as the kernels read them (a uniform rewritten when they change).
+    pub struct OptimParams {
+        /// Parameters.
+        pub n: u32,
+        /// Partial sums of the gradient norm.
+        pub n_partials: u32,
+        /// 1: AdamW, 0: Adam with L2 decay.
+        pub decoupled: u32,
+        /// 1: clip to `max_norm`.
+        pub clip: u32,
+        /// Learning rate.
+        pub lr: f32,
+        /// First-moment decay.
+        pub beta1: f32,
+        /// Second-moment decay.
+        pub beta2: f32,
+        /// Denominator guard.
+        pub eps: f32,
+        /// Weight decay.
+        pub wd: f32,
+        /// Clipping norm.
+        pub max_norm: f32,
+        /// Padding.
+        pub _pad0: u32,
+        /// Padding.
+        pub _pad1: u32,
+    }
 }
 
 /// The GPU optimizer for `n` contiguous parameters: its settings (a uniform), the partial sums
@@ -92,7 +198,7 @@ impl GpuOptimizer {
             return Err(Error::Shape("an optimizer over no parameters".into()));
         }
         let bytes = n as u64 * 4;
-        if bytes > ctx.limits().max_storage_buffer_binding_size {
+        if bytes > ctx.max_binding() {
             return Err(Error::Limit(format!(
                 "{n} parameters ({bytes} bytes) exceed the adapter's storage binding limit"
             )));
@@ -111,8 +217,8 @@ impl GpuOptimizer {
         })
     }
 
-    fn pack(cfg: &OptimConfig, n: u32, groups: u32) -> Uniform {
-        Uniform {
+    fn pack(cfg: &OptimConfig, n: u32, groups: u32) -> OptimParams {
+        OptimParams {
             n,
             n_partials: groups,
             decoupled: (cfg.kind == OptimKind::AdamW) as u32,
@@ -123,7 +229,7 @@ impl GpuOptimizer {
             eps: cfg.eps,
             wd: cfg.weight_decay,
             max_norm: cfg.max_grad_norm.unwrap_or(0.0),
-            _pad: [0; 2],
+            ..Default::default()
         }
     }
 
@@ -164,14 +270,14 @@ impl GpuOptimizer {
     /// Record one step: partial sums of squares, the norm, clip factor and step count (one
     /// workgroup), and the fused clip + Adam update of `params`, `m` and `v`. All four tensors hold `n`
     /// elements (more is allowed; the rest is untouched).
-    pub fn record(
-        &self,
+    pub fn record<'a>(
+        &'a self,
         ctx: &GpuContext,
         rec: &mut Recorder,
-        params: &GpuTensor<f32>,
-        grads: &GpuTensor<f32>,
-        m: &GpuTensor<f32>,
-        v: &GpuTensor<f32>,
+        params: &'a GpuTensor<f32>,
+        grads: &'a GpuTensor<f32>,
+        m: &'a GpuTensor<f32>,
+        v: &'a GpuTensor<f32>,
     ) -> Result<()> {
         for (name, t) in [("params", params), ("grads", grads), ("m", m), ("v", v)] {
             if t.len() < self.n as usize {
@@ -182,50 +288,33 @@ impl GpuOptimizer {
                 )));
             }
         }
-        let n = self.n as u64;
-        fn bind(t: &GpuTensor<f32>, n: u64) -> wgpu::BindingResource<'_> {
-            wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer: t.buffer(),
-                offset: 0,
-                size: std::num::NonZeroU64::new(n * 4),
-            })
-        }
-        let k1 = ctx.kernel(&SHADER, "grad_sumsq")?;
-        let bg1 = ctx.bind(
-            &k1,
-            &[
-                self.uniform.as_entire_binding(),
-                bind(grads, n),
-                self.partial.binding(),
-            ],
-        )?;
-        rec.dispatch(&k1, &bg1, [self.groups, 1, 1]);
-        let k2 = ctx.kernel(&SHADER, "grad_norm")?;
-        let bg2 = ctx.bind(
-            &k2,
-            &[
-                self.uniform.as_entire_binding(),
-                self.partial.binding(),
-                self.step.binding(),
-                self.stats.binding(),
-            ],
-        )?;
-        rec.dispatch(&k2, &bg2, [1, 1, 1]);
-        let k3 = ctx.kernel(&SHADER, "adam")?;
-        let bg3 = ctx.bind(
-            &k3,
-            &[
-                self.uniform.as_entire_binding(),
-                bind(params, n),
-                bind(grads, n),
-                bind(m, n),
-                bind(v, n),
-                self.stats.binding(),
-                self.step.binding(),
-            ],
-        )?;
+        let range = |t: &'a GpuTensor<f32>| Arg::Range {
+            buffer: t.buffer(),
+            offset: 0,
+            size: self.n as u64 * 4,
+        };
+        let cfg = Arg::Whole(&self.uniform);
+        let partial = Arg::from(&self.partial);
+        let step = Arg::from(&self.step);
+        let stats = Arg::from(&self.stats);
+        let groups = Work::Groups(self.groups as u64);
+        let none = |_| NoParams;
+        let args = [cfg.clone(), range(grads), partial.clone()];
+        GRAD_SUMSQ.launch(ctx, rec, groups, &args, none)?;
+        let args = [cfg.clone(), partial, step.clone(), stats.clone()];
+        GRAD_NORM.launch(ctx, rec, Work::Groups(1), &args, none)?;
+        let args = [
+            cfg,
+            range(params),
+            range(grads),
+            range(m),
+            range(v),
+            stats,
+            step,
+        ];
         // Grid-stride: about 8 elements per thread.
-        rec.dispatch(&k3, &bg3, ctx.grid(self.n.div_ceil(WG * 8).max(1))?);
+        let work = Work::Groups(self.n.div_ceil(WG * 8).max(1) as u64);
+        ADAM.launch(ctx, rec, work, &args, none)?;
         Ok(())
     }
 }

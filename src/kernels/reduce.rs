@@ -1,35 +1,90 @@
-//! Reductions: column sums of a matrix ([`sum_rows`], e.g. bias gradients) and the sum or sum of
-//! squares of a vector ([`sum`], [`sum_squares`]) by a deterministic multi-stage tree.
+//! Reductions: column sums of a matrix ([`sum_rows`], e.g. bias gradients) and the sum of a
+//! vector, of its squares or of the squared differences of two vectors ([`sum`],
+//! [`sum_squares`], [`sum_reduce`]) by a deterministic multi-stage tree.
 
 use crate::error::{Error, Result};
-use crate::gpu::{GpuContext, GpuTensor, Recorder, Shader};
+use crate::gpu::{lib, u32_of, Arg, GpuContext, GpuTensor, KernelDef, Recorder, ShaderDef, Work};
 use crate::kernels::linalg::View;
 
-/// `shaders/reduce.wgsl`.
-pub const SHADER: Shader = Shader::new("reduce", include_str!("../../shaders/reduce.wgsl"));
+/// `shaders/reduce.wgsl` with the grid and tree-sum preludes.
+pub static SHADER: ShaderDef = ShaderDef::new(
+    "reduce",
+    &[
+        lib::GRID,
+        lib::TREE,
+        include_str!("../../shaders/reduce.wgsl"),
+    ],
+)
+.slots(&["x", "y", "out"]);
+
+/// Column sums of a matrix.
+pub static SUM_ROWS: KernelDef =
+    KernelDef::new(&SHADER, "sum_rows", &["x", "out"]).params::<RowSumParams>();
+/// One stage of a tree sum.
+pub static SUM_STAGE: KernelDef =
+    KernelDef::new(&SHADER, "sum_stage", &["x", "y", "out"]).params::<SumParams>();
+
+/// Every kernel of the family.
+pub fn kernels() -> Vec<&'static KernelDef> {
+    vec![&SUM_ROWS, &SUM_STAGE]
+}
 
 /// Elements one workgroup of `sum_stage` reduces (256 invocations × 16).
 const CHUNK: u64 = 4096;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct RowParams {
-    m: u32,
-    n: u32,
-    x_off: u32,
-    out_off: u32,
-    scale: f32,
-    accumulate: u32,
-    _pad: [u32; 2],
+crate::gpu_params! {
+    /// Parameters of `sum_rows`.
+    pub struct RowSumParams {
+        /// Rows.
+        pub m: u32,
+        /// Columns.
+        pub n: u32,
+        /// Element offset of `x` in its binding.
+        pub x_off: u32,
+        /// Element offset of `out` in its binding.
+        pub out_off: u32,
+        /// Scale of the sums.
+        pub scale: f32,
+        /// 1: add into `out`.
+        pub accumulate: u32,
+        /// Padding.
+        pub _pad0: u32,
+        /// Padding.
+        pub _pad1: u32,
+    }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct SumParams {
-    len: u32,
-    off: u32,
-    square: u32,
-    _pad: u32,
+crate::gpu_params! {
+    /// Parameters of one `sum_stage`.
+    pub struct SumParams {
+        /// Elements reduced.
+        pub len: u32,
+        /// Element offset of `x` in its binding.
+        pub x_off: u32,
+        /// Element offset of `y` in its binding.
+        pub y_off: u32,
+        /// 0: x, 1: x², 2: (x − y)².
+        pub mode: u32,
+        /// Scale of the stage's output.
+        pub scale: f32,
+        /// Element offset of `out` in its binding.
+        pub out_off: u32,
+        /// Padding.
+        pub _pad1: u32,
+        /// Padding.
+        pub _pad2: u32,
+    }
+}
+
+/// What a tree sum adds up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SumOf {
+    /// `Σ x`.
+    Values,
+    /// `Σ x²`.
+    Squares,
+    /// `Σ (x − y)²`.
+    SquaredDiffs,
 }
 
 fn distinct(x: &View, out: &View, what: &str) -> Result<()> {
@@ -81,21 +136,17 @@ pub fn sum_rows(
     distinct(&x, &out, "sum_rows")?;
     let (rx, x_off) = x.bind(ctx, "sum_rows x", 4)?;
     let (ro, out_off) = out.bind(ctx, "sum_rows out", 4)?;
-    let dim =
-        |v: usize| u32::try_from(v).map_err(|_| Error::Limit(format!("sum_rows: {v} exceeds u32")));
-    let p = ctx.uniform(&RowParams {
-        m: dim(m)?,
-        n: dim(n)?,
+    let p = RowSumParams {
+        m: u32_of(m, "sum_rows rows")?,
+        n: u32_of(n, "sum_rows columns")?,
         x_off,
         out_off,
         scale,
         accumulate: accumulate as u32,
-        _pad: [0; 2],
-    });
-    let k = ctx.kernel(&SHADER, "sum_rows")?;
-    let bg = ctx.bind(&k, &[p.as_entire_binding(), rx, ro])?;
-    rec.dispatch(&k, &bg, ctx.grid(dim(n.div_ceil(64))?)?);
-    Ok(())
+        ..Default::default()
+    };
+    let args = [Arg::Resource(rx), Arg::Resource(ro)];
+    SUM_ROWS.launch(ctx, rec, Work::Groups(n.div_ceil(64) as u64), &args, |_| p)
 }
 
 /// CPU reference for [`sum_rows`] (f64 sums).
@@ -120,30 +171,44 @@ pub fn sum_rows_cpu(
     Ok(())
 }
 
-fn reduce(
+/// Record `out[0] = scale · Σ term` over the `len` elements of `x` (and `y` for
+/// [`SumOf::SquaredDiffs`]), a multi-stage tree reduction in f32 with a fixed order. `out` is
+/// one element in another buffer than the inputs.
+pub fn sum_reduce(
     ctx: &GpuContext,
     rec: &mut Recorder,
+    of: SumOf,
     x: View,
-    out: &GpuTensor<f32>,
-    square: bool,
-    what: &str,
+    y: Option<View>,
+    scale: f32,
+    out: View,
 ) -> Result<()> {
+    let what = "sum";
     if x.len == 0 {
         return Err(Error::Shape(format!("{what} of an empty view")));
     }
-    if out.len() != 1 {
+    if out.len != 1 {
         return Err(Error::Shape(format!(
-            "{what}: out must be a 1-element tensor, got shape {:?}",
-            out.shape()
+            "{what}: out must be one element, its view has {}",
+            out.len
         )));
     }
-    x.check(what)?;
-    distinct(&x, &View::of(out), what)?;
-    let k = ctx.kernel(&SHADER, "sum_stage")?;
-    let len32 = |v: u64| {
-        u32::try_from(v).map_err(|_| Error::Limit(format!("{what}: {v} elements exceed u32")))
+    let y = match (of, y) {
+        (SumOf::SquaredDiffs, Some(y)) if y.len == x.len => y,
+        (SumOf::SquaredDiffs, _) => {
+            return Err(Error::Shape(format!(
+                "{what}: squared differences need a y of {} elements",
+                x.len
+            )))
+        }
+        _ => x,
     };
-    // Stage 0 reads the view; every later stage reads the previous stage's partials (one per
+    for v in [&x, &y, &out] {
+        v.check(what)?;
+    }
+    distinct(&x, &out, what)?;
+    distinct(&y, &out, what)?;
+    // Stage 0 reads the views; every later stage reads the previous stage's partials (one per
     // workgroup), until one workgroup is left, which writes `out`.
     let mut sizes = Vec::new();
     let mut l = x.len;
@@ -155,33 +220,52 @@ fn reduce(
         .iter()
         .map(|&s| GpuTensor::<f32>::zeros(ctx, &[s as usize]))
         .collect::<Result<Vec<_>>>()?;
+    let (ro, out_off) = out.bind(ctx, what, 4)?;
+    let mut stages = Recorder::new();
     for stage in 0..=partials.len() {
-        let (input, off, len) = if stage == 0 {
-            let (r, o) = x.bind(ctx, what, 4)?;
-            (r, o, x.len)
+        let (len, args, p) = if stage == 0 {
+            let (rx, x_off) = x.bind(ctx, what, 4)?;
+            let (ry, y_off) = y.bind(ctx, what, 4)?;
+            let mode = match of {
+                SumOf::Values => 0,
+                SumOf::Squares => 1,
+                SumOf::SquaredDiffs => 2,
+            };
+            (
+                x.len,
+                [Arg::Resource(rx), Arg::Resource(ry)],
+                (x_off, y_off, mode),
+            )
         } else {
-            (partials[stage - 1].binding(), 0, sizes[stage - 1])
+            let prev = Arg::from(&partials[stage - 1]);
+            (sizes[stage - 1], [prev.clone(), prev], (0, 0, 0))
         };
         let output = match partials.get(stage) {
-            Some(t) => t.binding(),
-            None => out.binding(),
+            Some(t) => Arg::from(t),
+            None => Arg::Resource(ro.clone()),
         };
-        let p = ctx.uniform(&SumParams {
-            len: len32(len)?,
-            off,
-            square: (square && stage == 0) as u32,
-            _pad: 0,
-        });
-        let bg = ctx.bind(&k, &[p.as_entire_binding(), input, output])?;
-        rec.dispatch(&k, &bg, ctx.grid(len32(len.div_ceil(CHUNK))?)?);
+        let last = stage == partials.len();
+        let params = SumParams {
+            len: u32_of(len, "sum length")?,
+            x_off: p.0,
+            y_off: p.1,
+            mode: p.2,
+            scale: if last { scale } else { 1.0 },
+            out_off: if last { out_off } else { 0 },
+            ..Default::default()
+        };
+        let [a0, a1] = args;
+        let work = Work::Groups(len.div_ceil(CHUNK));
+        SUM_STAGE.launch(ctx, &mut stages, work, &[a0, a1, output], |_| params)?;
     }
+    rec.extend(&stages);
     Ok(())
 }
 
 /// Record `out[0] = Σ x` (a multi-stage tree reduction in f32 with a fixed order). `out` is a
 /// 1-element tensor in another buffer than `x`.
 pub fn sum(ctx: &GpuContext, rec: &mut Recorder, x: View, out: &GpuTensor<f32>) -> Result<()> {
-    reduce(ctx, rec, x, out, false, "sum")
+    sum_reduce(ctx, rec, SumOf::Values, x, None, 1.0, View::of(out))
 }
 
 /// Record `out[0] = Σ x²`, like [`sum`].
@@ -191,7 +275,7 @@ pub fn sum_squares(
     x: View,
     out: &GpuTensor<f32>,
 ) -> Result<()> {
-    reduce(ctx, rec, x, out, true, "sum_squares")
+    sum_reduce(ctx, rec, SumOf::Squares, x, None, 1.0, View::of(out))
 }
 
 /// CPU reference for [`sum`] (f64 accumulation).

@@ -12,16 +12,38 @@
 //! `r = √(−2 ln U₁)`, `θ = 2π U₂`, `(r cos θ, r sin θ)` with `U₁ ∈ (0, 1]`, `U₂ ∈ [0, 1)`.
 
 use crate::error::{Error, Result};
-use crate::gpu::{GpuContext, GpuTensor, Recorder, Shader};
+use crate::gpu::{
+    lib, row_lanes, Arg, GpuContext, GpuTensor, KernelDef, Recorder, ShaderDef, Work,
+};
 
-/// `shaders/rng.wgsl` after `shaders/lib/rows.wgsl`.
-pub const SHADER: Shader = Shader::new(
+/// `shaders/rng.wgsl` with the grid, row and Philox preludes.
+pub static SHADER: ShaderDef = ShaderDef::new(
     "rng",
-    concat!(
-        include_str!("../../shaders/lib/rows.wgsl"),
-        include_str!("../../shaders/rng.wgsl")
-    ),
-);
+    &[
+        lib::GRID,
+        lib::ROWS,
+        lib::PHILOX,
+        include_str!("../../shaders/rng.wgsl"),
+    ],
+)
+.slots(&["rng", "out"]);
+
+const OUT: &[&str] = &["rng", "out"];
+/// Element-wise uniform or normal fill.
+pub static FILL: KernelDef = KernelDef::new(&SHADER, "fill", OUT)
+    .params::<ShapeParams>()
+    .workgroup(64);
+/// Uniform points on the positive orthant of the sphere, one row each.
+pub static SPHERE_PRIOR: KernelDef =
+    KernelDef::new(&SHADER, "sphere_prior", OUT).params::<ShapeParams>();
+/// Dirichlet(1) points on the simplex, one row each.
+pub static DIRICHLET1: KernelDef =
+    KernelDef::new(&SHADER, "dirichlet1", OUT).params::<ShapeParams>();
+
+/// Every kernel of the family.
+pub fn kernels() -> Vec<&'static KernelDef> {
+    vec![&FILL, &SPHERE_PRIOR, &DIRICHLET1]
+}
 
 /// Philox4x32 multipliers and Weyl key increments (Salmon et al., SC'11).
 pub const PHILOX_M: [u32; 2] = [0xD251_1F53, 0xCD9E_8D57];
@@ -86,7 +108,7 @@ pub mod cpu {
         (0..n).map(|i| word(seed, counter, stream, i)).collect()
     }
 
-    /// `n` uniforms in `[0, 1)` (what `uniform_fill` writes).
+    /// `n` uniforms in `[0, 1)` (what [`uniform`](super::uniform) writes).
     pub fn uniform(seed: u64, counter: u64, stream: u32, n: usize) -> Vec<f32> {
         (0..n)
             .map(|i| unit_f32(word(seed, counter, stream, i)))
@@ -107,7 +129,7 @@ pub mod cpu {
         }
     }
 
-    /// `n` standard normals (what `normal_fill` writes).
+    /// `n` standard normals (what [`normal`](super::normal) writes).
     pub fn normal(seed: u64, counter: u64, stream: u32, n: usize) -> Vec<f32> {
         (0..n)
             .map(|i| normal_at(seed, counter, stream, i) as f32)
@@ -218,18 +240,18 @@ impl PhiloxStream {
     }
 }
 
-/// The (seed, counter) uniform shared by every RNG kernel launch.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct RngParams {
-    /// Low word of the seed (Philox key 0).
-    pub seed_lo: u32,
-    /// High word of the seed (Philox key 1).
-    pub seed_hi: u32,
-    /// Low word of the counter base.
-    pub ctr_lo: u32,
-    /// High word of the counter base.
-    pub ctr_hi: u32,
+crate::gpu_params! {
+    /// The (seed, counter) uniform shared by every RNG kernel launch.
+    pub struct RngParams {
+        /// Low word of the seed (Philox key 0).
+        pub seed_lo: u32,
+        /// High word of the seed (Philox key 1).
+        pub seed_hi: u32,
+        /// Low word of the counter base.
+        pub ctr_lo: u32,
+        /// High word of the counter base.
+        pub ctr_hi: u32,
+    }
 }
 
 impl RngParams {
@@ -244,14 +266,26 @@ impl RngParams {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct ShapeParams {
-    n: u32,
-    k: u32,
-    stream: u32,
-    /// Row kernels: invocations per row.
-    lanes: u32,
+crate::gpu_params! {
+    /// Parameters of the RNG kernels.
+    pub struct ShapeParams {
+        /// Elements (fill) or rows (row kernels).
+        pub n: u32,
+        /// Row length (row kernels).
+        pub k: u32,
+        /// Philox stream.
+        pub stream: u32,
+        /// Row kernels: invocations per row.
+        pub lanes: u32,
+        /// Fill: 0 uniform, 1 normal.
+        pub dist: u32,
+        /// Padding.
+        pub _pad0: u32,
+        /// Padding.
+        pub _pad1: u32,
+        /// Padding.
+        pub _pad2: u32,
+    }
 }
 
 /// GPU random-number state: a uniform buffer holding (seed, counter). Launches recorded against
@@ -300,41 +334,10 @@ impl GpuRng {
         self.set_counter(ctx, c);
     }
 
-    /// The uniform buffer (binding 0 of the RNG kernels), for host code that writes it itself.
+    /// The uniform buffer (the `rng` binding of the RNG kernels), for host code that writes it itself.
     pub fn buffer(&self) -> &wgpu::Buffer {
         &self.buffer
     }
-}
-
-fn launch(
-    ctx: &GpuContext,
-    rec: &mut Recorder,
-    rng: &GpuRng,
-    entry: &str,
-    out: &GpuTensor<f32>,
-    shape: ShapeParams,
-    groups: u32,
-) -> Result<()> {
-    let max = ctx.limits().max_storage_buffer_binding_size;
-    if out.bytes() > max {
-        return Err(Error::Limit(format!(
-            "rng::{entry}: output of {} bytes exceeds the storage binding limit of {max} bytes; \
-             draw it in several calls with different streams",
-            out.bytes()
-        )));
-    }
-    let k = ctx.kernel(&SHADER, entry)?;
-    let p = ctx.uniform(&shape);
-    let bg = ctx.bind(
-        &k,
-        &[
-            rng.buffer.as_entire_binding(),
-            p.as_entire_binding(),
-            out.binding(),
-        ],
-    )?;
-    rec.dispatch(&k, &bg, ctx.grid(groups)?);
-    Ok(())
 }
 
 fn elems(out: &GpuTensor<f32>, what: &str) -> Result<u32> {
@@ -354,16 +357,21 @@ fn fill(
     rng: &GpuRng,
     stream: u32,
     out: &GpuTensor<f32>,
-    entry: &str,
+    dist: u32,
 ) -> Result<()> {
-    let n = elems(out, entry)?;
-    let shape = ShapeParams {
+    let n = elems(out, "fill")?;
+    let params = ShapeParams {
         n,
         k: 1,
         stream,
         lanes: 1,
+        dist,
+        ..Default::default()
     };
-    launch(ctx, rec, rng, entry, out, shape, n.div_ceil(4).div_ceil(64))
+    let args = [Arg::Whole(&rng.buffer), out.into()];
+    FILL.launch(ctx, rec, Work::Threads(n.div_ceil(4) as u64), &args, |_| {
+        params
+    })
 }
 
 /// Record `out ← U[0, 1)` (all elements, any shape).
@@ -374,7 +382,7 @@ pub fn uniform(
     stream: u32,
     out: &GpuTensor<f32>,
 ) -> Result<()> {
-    fill(ctx, rec, rng, stream, out, "uniform_fill")
+    fill(ctx, rec, rng, stream, out, 0)
 }
 
 /// Record `t ~ U[0, 1)` for the B elements of `t` (the flow-matching times).
@@ -396,7 +404,7 @@ pub fn normal(
     stream: u32,
     out: &GpuTensor<f32>,
 ) -> Result<()> {
-    fill(ctx, rec, rng, stream, out, "normal_fill")
+    fill(ctx, rec, rng, stream, out, 1)
 }
 
 fn rows_of(out: &GpuTensor<f32>, what: &str) -> Result<(u32, u32)> {
@@ -412,24 +420,32 @@ fn rows_of(out: &GpuTensor<f32>, what: &str) -> Result<(u32, u32)> {
 }
 
 /// Row-wise draw: every row (last axis, length K) of `out` handled by
-/// [`lanes_on`](crate::kernels::sphere::lanes_on) invocations, as the sphere kernels do.
+/// [`row_lanes`] invocations, as the sphere kernels do.
 fn rows(
     ctx: &GpuContext,
     rec: &mut Recorder,
     rng: &GpuRng,
     stream: u32,
     out: &GpuTensor<f32>,
-    entry: &str,
+    kernel: &'static KernelDef,
 ) -> Result<()> {
-    let (rows, k) = rows_of(out, entry)?;
-    let lanes = crate::kernels::sphere::lanes_on(ctx, k as usize);
-    let shape = ShapeParams {
+    let (rows, k) = rows_of(out, kernel.entry)?;
+    let lanes = row_lanes(ctx, k as usize);
+    let params = ShapeParams {
         n: rows,
         k,
         stream,
         lanes,
+        ..Default::default()
     };
-    launch(ctx, rec, rng, entry, out, shape, rows.div_ceil(256 / lanes))
+    let work = Work::Groups(rows.div_ceil(crate::gpu::WG / lanes) as u64);
+    kernel.launch(
+        ctx,
+        rec,
+        work,
+        &[Arg::Whole(&rng.buffer), out.into()],
+        |_| params,
+    )
 }
 
 /// Record the Fisher-Flow prior: every row (last axis, length K) of `out` ← `|z|/‖z‖`,
@@ -441,7 +457,7 @@ pub fn sphere_prior(
     stream: u32,
     out: &GpuTensor<f32>,
 ) -> Result<()> {
-    rows(ctx, rec, rng, stream, out, "sphere_prior")
+    rows(ctx, rec, rng, stream, out, &SPHERE_PRIOR)
 }
 
 /// Record Dirichlet(1) rows on the simplex: every row of `out` ← `e/Σe`, `e = −ln U`.
@@ -452,5 +468,5 @@ pub fn dirichlet1(
     stream: u32,
     out: &GpuTensor<f32>,
 ) -> Result<()> {
-    rows(ctx, rec, rng, stream, out, "dirichlet1")
+    rows(ctx, rec, rng, stream, out, &DIRICHLET1)
 }

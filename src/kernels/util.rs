@@ -1,17 +1,38 @@
 //! Utility kernels: the vec4 copy used as the bandwidth baseline, and fill.
 
 use crate::error::{Error, Result};
-use crate::gpu::{GpuContext, GpuTensor, Recorder, Shader};
+use crate::gpu::{lib, GpuContext, GpuTensor, KernelDef, Recorder, ShaderDef, Work};
 
-/// `shaders/util.wgsl`.
-pub const SHADER: Shader = Shader::new("util", include_str!("../../shaders/util.wgsl"));
+/// `shaders/util.wgsl` with the grid prelude.
+pub static SHADER: ShaderDef = ShaderDef::new(
+    "util",
+    &[lib::GRID, include_str!("../../shaders/util.wgsl")],
+)
+.slots(&["src", "dst"]);
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    n4: u32,
-    value: f32,
-    _pad: [u32; 2],
+/// `dst ← src` in vec4s.
+pub static COPY: KernelDef =
+    KernelDef::new(&SHADER, "copy", &["src", "dst"]).params::<UtilParams>();
+/// `dst ← value`.
+pub static FILL: KernelDef = KernelDef::new(&SHADER, "fill", &["dst"]).params::<UtilParams>();
+
+/// Every kernel of the family.
+pub fn kernels() -> Vec<&'static KernelDef> {
+    vec![&COPY, &FILL]
+}
+
+crate::gpu_params! {
+    /// Parameters of the utility kernels.
+    pub struct UtilParams {
+        /// Number of vec4 elements.
+        pub n4: u32,
+        /// Fill value.
+        pub value: f32,
+        /// Padding.
+        pub _pad0: u32,
+        /// Padding.
+        pub _pad1: u32,
+    }
 }
 
 fn vec4_len(t: &GpuTensor<f32>) -> Result<u32> {
@@ -39,27 +60,26 @@ pub fn copy(
         )));
     }
     let n4 = vec4_len(src)?;
-    let k = ctx.kernel(&SHADER, "copy")?;
-    let p = ctx.uniform(&Params {
+    let p = UtilParams {
         n4,
-        value: 0.0,
-        _pad: [0; 2],
-    });
-    let bg = ctx.bind(&k, &[p.as_entire_binding(), src.binding(), dst.binding()])?;
-    rec.dispatch(&k, &bg, ctx.grid(n4.div_ceil(256))?);
-    Ok(())
+        ..Default::default()
+    };
+    COPY.launch(
+        ctx,
+        rec,
+        Work::Threads(n4 as u64),
+        &[src.into(), dst.into()],
+        |_| p,
+    )
 }
 
 /// Record `out ← value` everywhere (length a multiple of 4).
 pub fn fill(ctx: &GpuContext, rec: &mut Recorder, out: &GpuTensor<f32>, value: f32) -> Result<()> {
     let n4 = vec4_len(out)?;
-    let k = ctx.kernel(&SHADER, "fill")?;
-    let p = ctx.uniform(&Params {
+    let p = UtilParams {
         n4,
         value,
-        _pad: [0; 2],
-    });
-    let bg = ctx.bind(&k, &[p.as_entire_binding(), out.binding()])?;
-    rec.dispatch(&k, &bg, ctx.grid(n4.div_ceil(256))?);
-    Ok(())
+        ..Default::default()
+    };
+    FILL.launch(ctx, rec, Work::Threads(n4 as u64), &[out.into()], |_| p)
 }

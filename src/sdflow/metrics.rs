@@ -7,26 +7,45 @@
 //! - Energy distance: 2 mean ‖x−y‖ − mean ‖x−x'‖ − mean ‖y−y'‖.
 
 use crate::error::{Error, Result};
-use crate::gpu::{GpuContext, GpuTensor, Recorder};
+use crate::gpu::{GpuContext, GpuTensor, KernelDef, Recorder, Work};
 
 use super::score::points_shape;
-use super::SHADER;
+use super::FLOW_SHADER;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct PairParams {
-    n_a: u32,
-    n_b: u32,
-    d: u32,
-    kind: u32,
-    same: u32,
-    n_wg: u32,
-    inv_2h2: f32,
-    accumulate: u32,
-    b_begin: u32,
-    b_end: u32,
-    _pad: [u32; 2],
+crate::gpu_params! {
+    /// Parameters of the pairwise sums.
+    pub struct PairParams {
+        /// Points in the first set.
+        pub n_a: u32,
+        /// Points in the second set.
+        pub n_b: u32,
+        /// Dimension.
+        pub d: u32,
+        /// 0: Gaussian kernel, 1: distance.
+        pub kind: u32,
+        /// 1: the sets are one set (skip j = i).
+        pub same: u32,
+        /// Workgroups.
+        pub n_wg: u32,
+        /// `1/(2h²)`.
+        pub inv_2h2: f32,
+        /// 1: add into the output.
+        pub accumulate: u32,
+        /// First row of the second set in this dispatch.
+        pub b_begin: u32,
+        /// End of the rows of the second set in this dispatch.
+        pub b_end: u32,
+        /// Padding.
+        pub _pad0: u32,
+        /// Padding.
+        pub _pad1: u32,
+    }
 }
+
+/// `sums[i] (+)= Σ_j f(‖a_i − b_j‖)` over a range of rows of `b`.
+pub static PAIR_SUMS: KernelDef = KernelDef::new(&FLOW_SHADER, "pair_sums", &["a", "b", "sums"])
+    .params::<PairParams>()
+    .workgroup(64);
 
 /// Σ_i Σ_j f(‖a_i − b_j‖) on the GPU (`same`: a and b are one set and j = i is skipped).
 fn pair_sum(
@@ -46,7 +65,6 @@ fn pair_sum(
     }
     let n_wg = (na as u32).div_ceil(64);
     let out = GpuTensor::<f32>::zeros(ctx, &[na])?;
-    let k = ctx.kernel(&SHADER, "pair_sums")?;
     // Split the b rows so one invocation stays within a software adapter's loop budget.
     let per_row = 64 + d.div_ceil(32) * (32 + d.min(32) * 65) + 64;
     let rows = match super::score::loop_budget(ctx) {
@@ -54,11 +72,10 @@ fn pair_sum(
         None => nb,
     };
     let mut rec = Recorder::new();
-    let mut keep = Vec::new();
     let mut b0 = 0;
     while b0 < nb {
         let b1 = (b0 + rows).min(nb);
-        let p = ctx.uniform(&PairParams {
+        let p = PairParams {
             n_a: na as u32,
             n_b: nb as u32,
             d: d as u32,
@@ -69,19 +86,10 @@ fn pair_sum(
             accumulate: (b0 > 0) as u32,
             b_begin: b0 as u32,
             b_end: b1 as u32,
-            _pad: [0; 2],
-        });
-        let bg = ctx.bind(
-            &k,
-            &[
-                p.as_entire_binding(),
-                a.binding(),
-                b.binding(),
-                out.binding(),
-            ],
-        )?;
-        rec.dispatch(&k, &bg, ctx.grid(n_wg)?);
-        keep.push(p);
+            ..Default::default()
+        };
+        let args = [a.into(), b.into(), (&out).into()];
+        PAIR_SUMS.launch(ctx, &mut rec, Work::Groups(n_wg as u64), &args, |_| p)?;
         b0 = b1;
     }
     rec.run(ctx)?;

@@ -22,10 +22,44 @@ pub mod particles;
 pub mod plot;
 pub mod score;
 
-use crate::gpu::Shader;
+use crate::gpu::{lib, KernelDef, ShaderDef};
 
-/// `shaders/sdflow.wgsl`.
-pub const SHADER: Shader = Shader::new("sdflow", include_str!("../../shaders/sdflow.wgsl"));
+/// `shaders/sdflow_score.wgsl`: the tiled score difference and the naive baseline.
+pub static SCORE_SHADER: ShaderDef = ShaderDef::new(
+    "sdflow_score",
+    &[lib::GRID, include_str!("../../shaders/sdflow_score.wgsl")],
+)
+.slots(&[
+    "queries", "samples", "state", "part_ml", "part_sum", "t_ml", "t_sum", "s_ml", "s_sum",
+    "logits", "out",
+]);
+
+/// `shaders/sdflow_flow.wgsl`: particle steps, latents and pairwise sums.
+pub static FLOW_SHADER: ShaderDef = ShaderDef::new(
+    "sdflow_flow",
+    &[
+        lib::GRID,
+        lib::PHILOX,
+        include_str!("../../shaders/sdflow_flow.wgsl"),
+    ],
+)
+.slots(&["state", "v", "x", "xt", "z", "a", "b", "sums"]);
+
+/// Every kernel of the family.
+pub fn kernels() -> Vec<&'static KernelDef> {
+    vec![
+        &score::SCORE_PARTIAL,
+        &score::SCORE_PARTIAL4,
+        &score::SCORE_COMBINE,
+        &score::NAIVE_LOGITS,
+        &score::NAIVE_REDUCE,
+        &particles::PERTURB,
+        &particles::UPDATE,
+        &particles::ADVANCE,
+        &model::DRAW_LATENTS,
+        &metrics::PAIR_SUMS,
+    ]
+}
 
 pub use data::{parse_points, read_points, toy_target, Rng, TOY_TARGETS};
 pub use metrics::{energy_distance, energy_distance_cpu, median_bandwidth, mmd2, mmd2_cpu};

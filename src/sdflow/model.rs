@@ -8,15 +8,15 @@
 //! 4. the target is copied into the regression input (a stop-gradient constant) and one
 //!    training step runs on `loss = mean_rows ‖g_θ(z) − target‖²` (AdamW by default).
 
-use crate::autodiff::{Act, Executor, GpuExecutor, Graph, NamedTensor, NodeId, OptimConfig};
+use crate::autodiff::{Activation, Executor, GpuExecutor, Graph, NamedTensor, NodeId, OptimConfig};
 use crate::error::{Error, Result};
-use crate::gpu::{GpuContext, GpuTensor, Kernel, Recorder};
+use crate::gpu::{GpuContext, GpuTensor, KernelDef, Recorder, Work};
 use crate::nn::Linear;
 
 use super::data::Rng;
 use super::particles::{ParticleConfig, ParticleFlow};
 use super::score::points_shape;
-use super::SHADER;
+use super::FLOW_SHADER;
 
 /// Name of the latent input of the generator graph.
 pub const LATENT: &str = "z";
@@ -44,7 +44,7 @@ pub struct ModelConfig {
     /// Number of hidden layers (≥ 1); the output layer is linear.
     pub depth: usize,
     /// Hidden activation (SiLU or leaky ReLU).
-    pub activation: Act,
+    pub activation: Activation,
     /// Optimizer of θ.
     pub optim: OptimConfig,
     /// Seed of the parameter initialisation.
@@ -64,7 +64,7 @@ impl Default for ModelConfig {
             latent_dim: 4,
             width: 128,
             depth: 3,
-            activation: Act::Silu,
+            activation: Activation::Silu,
             optim: OptimConfig {
                 lr: 2e-3,
                 ..OptimConfig::default()
@@ -104,8 +104,8 @@ impl ModelConfig {
             )));
         }
         match self.activation {
-            Act::Silu => {}
-            Act::LeakyRelu(s) if s.is_finite() => {}
+            Activation::Silu => {}
+            Activation::LeakyRelu(s) if s.is_finite() => {}
             a => {
                 return Err(Error::InvalidArgument(format!(
                 "activation {a:?} is not supported; use SiLU or a leaky ReLU with a finite slope"
@@ -177,16 +177,23 @@ pub struct ModelProgress {
     pub loss: f32,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct LatentParams {
-    n_el: u32,
-    seed: u32,
-    _pad: [u32; 2],
+crate::gpu_params! {
+    /// Parameters of the latent draws.
+    pub struct LatentParams {
+        /// Latent coordinates.
+        pub n_el: u32,
+        /// Seed.
+        pub seed: u32,
+        /// Padding.
+        pub _pad0: u32,
+        /// Padding.
+        pub _pad1: u32,
+    }
 }
 
-/// Salt that separates the latent stream from the perturbation noise of the same seed.
-const LATENT_SALT: u32 = 0x6a09_e667;
+/// `z ← N(0, I)` for the generator, from the flow's step.
+pub static DRAW_LATENTS: KernelDef =
+    KernelDef::new(&FLOW_SHADER, "latent", &["state", "z"]).params::<LatentParams>();
 
 /// A generator trained by score-difference flow. See the [module docs](self).
 pub struct ModelFlow<'c> {
@@ -198,7 +205,6 @@ pub struct ModelFlow<'c> {
     out: GpuTensor,
     step_rec: Recorder,
     done: usize,
-    _latent: (Kernel, wgpu::BindGroup, wgpu::Buffer),
 }
 
 impl<'c> ModelFlow<'c> {
@@ -223,18 +229,15 @@ impl<'c> ModelFlow<'c> {
             )));
         }
         let n_z = (b * config.latent_dim) as u32;
-        let kl = ctx.kernel(&SHADER, "latent")?;
-        let pl = ctx.uniform(&LatentParams {
+        let p = LatentParams {
             n_el: n_z,
-            seed: config.flow.seed ^ LATENT_SALT,
-            _pad: [0; 2],
-        });
-        let bl = ctx.bind(
-            &kl,
-            &[pl.as_entire_binding(), flow.state().binding(), z.binding()],
-        )?;
+            // Its own Philox stream: independent of the perturbation of the same seed.
+            seed: config.flow.seed,
+            ..Default::default()
+        };
         let mut rec = Recorder::new();
-        rec.dispatch(&kl, &bl, ctx.grid(n_z.div_ceil(256))?);
+        let args = [flow.state().into(), z.into()];
+        DRAW_LATENTS.launch(ctx, &mut rec, Work::Threads(n_z as u64), &args, |_| p)?;
         exec.record_forward(&mut rec);
         rec.copy(out.buffer(), 0, flow.particles().buffer(), 0, bytes);
         flow.record_step(&mut rec);
@@ -249,7 +252,6 @@ impl<'c> ModelFlow<'c> {
             out,
             step_rec: rec,
             done: 0,
-            _latent: (kl, bl, pl),
         })
     }
 

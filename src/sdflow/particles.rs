@@ -11,10 +11,10 @@
 //! stop-gradient regression targets g_θ(z) + η σ² v(g_θ(z) + σε).
 
 use crate::error::{Error, Result};
-use crate::gpu::{GpuContext, GpuTensor, Kernel, Recorder};
+use crate::gpu::{GpuContext, GpuTensor, KernelDef, Recorder, Work};
 
 use super::score::{check_sigma, points_shape, ScoreDiff};
-use super::SHADER;
+use super::FLOW_SHADER;
 
 /// Settings of the particle flow.
 #[derive(Clone, Debug)]
@@ -99,17 +99,38 @@ pub struct Progress {
     pub sigma: f32,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct FlowParams {
-    n_el: u32,
-    seed: u32,
-    eta: f32,
-    steps: u32,
-    sigma_max: f32,
-    sigma_min: f32,
-    _pad: [u32; 2],
+crate::gpu_params! {
+    /// Parameters of the particle kernels.
+    pub struct ParticleParams {
+        /// Particle coordinates (n·d).
+        pub n_el: u32,
+        /// Seed of the perturbation.
+        pub seed: u32,
+        /// Step size.
+        pub eta: f32,
+        /// Schedule length.
+        pub steps: u32,
+        /// First σ.
+        pub sigma_max: f32,
+        /// Last σ.
+        pub sigma_min: f32,
+        /// Padding.
+        pub _pad0: u32,
+        /// Padding.
+        pub _pad1: u32,
+    }
 }
+
+/// `xt ← x + σ ε`.
+pub static PERTURB: KernelDef =
+    KernelDef::new(&FLOW_SHADER, "perturb", &["state", "x", "xt"]).params::<ParticleParams>();
+/// `x ← x + η σ² v`.
+pub static UPDATE: KernelDef =
+    KernelDef::new(&FLOW_SHADER, "update", &["state", "v", "x"]).params::<ParticleParams>();
+/// The step counter and the next σ.
+pub static ADVANCE: KernelDef = KernelDef::new(&FLOW_SHADER, "advance", &["state"])
+    .params::<ParticleParams>()
+    .workgroup(1);
 
 /// Particles flowing towards a target sample set. See the [module docs](self).
 pub struct ParticleFlow {
@@ -122,8 +143,8 @@ pub struct ParticleFlow {
     velocity: GpuTensor,
     state: GpuTensor<u32>,
     score: ScoreDiff,
-    ops: Vec<(Kernel, wgpu::BindGroup, [u32; 3])>,
-    _params: wgpu::Buffer,
+    perturb: Recorder,
+    update: Recorder,
     done: usize,
 }
 
@@ -166,38 +187,23 @@ impl ParticleFlow {
             config.leave_one_out,
         )?;
         let n_el = (n * d) as u32;
-        let params = ctx.uniform(&FlowParams {
+        let p = ParticleParams {
             n_el,
             seed: config.seed,
             eta: config.eta,
             steps: config.steps as u32,
             sigma_max: config.sigma_max,
             sigma_min: config.sigma_min,
-            _pad: [0; 2],
-        });
-        let grid = ctx.grid(n_el.div_ceil(256))?;
-        let kp = ctx.kernel(&SHADER, "perturb")?;
-        let ku = ctx.kernel(&SHADER, "update")?;
-        let ka = ctx.kernel(&SHADER, "advance")?;
-        let bp = ctx.bind(
-            &kp,
-            &[
-                params.as_entire_binding(),
-                particles.binding(),
-                state.binding(),
-                noisy.binding(),
-            ],
-        )?;
-        let bu = ctx.bind(
-            &ku,
-            &[
-                params.as_entire_binding(),
-                velocity.binding(),
-                state.binding(),
-                particles.binding(),
-            ],
-        )?;
-        let ba = ctx.bind(&ka, &[params.as_entire_binding(), state.binding()])?;
+            ..Default::default()
+        };
+        let work = Work::Threads(n_el as u64);
+        let mut perturb = Recorder::new();
+        let args = [(&state).into(), (&particles).into(), (&noisy).into()];
+        PERTURB.launch(ctx, &mut perturb, work, &args, |_| p)?;
+        let mut update = Recorder::new();
+        let args = [(&state).into(), (&velocity).into(), (&particles).into()];
+        UPDATE.launch(ctx, &mut update, work, &args, |_| p)?;
+        ADVANCE.launch(ctx, &mut update, Work::Groups(1), &[(&state).into()], |_| p)?;
         Ok(Self {
             config,
             n,
@@ -208,20 +214,17 @@ impl ParticleFlow {
             velocity,
             state,
             score,
-            ops: vec![(kp, bp, grid), (ku, bu, grid), (ka, ba, [1, 1, 1])],
-            _params: params,
+            perturb,
+            update,
             done: 0,
         })
     }
 
     /// Append one step (perturb, score difference, update, advance) to `rec`.
     pub fn record_step(&self, rec: &mut Recorder) {
-        let (kp, bp, g) = &self.ops[0];
-        rec.dispatch(kp, bp, *g);
+        rec.extend(&self.perturb);
         self.score.record(rec);
-        for (k, b, g) in &self.ops[1..] {
-            rec.dispatch(k, b, *g);
-        }
+        rec.extend(&self.update);
     }
 
     /// Run the remaining steps, calling `on_progress` with the particles every

@@ -6,9 +6,41 @@
 //! [`sigma_state`]) so that a recorded particle loop can anneal it on the GPU.
 
 use crate::error::{Error, Result};
-use crate::gpu::{GpuContext, GpuTensor, Kernel, Recorder};
+use crate::gpu::{u32_of, Arg, GpuContext, GpuTensor, KernelDef, Recorder, Work};
 
-use super::SHADER;
+use super::SCORE_SHADER;
+
+const PARTIAL: &[&str] = &["queries", "samples", "state", "part_ml", "part_sum"];
+/// One split of the tiled pass, any d.
+pub static SCORE_PARTIAL: KernelDef = KernelDef::new(&SCORE_SHADER, "score_partial", PARTIAL)
+    .params::<ScoreParams>()
+    .workgroup(64);
+/// One split of the tiled pass, d ≤ 4.
+pub static SCORE_PARTIAL4: KernelDef = KernelDef::new(&SCORE_SHADER, "score_partial4", PARTIAL)
+    .params::<ScoreParams>()
+    .workgroup(64);
+/// Merge of the splits into v.
+pub static SCORE_COMBINE: KernelDef = KernelDef::new(
+    &SCORE_SHADER,
+    "score_combine",
+    &["state", "t_ml", "t_sum", "s_ml", "s_sum", "out"],
+)
+.params::<CombineParams>();
+/// The naive baseline's logits.
+pub static NAIVE_LOGITS: KernelDef = KernelDef::new(
+    &SCORE_SHADER,
+    "naive_logits",
+    &["queries", "samples", "state", "logits"],
+)
+.params::<NaiveParams>();
+/// The naive baseline's softmax and weighted mean.
+pub static NAIVE_REDUCE: KernelDef = KernelDef::new(
+    &SCORE_SHADER,
+    "naive_reduce",
+    &["samples", "state", "logits", "out"],
+)
+.params::<NaiveParams>()
+.workgroup(64);
 
 /// Largest supported dimension d. The kernel streams coordinates in chunks of 32 through the
 /// same workgroup memory for any d; the bound keeps one 64-sample tile of work per invocation
@@ -17,26 +49,40 @@ pub const MAX_DIM: usize = 512;
 
 const QUERIES_PER_WG: u32 = 64;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    n_q: u32,
-    n_set: u32,
-    d: u32,
-    loo: u32,
-    tps: u32,
-    n_splits: u32,
-    n_qblocks: u32,
-    n_wg: u32,
+crate::gpu_params! {
+    /// Parameters of the tiled partial pass.
+    pub struct ScoreParams {
+        /// Queries.
+        pub n_q: u32,
+        /// Samples in the set.
+        pub n_set: u32,
+        /// Dimension.
+        pub d: u32,
+        /// 1: leave sample q out for query q.
+        pub loo: u32,
+        /// Tiles per split.
+        pub tps: u32,
+        /// Splits.
+        pub n_splits: u32,
+        /// Query blocks.
+        pub n_qblocks: u32,
+        /// Workgroups.
+        pub n_wg: u32,
+    }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct CombineParams {
-    n_q: u32,
-    d: u32,
-    splits_t: u32,
-    splits_s: u32,
+crate::gpu_params! {
+    /// Parameters of the merge.
+    pub struct CombineParams {
+        /// Queries.
+        pub n_q: u32,
+        /// Dimension.
+        pub d: u32,
+        /// Splits of the target set.
+        pub splits_t: u32,
+        /// Splits of the source set.
+        pub splits_s: u32,
+    }
 }
 
 /// Loop iterations one invocation may run on software adapters (llvmpipe/lavapipe stop a
@@ -56,16 +102,26 @@ fn iters_per_tile(d: usize) -> usize {
     chunks + 3 * 64 + 32 + 65 * d.min(32)
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct NaiveParams {
-    n_q: u32,
-    n_set: u32,
-    d: u32,
-    loo: u32,
-    mode: u32,
-    n_wg: u32,
-    _pad: [u32; 2],
+crate::gpu_params! {
+    /// Parameters of the naive baseline.
+    pub struct NaiveParams {
+        /// Queries.
+        pub n_q: u32,
+        /// Samples in the set.
+        pub n_set: u32,
+        /// Dimension.
+        pub d: u32,
+        /// 1: exclude the pair (i, i).
+        pub loo: u32,
+        /// 0: out ← mean; 1: out ← (out − mean)/σ².
+        pub mode: u32,
+        /// Workgroups.
+        pub n_wg: u32,
+        /// Padding.
+        pub _pad0: u32,
+        /// Padding.
+        pub _pad1: u32,
+    }
 }
 
 /// A GPU state buffer `[step = 0, σ bits]` read by the score kernels.
@@ -93,7 +149,7 @@ pub(crate) fn points_shape(ctx: &GpuContext, t: &GpuTensor, what: &str) -> Resul
     }
     check_dim(s[1])?;
     let bytes = t.bytes();
-    let max = ctx.limits().max_storage_buffer_binding_size;
+    let max = ctx.max_binding();
     if bytes > max || t.len() > u32::MAX as usize / 2 {
         return Err(Error::Limit(format!(
             "{what} of shape {s:?} needs {bytes} bytes; the adapter binds at most {max} bytes"
@@ -119,8 +175,7 @@ pub(crate) fn check_dim(d: usize) -> Result<()> {
 /// (one `score_partial` dispatch per set, partial (max, sum, weighted sum) per range) and a
 /// `score_combine` dispatch merges them.
 pub struct ScoreDiff {
-    ops: Vec<(Kernel, wgpu::BindGroup, [u32; 3])>,
-    _keep: Vec<wgpu::Buffer>,
+    rec: Recorder,
     _parts: Vec<GpuTensor>,
 }
 
@@ -173,21 +228,16 @@ impl ScoreDiff {
         }
         // d ≤ 4: the vec4 variant (same bindings), no per-invocation arrays.
         let small = d <= 4;
-        let kp = ctx.kernel(
-            &SHADER,
-            if small {
-                "score_partial4"
-            } else {
-                "score_partial"
-            },
-        )?;
-        let kc = ctx.kernel(&SHADER, "score_combine")?;
+        let kernel = if small {
+            &SCORE_PARTIAL4
+        } else {
+            &SCORE_PARTIAL
+        };
         let budget = loop_budget(ctx);
         let n_qblocks = nq.div_ceil(QUERIES_PER_WG as usize);
         let nch = d.div_ceil(32);
-        let max_bind = ctx.limits().max_storage_buffer_binding_size;
-        let mut ops = Vec::new();
-        let mut keep = Vec::new();
+        let max_bind = ctx.max_binding();
+        let mut rec = Recorder::new();
         let mut parts = Vec::new();
         let mut splits = [0usize; 2];
         for (si, (set, n_set, loo)) in [(target, nt, false), (source, ns, leave_one_out)]
@@ -209,12 +259,10 @@ impl ScoreDiff {
                      binds at most {max_bind}: use fewer queries per call"
                 )));
             }
-            let n_wg = n_qblocks * nch * n_splits;
-            let n_wg = u32::try_from(n_wg)
-                .map_err(|_| Error::Limit(format!("{n_wg} workgroups is too many")))?;
+            let n_wg = u32_of(n_qblocks * nch * n_splits, "score workgroups")?;
             let ml = GpuTensor::zeros(ctx, &[n_splits, nq, 2])?;
             let sum = GpuTensor::zeros(ctx, &[n_splits, nq, d])?;
-            let p = ctx.uniform(&Params {
+            let p = ScoreParams {
                 n_q: nq as u32,
                 n_set: n_set as u32,
                 d: d as u32,
@@ -223,56 +271,36 @@ impl ScoreDiff {
                 n_splits: n_splits as u32,
                 n_qblocks: n_qblocks as u32,
                 n_wg,
-            });
-            let bg = ctx.bind(
-                &kp,
-                &[
-                    p.as_entire_binding(),
-                    queries.binding(),
-                    set.binding(),
-                    state.binding(),
-                    ml.binding(),
-                    sum.binding(),
-                ],
-            )?;
-            ops.push((kp.clone(), bg, ctx.grid(n_wg)?));
-            keep.push(p);
+            };
+            let args = [
+                queries.into(),
+                set.into(),
+                state.into(),
+                (&ml).into(),
+                (&sum).into(),
+            ];
+            kernel.launch(ctx, &mut rec, Work::Groups(n_wg as u64), &args, |_| p)?;
             parts.push(ml);
             parts.push(sum);
             splits[si] = n_splits;
         }
-        let p = ctx.uniform(&CombineParams {
+        let p = CombineParams {
             n_q: nq as u32,
             d: d as u32,
             splits_t: splits[0] as u32,
             splits_s: splits[1] as u32,
-        });
-        let bg = ctx.bind(
-            &kc,
-            &[
-                p.as_entire_binding(),
-                state.binding(),
-                parts[0].binding(),
-                parts[1].binding(),
-                parts[2].binding(),
-                parts[3].binding(),
-                out.binding(),
-            ],
-        )?;
-        ops.push((kc, bg, ctx.grid(((nq * d) as u32).div_ceil(256))?));
-        keep.push(p);
-        Ok(Self {
-            ops,
-            _keep: keep,
-            _parts: parts,
-        })
+        };
+        let mut args: Vec<Arg> = vec![state.into()];
+        args.extend(parts.iter().map(Arg::from));
+        args.push(out.into());
+        let work = Work::Threads((nq * d) as u64);
+        SCORE_COMBINE.launch(ctx, &mut rec, work, &args, |_| p)?;
+        Ok(Self { rec, _parts: parts })
     }
 
     /// Append the dispatches (two partial passes and the combine) to `rec`.
     pub fn record(&self, rec: &mut Recorder) {
-        for (k, bg, g) in &self.ops {
-            rec.dispatch(k, bg, *g);
-        }
+        rec.extend(&self.rec);
     }
 }
 
@@ -280,8 +308,7 @@ impl ScoreDiff {
 /// `[n_queries, max(n_target, n_source)]` matrix, then a row softmax and weighted mean, once
 /// per sample set (four dispatches).
 pub struct NaiveScoreDiff {
-    ops: Vec<(Kernel, wgpu::BindGroup, [u32; 3])>,
-    _keep: Vec<wgpu::Buffer>,
+    rec: Recorder,
     _logits: GpuTensor,
 }
 
@@ -302,7 +329,7 @@ impl NaiveScoreDiff {
             .checked_mul(cols)
             .filter(|&c| c < u32::MAX as usize)
             .ok_or_else(|| Error::Limit(format!("{nq}×{cols} logits do not fit u32 indexing")))?;
-        let max = ctx.limits().max_storage_buffer_binding_size;
+        let max = ctx.max_binding();
         if cells as u64 * 4 > max {
             return Err(Error::Limit(format!(
                 "the naive baseline's {nq}×{cols} logit matrix needs {} bytes; the adapter binds at most {max}",
@@ -319,69 +346,35 @@ impl NaiveScoreDiff {
             }
         }
         let logits = GpuTensor::zeros(ctx, &[cells])?;
-        let kl = ctx.kernel(&SHADER, "naive_logits")?;
-        let kr = ctx.kernel(&SHADER, "naive_reduce")?;
-        let mut ops = Vec::new();
-        let mut keep = Vec::new();
+        let mut rec = Recorder::new();
         for (mode, set, n_set) in [(0u32, target, nt), (1u32, source, ns)] {
             let loo = (mode == 1 && leave_one_out) as u32;
             let n_wg_l = ((nq * n_set) as u32).div_ceil(256);
-            let pl = ctx.uniform(&NaiveParams {
+            let p = NaiveParams {
                 n_q: nq as u32,
                 n_set: n_set as u32,
                 d: d as u32,
                 loo,
                 mode,
                 n_wg: n_wg_l,
-                _pad: [0; 2],
-            });
-            let bg = ctx.bind(
-                &kl,
-                &[
-                    pl.as_entire_binding(),
-                    queries.binding(),
-                    set.binding(),
-                    state.binding(),
-                    logits.binding(),
-                ],
-            )?;
-            ops.push((kl.clone(), bg, ctx.grid(n_wg_l)?));
+                ..Default::default()
+            };
+            let args = [queries.into(), set.into(), state.into(), (&logits).into()];
+            NAIVE_LOGITS.launch(ctx, &mut rec, Work::Groups(n_wg_l as u64), &args, |_| p)?;
             let n_wg_r = (nq as u32).div_ceil(64);
-            let pr = ctx.uniform(&NaiveParams {
-                n_q: nq as u32,
-                n_set: n_set as u32,
-                d: d as u32,
-                loo,
-                mode,
-                n_wg: n_wg_r,
-                _pad: [0; 2],
-            });
-            let bg = ctx.bind(
-                &kr,
-                &[
-                    pr.as_entire_binding(),
-                    set.binding(),
-                    state.binding(),
-                    logits.binding(),
-                    out.binding(),
-                ],
-            )?;
-            ops.push((kr.clone(), bg, ctx.grid(n_wg_r)?));
-            keep.push(pl);
-            keep.push(pr);
+            let p = NaiveParams { n_wg: n_wg_r, ..p };
+            let args = [set.into(), state.into(), (&logits).into(), out.into()];
+            NAIVE_REDUCE.launch(ctx, &mut rec, Work::Groups(n_wg_r as u64), &args, |_| p)?;
         }
         Ok(Self {
-            ops,
-            _keep: keep,
+            rec,
             _logits: logits,
         })
     }
 
     /// Append the four dispatches to `rec`.
     pub fn record(&self, rec: &mut Recorder) {
-        for (k, bg, g) in &self.ops {
-            rec.dispatch(k, bg, *g);
-        }
+        rec.extend(&self.rec);
     }
 }
 

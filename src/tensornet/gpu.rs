@@ -4,10 +4,33 @@
 use super::sampler::Environments;
 use super::Mps;
 use crate::error::{Error, Result};
-use crate::gpu::{GpuContext, GpuTensor, Kernel, Recorder, Shader};
+use crate::gpu::{lib, GpuContext, GpuTensor, KernelDef, Recorder, ShaderDef, Work};
 
-/// `shaders/tensornet.wgsl`.
-pub const SHADER: Shader = Shader::new("tensornet", include_str!("../../shaders/tensornet.wgsl"));
+/// `shaders/tensornet.wgsl` with the grid and Philox preludes.
+pub static SHADER: ShaderDef = ShaderDef::new(
+    "tensornet",
+    &[
+        lib::GRID,
+        lib::PHILOX,
+        include_str!("../../shaders/tensornet.wgsl"),
+    ],
+)
+.slots(&["tens", "sites", "samples", "logp"]);
+
+const BINDINGS: &[&str] = &["tens", "sites", "samples", "logp"];
+/// A workgroup of 64 lanes per batch of samples (bonds above 64).
+pub static RUN: KernelDef = KernelDef::new(&SHADER, "run", BINDINGS)
+    .params::<TnParams>()
+    .workgroup(64);
+/// One sample per invocation (bonds up to 64).
+pub static RUN_SMALL: KernelDef = KernelDef::new(&SHADER, "run_small", BINDINGS)
+    .params::<TnParams>()
+    .workgroup(64);
+
+/// Every kernel of the family.
+pub fn kernels() -> Vec<&'static KernelDef> {
+    vec![&RUN, &RUN_SMALL]
+}
 
 /// Workgroup memory per half (floats): `batch · χ_max` must fit.
 const HALF: usize = 1536;
@@ -18,19 +41,34 @@ const SMALL_CHI: usize = 64;
 /// Log-probabilities at or below this are `-inf` (the kernel's marker for weight 0).
 const DEAD: f32 = -1.0e38;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    n_sites: u32,
-    d: u32,
-    n_samples: u32,
-    batch: u32,
-    seed: u32,
-    stream: u32,
-    mode: u32,
-    first: u32,
-    chi_max: u32,
-    _pad: [u32; 3],
+crate::gpu_params! {
+    /// Parameters of the sampler.
+    pub struct TnParams {
+        /// Sites.
+        pub n_sites: u32,
+        /// States per site.
+        pub d: u32,
+        /// Samples in this dispatch.
+        pub n_samples: u32,
+        /// Samples per workgroup.
+        pub batch: u32,
+        /// Philox key.
+        pub seed: u32,
+        /// Philox stream.
+        pub stream: u32,
+        /// 0: sample, 1: log-probabilities of given samples.
+        pub mode: u32,
+        /// Global index of the dispatch's first sample.
+        pub first: u32,
+        /// Largest bond dimension.
+        pub chi_max: u32,
+        /// Padding.
+        pub _pad0: u32,
+        /// Padding.
+        pub _pad1: u32,
+        /// Padding.
+        pub _pad2: u32,
+    }
 }
 
 /// An MPS resident on the GPU with its right environments, ready for batched exact sampling
@@ -38,7 +76,7 @@ struct Params {
 pub struct GpuMps {
     tens: GpuTensor<f32>,
     sites: GpuTensor<u32>,
-    kernel: Kernel,
+    kernel: &'static KernelDef,
     n_sites: usize,
     d: usize,
     chi_max: usize,
@@ -102,7 +140,7 @@ impl GpuMps {
                 "MPS entries overflow f32; rescale the site tensors".into(),
             ));
         }
-        let max_bind = ctx.limits().max_storage_buffer_binding_size;
+        let max_bind = ctx.max_binding();
         if (data.len() * 4) as u64 > max_bind || data.len() > u32::MAX as usize {
             return Err(Error::Limit(format!(
                 "the MPS needs {} bytes on the GPU; one storage binding holds {max_bind}",
@@ -113,12 +151,9 @@ impl GpuMps {
         let sites = GpuTensor::from_slice(ctx, &info, &[info.len()])?;
         // Small bonds: one sample per invocation (`run_small`); else a workgroup per batch.
         let (kernel, batch) = if chi_max <= SMALL_CHI {
-            (ctx.kernel(&SHADER, "run_small")?, 64)
+            (&RUN_SMALL, 64)
         } else {
-            (
-                ctx.kernel(&SHADER, "run")?,
-                (HALF / chi_max).clamp(1, MAX_BATCH),
-            )
+            (&RUN, (HALF / chi_max).clamp(1, MAX_BATCH))
         };
         Ok(Self {
             tens,
@@ -146,10 +181,7 @@ impl GpuMps {
     }
 
     fn rows_per_dispatch(&self, ctx: &GpuContext) -> usize {
-        let max = ctx
-            .limits()
-            .max_storage_buffer_binding_size
-            .min(ctx.limits().max_buffer_size) as usize;
+        let max = ctx.max_binding() as usize;
         (max / (4 * self.n_sites)).clamp(1, 1 << 22)
     }
 
@@ -173,7 +205,7 @@ impl GpuMps {
                 self.n_sites
             )));
         }
-        let p = ctx.uniform(&Params {
+        let p = TnParams {
             n_sites: self.n_sites as u32,
             d: self.d as u32,
             n_samples: n as u32,
@@ -183,20 +215,17 @@ impl GpuMps {
             mode,
             first,
             chi_max: self.chi_max as u32,
-            _pad: [0; 3],
-        });
-        let bg = ctx.bind(
-            &self.kernel,
-            &[
-                p.as_entire_binding(),
-                self.tens.binding(),
-                self.sites.binding(),
-                samples.binding(),
-                logp.binding(),
-            ],
-        )?;
-        let groups = n.div_ceil(self.batch) as u32;
-        rec.dispatch(&self.kernel, &bg, ctx.grid(groups)?);
+            ..Default::default()
+        };
+        let args = [
+            (&self.tens).into(),
+            (&self.sites).into(),
+            samples.into(),
+            logp.into(),
+        ];
+        let groups = n.div_ceil(self.batch) as u64;
+        self.kernel
+            .launch(ctx, rec, Work::Groups(groups), &args, |_| p)?;
         Ok(())
     }
 

@@ -22,11 +22,11 @@
 //! # GPU strategy (`shaders/tensornet.wgsl`)
 //! For `χ ≤ 64` (`run_small`) each invocation draws one sample with its left vector in private
 //! memory: no workgroup memory, no barriers, 64 independent samples per workgroup, and the same
-//! summation order as the CPU reference. For larger `χ` (`run`) one workgroup of 64 lanes owns a batch of `B = min(256, 1536 / χ_max)` samples whose left
-//! vectors live in workgroup memory (double-buffered, 12 KiB, inside WebGPU's default 16 KiB).
-//! Per site: (1) one lane per sample forms the `d` weights `ℓ · M_k[s]`, draws `s` with a
-//! counter-based Philox-2x32-10 generator keyed by (seed, global sample index, site), and
-//! records it; (2) the `B · χ_k` entries of the new left vectors are spread over the 64 lanes
+//! summation order as the CPU reference. For larger `χ` (`run`) one workgroup of 64 lanes owns
+//! a batch of `B = min(256, 1536 / χ_max)` samples whose left vectors live in workgroup memory
+//! (double-buffered, 12 KiB, inside WebGPU's default 16 KiB). Per site: (1) one lane per sample
+//! forms the `d` weights `ℓ · M_k[s]`, draws `s` with the crate's counter-based Philox4x32-10
+//! generator (key: the seed; counter: the global sample index and the site), and records it; (2) the `B · χ_k` entries of the new left vectors are spread over the 64 lanes
 //! (lane ↔ (sample, right-bond column)); each is a length-`χ_{k-1}` dot product reading `A_k`
 //! rows contiguously in the column index, so neighbouring lanes read neighbouring addresses and
 //! the `B` samples of a workgroup share the tensor through the cache. Work per site is
@@ -51,13 +51,13 @@ mod train;
 pub use diffusion::{
     condition_on_noisy, flip_kernel, mcmc_connected, mcmc_disconnected, noised, McmcStats,
 };
-pub use gpu::{GpuMps, SHADER};
+pub use gpu::{kernels, GpuMps, SHADER};
 pub use linalg::{svd, Svd};
 pub use models::{
     dyck_area, enumerate_ising, fredkin, ising_2d, ising_chain, ising_cylinder, ising_torus,
     random_mps, IsingExact, IsingLattice,
 };
-pub use rng::{philox2x32, uniform};
+pub use rng::uniform;
 pub use sampler::{sample_cpu, Environments};
 pub use train::{nll, nll_grad, train_mps, TrainOptions, TrainReport};
 

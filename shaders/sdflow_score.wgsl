@@ -2,14 +2,12 @@
 //   v(q) = (1/σ²) [ Σ_j w_j(q) y_j − Σ_i u_i(q) x_i ],
 //   w = softmax_j(−‖q−y_j‖²/2σ²) over the target set, u likewise over the source set,
 // computed flash-attention style (online max / running sum / running weighted sum, no N×M
-// matrix), a naive two-pass baseline that materialises the logits, the particle-flow kernels
-// (Gaussian perturbation from a counter-based hash, update, σ schedule) and pairwise sums for
-// the MMD and energy-distance metrics.
+// matrix), and a naive two-pass baseline that materialises the logits.
 //
 // Points are row-major [n, d] f32. σ lives in a small state buffer (u32 words):
 //   state[0] = step counter, state[1] = bitcast<u32>(σ at this step).
 
-const WG: u32 = 64u;      // queries per workgroup (one per invocation)
+const QWG: u32 = 64u;     // queries per workgroup of the tiled kernels (one per invocation)
 const T: u32 = 64u;       // samples per tile
 const DC: u32 = 32u;      // coordinates per tile chunk
 const NEG: f32 = -3.0e38; // "minus infinity" for the online max
@@ -24,30 +22,36 @@ const NEG: f32 = -3.0e38; // "minus infinity" for the online max
 // the target and the source and writes v. Splitting bounds the work of one invocation (software
 // rasterisers cap loop iterations per invocation) and gives parallelism when queries are few.
 
-struct Params {
+struct ScoreParams {
     n_q: u32,        // number of queries
     n_set: u32,      // number of samples in this set
     d: u32,          // dimension
     loo: u32,        // 1: leave sample q out for query q
     tps: u32,        // tiles per split
     n_splits: u32,
-    n_qblocks: u32,  // ceil(n_q / WG)
+    n_qblocks: u32,  // ceil(n_q / QWG)
     n_wg: u32,       // n_qblocks * n_chunks * n_splits
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(0) var<uniform> params: ScoreParams;
 @group(0) @binding(1) var<storage, read> queries: array<f32>;
 @group(0) @binding(2) var<storage, read> samples: array<f32>;
 @group(0) @binding(3) var<storage, read> state: array<u32>;
 @group(0) @binding(4) var<storage, read_write> part_ml: array<f32>;  // [split, q, 2]
 @group(0) @binding(5) var<storage, read_write> part_sum: array<f32>; // [split, q, d]
+@group(0) @binding(6) var<storage, read> t_ml: array<f32>;           // target partials
+@group(0) @binding(7) var<storage, read> t_sum: array<f32>;
+@group(0) @binding(8) var<storage, read> s_ml: array<f32>;           // source partials
+@group(0) @binding(9) var<storage, read> s_sum: array<f32>;
+@group(0) @binding(10) var<storage, read_write> logits: array<f32>;  // naive: [n_q, n_set]
+@group(0) @binding(11) var<storage, read_write> out: array<f32>;     // [n_q, d]
 
 var<workgroup> tile: array<f32, 2048>; // T * DC
 
 // Cooperative load of samples [base, base+T) x coordinates [c0, c0+DC) into `tile`, zero-padded.
 fn load_tile(base: u32, c0: u32, lid: u32) {
     let d = params.d;
-    for (var e = lid; e < T * DC; e += WG) {
+    for (var e = lid; e < T * DC; e += QWG) {
         let j = base + e / DC;
         let k = c0 + e % DC;
         var v = 0.0;
@@ -61,7 +65,7 @@ fn load_tile(base: u32, c0: u32, lid: u32) {
 @compute @workgroup_size(64)
 fn score_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-    let wg = wid.x + wid.y * nwg.x;
+    let wg = group_index(wid, nwg);
     if (wg >= params.n_wg) {
         return;
     }
@@ -71,7 +75,7 @@ fn score_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     let rest = wg / params.n_qblocks;
     let co = rest % nch;
     let split = rest / nch;
-    let q = qb * WG + lid;
+    let q = qb * QWG + lid;
     let valid = q < params.n_q;
     let sigma = bitcast<f32>(state[1]);
     let coef = 0.5 / (sigma * sigma);
@@ -180,14 +184,14 @@ fn sample4(j: u32) -> vec4<f32> {
 @compute @workgroup_size(64)
 fn score_partial4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_index) lid: u32) {
-    let wg = wid.x + wid.y * nwg.x;
+    let wg = group_index(wid, nwg);
     if (wg >= params.n_wg) {
         return;
     }
     let d = params.d;
     let qb = wg % params.n_qblocks;
     let split = wg / params.n_qblocks;
-    let q = qb * WG + lid;
+    let q = qb * QWG + lid;
     let valid = q < params.n_q;
     var x = vec4<f32>(0.0);
     if (valid) {
@@ -249,18 +253,12 @@ struct CombineParams {
 }
 
 @group(0) @binding(0) var<uniform> cparams: CombineParams;
-@group(0) @binding(1) var<storage, read> c_state: array<u32>;
-@group(0) @binding(2) var<storage, read> t_ml: array<f32>;
-@group(0) @binding(3) var<storage, read> t_sum: array<f32>;
-@group(0) @binding(4) var<storage, read> s_ml: array<f32>;
-@group(0) @binding(5) var<storage, read> s_sum: array<f32>;
-@group(0) @binding(6) var<storage, read_write> out: array<f32>;
 
 // One invocation per (query, coordinate): merge the splits of each set and write v.
 @compute @workgroup_size(256)
 fn score_combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-    let e = (wid.x + wid.y * nwg.x) * 256u + lid;
+    let e = thread_index(wid, nwg, lid);
     let n_q = cparams.n_q;
     let d = cparams.d;
     if (e >= n_q * d) {
@@ -292,7 +290,7 @@ fn score_combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
         ls += f * s_ml[2u * row + 1u];
         as_ += f * s_sum[row * d + k];
     }
-    let sigma = bitcast<f32>(c_state[1]);
+    let sigma = bitcast<f32>(state[1]);
     out[e] = (at / lt - as_ / ls) / (sigma * sigma);
 }
 
@@ -313,15 +311,11 @@ struct NaiveParams {
 }
 
 @group(0) @binding(0) var<uniform> nparams: NaiveParams;
-@group(0) @binding(1) var<storage, read> n_queries: array<f32>;
-@group(0) @binding(2) var<storage, read> n_samples: array<f32>;
-@group(0) @binding(3) var<storage, read> n_state: array<u32>;
-@group(0) @binding(4) var<storage, read_write> n_logits: array<f32>;
 
 @compute @workgroup_size(256)
 fn naive_logits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let wg = wid.x + wid.y * nwg.x;
+    let wg = group_index(wid, nwg);
     let e = wg * 256u + lid;
     if (wg >= nparams.n_wg || e >= nparams.n_q * nparams.n_set) {
         return;
@@ -329,28 +323,24 @@ fn naive_logits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let q = e / nparams.n_set;
     let j = e % nparams.n_set;
     let d = nparams.d;
-    let sigma = bitcast<f32>(n_state[1]);
+    let sigma = bitcast<f32>(state[1]);
     var s = 0.0;
     for (var k = 0u; k < d; k++) {
-        let df = n_queries[q * d + k] - n_samples[j * d + k];
+        let df = queries[q * d + k] - samples[j * d + k];
         s += df * df;
     }
     var logit = -s * 0.5 / (sigma * sigma);
     if (nparams.loo == 1u && q == j) {
         logit = NEG;
     }
-    n_logits[e] = logit;
+    logits[e] = logit;
 }
 
-@group(0) @binding(1) var<storage, read> r_samples: array<f32>;
-@group(0) @binding(2) var<storage, read> r_state: array<u32>;
-@group(0) @binding(3) var<storage, read_write> r_logits: array<f32>;
-@group(0) @binding(4) var<storage, read_write> r_out: array<f32>;
 
 @compute @workgroup_size(64)
 fn naive_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let wg = wid.x + wid.y * nwg.x;
+    let wg = group_index(wid, nwg);
     let q = wg * 64u + lid;
     if (wg >= nparams.n_wg || q >= nparams.n_q) {
         return;
@@ -360,225 +350,28 @@ fn naive_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let row = q * n;
     var m = NEG;
     for (var j = 0u; j < n; j++) {
-        m = max(m, r_logits[row + j]);
+        m = max(m, logits[row + j]);
     }
     var l = 0.0;
     for (var j = 0u; j < n; j++) {
-        let lg = r_logits[row + j];
+        let lg = logits[row + j];
         let p = select(0.0, exp(lg - m), lg > 0.5 * NEG);
-        r_logits[row + j] = p;
+        logits[row + j] = p;
         l += p;
     }
-    let sigma = bitcast<f32>(r_state[1]);
+    let sigma = bitcast<f32>(state[1]);
     for (var k = 0u; k < d; k++) {
         var a = 0.0;
         for (var j = 0u; j < n; j++) {
-            a += r_logits[row + j] * r_samples[j * d + k];
+            a += logits[row + j] * samples[j * d + k];
         }
         let mean = a / l;
         let gi = q * d + k;
         if (nparams.mode == 0u) {
-            r_out[gi] = mean;
+            out[gi] = mean;
         } else {
-            r_out[gi] = (r_out[gi] - mean) / (sigma * sigma);
+            out[gi] = (out[gi] - mean) / (sigma * sigma);
         }
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Particle flow: perturb, update and σ schedule.
-
-struct FlowParams {
-    n_el: u32,      // number of particle coordinates (n * d)
-    seed: u32,
-    eta: f32,
-    steps: u32,     // schedule length
-    sigma_max: f32,
-    sigma_min: f32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
-@group(0) @binding(0) var<uniform> fparams: FlowParams;
-@group(0) @binding(1) var<storage, read> p_x: array<f32>;
-@group(0) @binding(2) var<storage, read> p_state: array<u32>;
-@group(0) @binding(3) var<storage, read_write> p_xt: array<f32>;
-
-// PCG hash (a permuted congruential step used as a stateless 32-bit mixer).
-fn pcg(v: u32) -> u32 {
-    let s = v * 747796405u + 2891336453u;
-    let w = ((s >> ((s >> 28u) + 4u)) ^ s) * 277803737u;
-    return (w >> 22u) ^ w;
-}
-
-// Uniform in (0, 1] from 24 high bits.
-fn unit(h: u32) -> f32 {
-    return (f32(h >> 8u) + 1.0) * (1.0 / 16777216.0);
-}
-
-// A standard normal for (seed, step, element), Box–Muller on two hashed uniforms.
-fn normal(seed: u32, step: u32, e: u32) -> f32 {
-    let h0 = pcg(e ^ pcg(step ^ pcg(seed)));
-    let h1 = pcg(h0 ^ 0x9e3779b9u);
-    let h2 = pcg(h1);
-    let r = sqrt(-2.0 * log(unit(h1)));
-    return r * cos(6.283185307179586 * unit(h2));
-}
-
-@compute @workgroup_size(256)
-fn perturb(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-           @builtin(local_invocation_index) lid: u32) {
-    let e = (wid.x + wid.y * nwg.x) * 256u + lid;
-    if (e >= fparams.n_el) {
-        return;
-    }
-    let sigma = bitcast<f32>(p_state[1]);
-    p_xt[e] = p_x[e] + sigma * normal(fparams.seed, p_state[0], e);
-}
-
-@group(0) @binding(1) var<storage, read> u_v: array<f32>;
-@group(0) @binding(2) var<storage, read> u_state: array<u32>;
-@group(0) @binding(3) var<storage, read_write> u_x: array<f32>;
-
-@compute @workgroup_size(256)
-fn update(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
-    let e = (wid.x + wid.y * nwg.x) * 256u + lid;
-    if (e >= fparams.n_el) {
-        return;
-    }
-    let sigma = bitcast<f32>(u_state[1]);
-    u_x[e] = u_x[e] + fparams.eta * sigma * sigma * u_v[e];
-}
-
-@group(0) @binding(1) var<storage, read_write> a_state: array<u32>;
-
-fn schedule(step: u32) -> f32 {
-    if (fparams.steps <= 1u) {
-        return fparams.sigma_max;
-    }
-    let t = f32(min(step, fparams.steps - 1u)) / f32(fparams.steps - 1u);
-    return fparams.sigma_max * pow(fparams.sigma_min / fparams.sigma_max, t);
-}
-
-@compute @workgroup_size(1)
-fn advance() {
-    let s = a_state[0] + 1u;
-    a_state[0] = s;
-    a_state[1] = bitcast<u32>(schedule(s));
-}
-
-// ---------------------------------------------------------------------------------------------
-// Pairwise sums for metrics: out[i] = Σ_j f(‖a_i − b_j‖), f = exp(−r²/2h²) (kind 0) or r
-// (kind 1); `same` = 1 skips j = i (a and b are the same set).
-
-struct PairParams {
-    n_a: u32,
-    n_b: u32,
-    d: u32,
-    kind: u32,
-    same: u32,
-    n_wg: u32,
-    inv_2h2: f32,
-    accumulate: u32, // 1: add to out, 0: overwrite
-    b_begin: u32,    // this dispatch sums over b rows [b_begin, b_end)
-    b_end: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
-@group(0) @binding(0) var<uniform> pparams: PairParams;
-@group(0) @binding(1) var<storage, read> m_a: array<f32>;
-@group(0) @binding(2) var<storage, read> m_b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> m_out: array<f32>;
-
-var<workgroup> mtile: array<f32, 2048>; // T * DC
-
-@compute @workgroup_size(64)
-fn pair_sums(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-             @builtin(local_invocation_index) lid: u32) {
-    let wg = wid.x + wid.y * nwg.x;
-    if (wg >= pparams.n_wg) {
-        return;
-    }
-    let i = wg * 64u + lid;
-    let valid = i < pparams.n_a;
-    let d = pparams.d;
-    let nch = (d + DC - 1u) / DC;
-    let b_end = pparams.b_end;
-    var r2: array<f32, 64>;
-    var total = 0.0;
-    for (var base = pparams.b_begin; base < b_end; base += T) {
-        for (var t = 0u; t < T; t++) {
-            r2[t] = 0.0;
-        }
-        for (var c = 0u; c < nch; c++) {
-            let c0 = c * DC;
-            workgroupBarrier();
-            for (var e = lid; e < T * DC; e += 64u) {
-                let j = base + e / DC;
-                let k = c0 + e % DC;
-                var v = 0.0;
-                if (j < b_end && k < d) {
-                    v = m_b[j * d + k];
-                }
-                mtile[e] = v;
-            }
-            workgroupBarrier();
-            if (valid) {
-                let kc = min(DC, d - c0);
-                for (var k = 0u; k < kc; k++) {
-                    let ak = m_a[i * d + c0 + k];
-                    for (var t = 0u; t < T; t++) {
-                        let df = ak - mtile[t * DC + k];
-                        r2[t] += df * df;
-                    }
-                }
-            }
-        }
-        var part = 0.0;
-        for (var t = 0u; t < T; t++) {
-            let j = base + t;
-            if (j < b_end && !(pparams.same == 1u && j == i)) {
-                if (pparams.kind == 0u) {
-                    part += exp(-r2[t] * pparams.inv_2h2);
-                } else {
-                    part += sqrt(r2[t]);
-                }
-            }
-        }
-        total += part;
-    }
-    if (valid) {
-        var prev = 0.0;
-        if (pparams.accumulate == 1u) {
-            prev = m_out[i];
-        }
-        m_out[i] = prev + total;
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Generator latents for model optimisation: z = N(0, I) from (seed, step, element), with the
-// step read from the flow's state buffer, so a replayed recording draws fresh latents each step.
-
-struct LatentParams {
-    n_el: u32,
-    seed: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
-@group(0) @binding(0) var<uniform> lparams: LatentParams;
-@group(0) @binding(1) var<storage, read> l_state: array<u32>;
-@group(0) @binding(2) var<storage, read_write> l_z: array<f32>;
-
-@compute @workgroup_size(256)
-fn latent(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
-    let e = (wid.x + wid.y * nwg.x) * 256u + lid;
-    if (e >= lparams.n_el) {
-        return;
-    }
-    l_z[e] = normal(lparams.seed, l_state[0], e);
-}
