@@ -1,7 +1,8 @@
 //! Discrete sequence data: [`SequenceDataset`] (n sequences of length L over K tokens, with
 //! optional class [`labels`]), readers and writers for integer-id text, character text and
-//! FASTA, the toy target of the Dirichlet / Fisher-Flow experiments ([`toy`]), distribution
-//! metrics ([`metrics`]) and atomic output files ([`file`](mod@file)).
+//! FASTA, the toy target of the Dirichlet / Fisher-Flow experiments ([`toy`]), a synthetic DNA
+//! source with exact likelihood ([`dna`], an [`hmm`]), distribution metrics ([`metrics`]) and
+//! atomic output files ([`file`](mod@file)).
 //!
 //! Formats:
 //! - **ids**: one sequence per line, whitespace-separated integer token ids in `0..K`. When K is
@@ -18,7 +19,9 @@
 //! for any format come from a labels file, one integer a line ([`Labels::read`],
 //! [`SequenceDataset::read_labelled`]).
 
+pub mod dna;
 pub mod file;
+pub mod hmm;
 pub mod labels;
 pub mod metrics;
 pub mod toy;
