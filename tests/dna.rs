@@ -1,12 +1,16 @@
 //! The synthetic DNA source: spec parsing, the forward algorithm against brute-force
 //! enumeration, the sampler against the exact probabilities (χ²), class labels in the data
-//! layer and atomic output files.
+//! layer, the evaluation metrics and atomic output files.
 
 use std::collections::HashMap;
 
 use fisherflow::data::dna::{DnaSource, DnaSpec, Split, ALPHABET};
+use fisherflow::data::dna_eval::{uniform_noise, KMER_MAX};
 use fisherflow::data::file::{check_output, write_atomic};
 use fisherflow::data::hmm::Hmm;
+use fisherflow::data::metrics::{
+    accuracy, duplicate_fraction, jensen_shannon, kmer_jsd, kmer_spectrum,
+};
 use fisherflow::data::{Alphabet, Format, LabelOptions, Labels, SequenceDataset};
 use fisherflow::Error;
 
@@ -17,6 +21,7 @@ fn message(e: Error) -> String {
 fn err<T: std::fmt::Debug>(r: Result<T, Error>) -> String {
     message(r.expect_err("an error"))
 }
+
 // ---------------------------------------------------------------- spec
 
 #[test]
@@ -352,6 +357,7 @@ fn sample_mean_log_likelihood_matches_the_exact_entropy() {
         "sample mean {mean} vs E ln p = {h} ± {tol}"
     );
 }
+
 // ---------------------------------------------------------------- labels
 
 fn acgt() -> Alphabet {
@@ -565,6 +571,118 @@ fn read_labelled_takes_a_labels_file_for_any_format() {
         .is_err());
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+// ---------------------------------------------------------------- metrics
+
+#[test]
+fn kmer_spectra_and_jensen_shannon() {
+    let ds = SequenceDataset::parse_ids("0 1 0\n1 1 1\n", "f", Some(2)).unwrap();
+    assert_eq!(kmer_spectrum(&ds, 1).unwrap(), vec![2.0 / 6.0, 4.0 / 6.0]);
+    // 2-mers: 01, 10, 11, 11 (windows never cross sequences).
+    assert_eq!(kmer_spectrum(&ds, 2).unwrap(), vec![0.0, 0.25, 0.25, 0.5]);
+    assert_eq!(kmer_spectrum(&ds, 3).unwrap()[0b010], 0.5);
+    assert!(kmer_spectrum(&ds, 4).is_err() && kmer_spectrum(&ds, 0).is_err());
+    let p = [0.5, 0.5, 0.0];
+    let q = [0.0, 0.0, 1.0];
+    assert_eq!(jensen_shannon(&p, &p), 0.0);
+    assert!((jensen_shannon(&p, &q) - std::f64::consts::LN_2).abs() < 1e-15);
+    let r = [0.2, 0.3, 0.5];
+    assert!((jensen_shannon(&p, &r) - jensen_shannon(&r, &p)).abs() < 1e-15);
+    assert!(jensen_shannon(&p, &r) > 0.0);
+    assert_eq!(kmer_jsd(&ds, &ds, 2).unwrap(), 0.0);
+    let other = SequenceDataset::parse_ids("0 0 0\n", "g", Some(3)).unwrap();
+    assert!(kmer_jsd(&ds, &other, 1).is_err());
+}
+
+#[test]
+fn duplicates_and_accuracy() {
+    let train = SequenceDataset::parse_ids("0 1\n1 1\n", "t", Some(2)).unwrap();
+    let s = SequenceDataset::parse_ids("1 1\n0 0\n1 1\n0 1\n", "s", Some(2)).unwrap();
+    assert_eq!(duplicate_fraction(&s, &train).unwrap(), 0.75);
+    let wrong = SequenceDataset::parse_ids("0 1 1\n", "w", Some(2)).unwrap();
+    assert!(duplicate_fraction(&wrong, &train).is_err());
+    assert_eq!(accuracy(&[0, 1, 2, 2], &[0, 1, 1, 2]).unwrap(), 0.75);
+    assert!(accuracy(&[0], &[0, 1]).is_err() && accuracy(&[], &[]).is_err());
+}
+
+#[test]
+fn evaluation_puts_samples_beside_data_and_noise() {
+    let src = DnaSource::from_spec("dna:L=128,classes=3").unwrap();
+    let train = src.sample(3000, 0).unwrap();
+    let n = 1500;
+    // Exact samples of the held-out split are the data themselves: identical figures.
+    let exact = src.sample_split(n, 0, Split::HeldOut).unwrap();
+    let r = src.evaluate(&exact, &train).unwrap();
+    assert_eq!(r.samples, r.data);
+    let (data, noise) = (&r.data, &r.noise);
+    assert_eq!(data.kmer_jsd.len(), KMER_MAX);
+    assert_eq!(r.reference_n, 10_000);
+    // The scale: the data beat noise on every figure, by a wide margin.
+    assert!(
+        data.log_likelihood_per_base > -4f64.ln() && noise.log_likelihood_per_base < -4f64.ln()
+    );
+    for (&(k, d), &(_, z)) in data.kmer_jsd.iter().zip(&noise.kmer_jsd) {
+        assert!(d < 0.5 * z, "k={k}: data {d} noise {z}");
+    }
+    let bayes = data.conditional_accuracy.unwrap();
+    assert!(bayes > 0.95, "Bayes accuracy {bayes}");
+    assert!((noise.conditional_accuracy.unwrap() - 1.0 / 3.0).abs() < 0.06);
+    for c in 0..3 {
+        let own = data.motif_hit_rate_own.as_ref().unwrap()[c].unwrap();
+        assert!(
+            own > 0.9 && noise.motif_hit_rate[c] < 0.15,
+            "class {c}: {own}"
+        );
+        assert!(own > data.motif_hit_rate[c]);
+    }
+    assert_eq!(
+        (data.duplicate_fraction, noise.duplicate_fraction),
+        (0.0, 0.0)
+    );
+
+    // Training sequences as samples: all duplicates. Unlabelled: no accuracy.
+    let mut copied = src.sample(n, 0).unwrap();
+    copied.labels = None;
+    let r = src.evaluate(&copied, &train).unwrap();
+    assert_eq!(r.samples.duplicate_fraction, 1.0);
+    assert_eq!(
+        (
+            r.samples.conditional_accuracy,
+            r.samples.motif_hit_rate_own.clone()
+        ),
+        (None, None)
+    );
+    // Shuffled labels: chance accuracy. Labels beyond the source's classes: refused.
+    let shuffled: Vec<u32> = exact
+        .labels()
+        .unwrap()
+        .iter()
+        .map(|&c| (c + 1) % 3)
+        .collect();
+    let mut wrong = exact.clone();
+    wrong.labels = Some(Labels::new(shuffled, Some(3)).unwrap());
+    let acc = src
+        .evaluate(&wrong, &train)
+        .unwrap()
+        .samples
+        .conditional_accuracy
+        .unwrap();
+    assert!(acc < 0.05, "accuracy with every label wrong: {acc}");
+    let mut over = exact.clone();
+    over.labels = Some(Labels::new(vec![3; n], Some(4)).unwrap());
+    assert!(err(src.evaluate(&over, &train)).contains("class 3"));
+    // Noise scores like noise.
+    let noise_as_samples = uniform_noise(n, 128, 3, 9).unwrap();
+    let r = src.evaluate(&noise_as_samples, &train).unwrap();
+    assert!(r.samples.log_likelihood_per_base < r.data.log_likelihood_per_base - 0.1);
+    // Wrong shapes are refused.
+    let short = DnaSource::from_spec("dna:L=64,classes=3")
+        .unwrap()
+        .sample(10, 0)
+        .unwrap();
+    assert!(err(src.evaluate(&short, &train)).contains("length 64"));
+}
+
 // ---------------------------------------------------------------- output files
 
 #[test]

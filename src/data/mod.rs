@@ -1,8 +1,8 @@
 //! Discrete sequence data: [`SequenceDataset`] (n sequences of length L over K tokens, with
 //! optional class [`labels`]), readers and writers for integer-id text, character text and
 //! FASTA, the toy target of the Dirichlet / Fisher-Flow experiments ([`toy`]), a synthetic DNA
-//! source with exact likelihood ([`dna`], an [`hmm`]), distribution metrics ([`metrics`]) and
-//! atomic output files ([`file`](mod@file)).
+//! source with exact likelihood ([`dna`], an [`hmm`]; its evaluation in [`dna_eval`]),
+//! distribution metrics ([`metrics`]) and atomic output files ([`file`](mod@file)).
 //!
 //! Formats:
 //! - **ids**: one sequence per line, whitespace-separated integer token ids in `0..K`. When K is
@@ -20,6 +20,7 @@
 //! [`SequenceDataset::read_labelled`]).
 
 pub mod dna;
+pub mod dna_eval;
 pub mod file;
 pub mod hmm;
 pub mod labels;
