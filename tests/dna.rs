@@ -673,6 +673,7 @@ fn evaluation_puts_samples_beside_data_and_noise() {
     assert!(err(src.evaluate(&over, &train)).contains("class 3"));
     // Noise scores like noise.
     let noise_as_samples = uniform_noise(n, 128, 3, 9).unwrap();
+    assert!(uniform_noise(usize::MAX, 2, 3, 9).is_err() && uniform_noise(5, 8, 0, 9).is_err());
     let r = src.evaluate(&noise_as_samples, &train).unwrap();
     assert!(r.samples.log_likelihood_per_base < r.data.log_likelihood_per_base - 0.1);
     // Wrong shapes are refused.

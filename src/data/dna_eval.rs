@@ -121,6 +121,14 @@ pub struct DnaReport {
 
 /// `n` sequences of uniformly random bases, with uniformly random labels of `classes` classes.
 pub fn uniform_noise(n: usize, len: usize, classes: usize, seed: u64) -> Result<SequenceDataset> {
+    if n.checked_mul(len)
+        .is_none_or(|t| t > super::dna::MAX_TOKENS)
+        || classes == 0
+    {
+        return Err(crate::Error::Shape(format!(
+            "{n} noise sequences of length {len} with {classes} classes"
+        )));
+    }
     let mut rng = PhiloxStream::new(seed, 0, STREAM_NOISE);
     let tokens = (0..n * len).map(|_| rng.below(4) as u32).collect();
     let labels = (0..n).map(|_| rng.below(classes as u64) as u32).collect();

@@ -69,16 +69,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
             e,
         )
     };
-    let written = std::fs::OpenOptions::new()
+    // Created here, so removing it on failure never touches another writer's file.
+    let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&tmp)
-        .map_err(io)
-        .and_then(|mut f| {
-            f.write_all(bytes).map_err(io)?;
-            f.sync_all().map_err(io)
+        .map_err(io)?;
+    let written = f
+        .write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .and_then(|()| {
+            drop(f);
+            std::fs::rename(&tmp, path)
         })
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(io));
+        .map_err(io);
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
         return written;
