@@ -29,8 +29,10 @@ enum Command {
     Train(cli::flow::TrainArgs),
     /// Draw sequences from a trained model.
     Sample(cli::flow::SampleArgs),
-    /// Compare generated sequences with a toy target or a data file.
+    /// Compare generated sequences with a toy target, a dna: source or a data file.
     Eval(cli::flow::EvalArgs),
+    /// Draw a synthetic data set (dna:…) to a FASTA file with class labels.
+    Data(cli::data::Args),
     /// KL on the toy target over K for Fisher-Flow, Fisher-Flow+OT and linear flow matching.
     ToyBench(cli::flow::ToyBenchArgs),
     /// Benchmarks with same-run baselines (table or --json).
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         Command::Train(a) => cli::flow::train(&opts, a),
         Command::Sample(a) => cli::flow::sample(&opts, a),
         Command::Eval(a) => cli::flow::eval(a),
+        Command::Data(a) => cli::data::run(a),
         Command::ToyBench(a) => cli::flow::toy_bench(&opts, a),
         Command::Bench(a) => cli::bench::run(&opts, a),
         Command::Sdflow(a) => cli::sdflow::run(&opts, a),

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use fisherflow::autodiff::OptimConfig;
 use fisherflow::checkpoint::Checkpoint;
+use fisherflow::data::dna::{DnaSource, DnaSpec, DEFAULT_TRAIN_SEQUENCES};
 use fisherflow::data::metrics::{
     joint_divergence, kl_to_target, marginal_kl, JointOver, DEFAULT_SMOOTHING,
 };
@@ -28,8 +29,10 @@ const META_ALPHABET: &str = "fisherflow.alphabet";
 /// Where the data come from.
 #[derive(clap::Args, Clone, Debug)]
 pub struct DataArgs {
-    /// `toy:L=4,K=20,seed=0` (independent categoricals, probs softmax(U[0,1))) or a file:
-    /// token ids separated by spaces, one sequence a line; characters with --alphabet; FASTA.
+    /// `toy:L=4,K=20,seed=0` (independent categoricals, probs softmax(U[0,1))),
+    /// `dna:L=128,classes=3,seed=0` (synthetic DNA with exact likelihood; see `fisherflow data`)
+    /// or a file: token ids separated by spaces, one sequence a line; characters with
+    /// --alphabet; FASTA.
     #[arg(long)]
     data: Option<String>,
     /// Characters of the tokens (e.g. ACGT), for character and FASTA files.
@@ -48,7 +51,7 @@ struct Loaded {
     target: Option<ToyTarget>,
 }
 
-fn parse_format(s: &str) -> Result<Format> {
+pub(super) fn parse_format(s: &str) -> Result<Format> {
     match s.to_ascii_lowercase().as_str() {
         "ids" => Ok(Format::Ids),
         "chars" => Ok(Format::Chars),
@@ -59,7 +62,7 @@ fn parse_format(s: &str) -> Result<Format> {
     }
 }
 
-fn guess_format(path: &Path, alphabet: bool) -> Format {
+pub(super) fn guess_format(path: &Path, alphabet: bool) -> Format {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -91,6 +94,14 @@ fn load(spec: &str, args: &DataArgs, seed: u64) -> Result<Loaded> {
             spec: spec.to_string(),
             data,
             target: Some(target),
+        });
+    }
+    if DnaSpec::is_spec(spec) {
+        let data = DnaSource::from_spec(spec)?.sample(DEFAULT_TRAIN_SEQUENCES, seed)?;
+        return Ok(Loaded {
+            spec: spec.to_string(),
+            data,
+            target: None,
         });
     }
     let path = Path::new(spec);
@@ -741,6 +752,8 @@ pub struct EvalArgs {
     samples_format: Option<String>,
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    dna: super::data::DnaEvalArgs,
 }
 
 /// `fisherflow eval`.
@@ -749,6 +762,11 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         a.data.data.clone().ok_or_else(|| {
             Error::InvalidArgument("--data is required (toy:... or a file)".into())
         })?;
+    if DnaSpec::is_spec(&spec) {
+        let (fmt, alphabet) = (a.samples_format.as_deref(), a.data.alphabet.as_deref());
+        return super::data::eval_dna(&spec, &a.samples, fmt, alphabet, &a.dna);
+    }
+    super::data::refuse_dna_options(&a.dna)?;
     let loaded = load(&spec, &a.data, 0)?;
     let alphabet = a
         .data

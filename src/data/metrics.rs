@@ -8,6 +8,8 @@
 //!   distributions with `p̃ = (p + ε)/(1 + S ε)` over the S states (default
 //!   [`DEFAULT_SMOOTHING`]) so a state seen in only one set costs a large but finite amount.
 //!   Total variation is computed without smoothing.
+//! - Jensen–Shannon divergences ([`jensen_shannon`], [`kmer_jsd`]) need no smoothing: they are
+//!   finite, in nats, between 0 and ln 2.
 
 use std::collections::HashMap;
 
@@ -194,4 +196,89 @@ pub fn joint_divergence(
         tv: tv_sum / m,
         over: JointOver::Bigrams,
     })
+}
+
+/// `JS(p, q) = ½ KL(p ‖ m) + ½ KL(q ‖ m)` with `m = (p + q)/2`, in nats (`0 ≤ JS ≤ ln 2`).
+pub fn jensen_shannon(p: &[f64], q: &[f64]) -> f64 {
+    let half = |a: f64, b: f64| {
+        let m = 0.5 * (a + b);
+        if a > 0.0 {
+            0.5 * a * (a / m).ln()
+        } else {
+            0.0
+        }
+    };
+    p.iter()
+        .zip(q)
+        .map(|(&a, &b)| half(a, b) + half(b, a))
+        .sum::<f64>()
+        .clamp(0.0, std::f64::consts::LN_2)
+}
+
+/// The k-mer spectrum of a dataset: the frequency of every word of `k` tokens over all windows
+/// of all sequences, indexed by the word read as a base-K number (first token most
+/// significant). Errors unless `1 <= k <= L` and `K^k <= MAX_JOINT_STATES`.
+pub fn kmer_spectrum(ds: &SequenceDataset, k: usize) -> Result<Vec<f64>> {
+    let (l, vocab) = (ds.len, ds.vocab as u64);
+    let states = (0..k).try_fold(1u64, |a, _| {
+        a.checked_mul(vocab).filter(|&s| s <= MAX_JOINT_STATES)
+    });
+    let states = match states {
+        Some(s) if (1..=l).contains(&k) => s as usize,
+        _ => {
+            return Err(Error::Shape(format!(
+                "{k}-mers of sequences of length {l} over {vocab} tokens (need 1 <= k <= L and \
+                 K^k <= {MAX_JOINT_STATES})"
+            )))
+        }
+    };
+    let mut counts = vec![0.0; states];
+    for row in ds.tokens.chunks(l) {
+        let mut word = 0usize;
+        for (i, &t) in row.iter().enumerate() {
+            word = (word * vocab as usize + t as usize) % states;
+            if i + 1 >= k {
+                counts[word] += 1.0;
+            }
+        }
+    }
+    let inv = 1.0 / (ds.n * (l + 1 - k)) as f64;
+    counts.iter_mut().for_each(|v| *v *= inv);
+    Ok(counts)
+}
+
+/// Jensen–Shannon divergence (nats) between the k-mer spectra of two datasets.
+pub fn kmer_jsd(a: &SequenceDataset, b: &SequenceDataset, k: usize) -> Result<f64> {
+    if a.vocab != b.vocab {
+        return Err(Error::Shape(format!(
+            "comparing k-mers over {} and {} tokens",
+            a.vocab, b.vocab
+        )));
+    }
+    Ok(jensen_shannon(&kmer_spectrum(a, k)?, &kmer_spectrum(b, k)?))
+}
+
+/// The fraction of the sequences of `samples` that equal some sequence of `train`.
+pub fn duplicate_fraction(samples: &SequenceDataset, train: &SequenceDataset) -> Result<f64> {
+    check_pair(samples, train)?;
+    let seen: std::collections::HashSet<&[u32]> = train.tokens.chunks(train.len).collect();
+    let dup = samples
+        .tokens
+        .chunks(samples.len)
+        .filter(|row| seen.contains(row))
+        .count();
+    Ok(dup as f64 / samples.n as f64)
+}
+
+/// The fraction of positions where `predicted` equals `labels` (equal lengths, not empty).
+pub fn accuracy(predicted: &[u32], labels: &[u32]) -> Result<f64> {
+    if predicted.len() != labels.len() || labels.is_empty() {
+        return Err(Error::Shape(format!(
+            "{} predictions for {} labels",
+            predicted.len(),
+            labels.len()
+        )));
+    }
+    let hits = predicted.iter().zip(labels).filter(|(a, b)| a == b).count();
+    Ok(hits as f64 / labels.len() as f64)
 }

@@ -1,6 +1,8 @@
-//! Discrete sequence data: [`SequenceDataset`] (n sequences of length L over K tokens), readers
-//! and writers for integer-id text, character text and FASTA, the toy target of the Dirichlet /
-//! Fisher-Flow experiments ([`toy`]) and distribution metrics ([`metrics`]).
+//! Discrete sequence data: [`SequenceDataset`] (n sequences of length L over K tokens, with
+//! optional class [`labels`]), readers and writers for integer-id text, character text and
+//! FASTA, the toy target of the Dirichlet / Fisher-Flow experiments ([`toy`]), a synthetic DNA
+//! source with exact likelihood ([`dna`], an [`hmm`]; its evaluation in [`dna_eval`]),
+//! distribution metrics ([`metrics`]) and atomic output files ([`file`](mod@file)).
 //!
 //! Formats:
 //! - **ids**: one sequence per line, whitespace-separated integer token ids in `0..K`. When K is
@@ -10,11 +12,22 @@
 //!   character in the [`Alphabet`].
 //! - **FASTA**: records introduced by a `>` header line, the sequence possibly wrapped over
 //!   several lines; one character per token as for `chars`. Lines starting with `;` are comments.
+//!   A word `class=C` in a header labels the record with class `C` ([`labels`]); either every
+//!   header has one or none does.
 //!
-//! Blank lines are ignored in every format. All rows must have the same length.
+//! Blank lines are ignored in every format. All rows must have the same length. Class labels
+//! for any format come from a labels file, one integer a line ([`Labels::read`],
+//! [`SequenceDataset::read_labelled`]).
 
+pub mod dna;
+pub mod dna_eval;
+pub mod file;
+pub mod hmm;
+pub mod labels;
 pub mod metrics;
 pub mod toy;
+
+pub use labels::{LabelOptions, Labels, MAX_CLASSES};
 
 use std::path::Path;
 
@@ -37,6 +50,8 @@ pub struct SequenceDataset {
     pub vocab: usize,
     /// The characters of the tokens, when the data are character sequences.
     pub alphabet: Option<String>,
+    /// The class of every sequence and the number of classes, when the data are labelled.
+    pub labels: Option<Labels>,
 }
 
 /// File formats understood by [`SequenceDataset::read`] and [`SequenceDataset::write`].
@@ -131,6 +146,21 @@ fn perr(source: &str, line: usize, msg: impl std::fmt::Display) -> Error {
     Error::Parse(format!("{source}:{line}: {msg}"))
 }
 
+/// The token of character `c` at 0-based column `col` of line `line`.
+fn char_token(alphabet: &Alphabet, c: char, col: usize, source: &str, line: usize) -> Result<u32> {
+    alphabet.index(c).ok_or_else(|| {
+        perr(
+            source,
+            line,
+            format!(
+                "character {c:?} (column {}) is not in the alphabet {:?}",
+                col + 1,
+                alphabet.as_string()
+            ),
+        )
+    })
+}
+
 /// Collects rows and checks that they all have the same length.
 struct RowBuilder<'a> {
     source: &'a str,
@@ -192,6 +222,7 @@ impl<'a> RowBuilder<'a> {
             len,
             vocab,
             alphabet,
+            labels: None,
         })
     }
 }
@@ -249,6 +280,7 @@ impl SequenceDataset {
             len,
             vocab,
             alphabet,
+            labels: None,
         })
     }
 
@@ -324,26 +356,29 @@ impl SequenceDataset {
             }
             row.clear();
             for (col, c) in line.chars().enumerate() {
-                row.push(alphabet.index(c).ok_or_else(|| {
-                    perr(
-                        source,
-                        ln,
-                        format!(
-                            "character {c:?} (column {}) is not in the alphabet {:?}",
-                            col + 1,
-                            alphabet.as_string()
-                        ),
-                    )
-                })?);
+                row.push(char_token(alphabet, c, col, source, ln)?);
             }
             b.push(&row, ln)?;
         }
         b.finish(alphabet.len(), Some(alphabet.as_string()))
     }
 
-    /// Parse FASTA with `alphabet`.
+    /// Parse FASTA with `alphabet`. `class=C` words in the headers become the labels, with the
+    /// number of classes inferred as the largest label + 1.
     pub fn parse_fasta(text: &str, source: &str, alphabet: &Alphabet) -> Result<Self> {
+        Self::parse_fasta_classes(text, source, alphabet, None)
+    }
+
+    /// Parse FASTA with `alphabet`, checking the header labels against a declared number of
+    /// `classes` (`None`: inferred as the largest label + 1).
+    pub fn parse_fasta_classes(
+        text: &str,
+        source: &str,
+        alphabet: &Alphabet,
+        classes: Option<usize>,
+    ) -> Result<Self> {
         let mut b = RowBuilder::new(source);
+        let mut labels = labels::HeaderLabels::new(source, classes)?;
         let mut row: Vec<u32> = Vec::new();
         let mut header_line: Option<usize> = None;
         for (i, line) in text.lines().enumerate() {
@@ -352,7 +387,8 @@ impl SequenceDataset {
             if line.is_empty() || line.starts_with(';') {
                 continue;
             }
-            if line.starts_with('>') {
+            if let Some(header) = line.strip_prefix('>') {
+                labels.push(header, ln)?;
                 if let Some(h) = header_line {
                     if row.is_empty() {
                         return Err(perr(source, h, "FASTA record without a sequence"));
@@ -374,17 +410,7 @@ impl SequenceDataset {
                 if c.is_whitespace() {
                     continue;
                 }
-                row.push(alphabet.index(c).ok_or_else(|| {
-                    perr(
-                        source,
-                        ln,
-                        format!(
-                            "character {c:?} (column {}) is not in the alphabet {:?}",
-                            col + 1,
-                            alphabet.as_string()
-                        ),
-                    )
-                })?);
+                row.push(char_token(alphabet, c, col, source, ln)?);
             }
         }
         if let Some(h) = header_line {
@@ -393,7 +419,7 @@ impl SequenceDataset {
             }
             b.push(&row, h)?;
         }
-        b.finish(alphabet.len(), Some(alphabet.as_string()))
+        labels.attach(b.finish(alphabet.len(), Some(alphabet.as_string()))?)
     }
 
     /// Read the ids format from a file.
@@ -447,12 +473,16 @@ impl SequenceDataset {
         Ok(s)
     }
 
-    /// FASTA text (needs an alphabet); headers `>{prefix}{i}`, sequences wrapped at 80 columns.
+    /// FASTA text (needs an alphabet); headers `>{prefix}{i}`, followed by ` class={c}` when
+    /// the data are labelled; sequences wrapped at 80 columns.
     pub fn to_fasta_text(&self, prefix: &str) -> Result<String> {
         let a = self.alphabet_for_write()?;
         let mut s = String::new();
         for i in 0..self.n {
-            s.push_str(&format!(">{prefix}{i}\n"));
+            match self.label(i) {
+                Some(c) => s.push_str(&format!(">{prefix}{i} class={c}\n")),
+                None => s.push_str(&format!(">{prefix}{i}\n")),
+            }
             for chunk in self.row(i).chunks(80) {
                 for &t in chunk {
                     s.push(a.char(t).ok_or_else(|| {
