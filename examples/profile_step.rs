@@ -3,6 +3,7 @@
 //! `cargo run --release --example profile_step -- [K] [hidden] [batch]`
 
 use fisherflow::data::toy::ToyTarget;
+use fisherflow::device::Device;
 use fisherflow::flow::{FlowConfig, Geometry, TrainConfig, Trainer};
 use fisherflow::gpu::GpuContext;
 
@@ -24,7 +25,7 @@ fn main() -> fisherflow::Result<()> {
         batch,
         ..Default::default()
     };
-    let mut tr = Trainer::new(Some(&ctx), flow, cfg, data)?;
+    let mut tr = Trainer::new(Device::Gpu(&ctx), flow, cfg, data)?;
     tr.train_steps(2)?;
     tr.take_mean_loss()?;
     let times = tr.profile_step()?;

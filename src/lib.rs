@@ -19,18 +19,19 @@
 //!
 //! ```no_run
 //! use fisherflow::data::{metrics::kl_to_target, toy::ToyTarget};
-//! use fisherflow::flow::{sample_gpu, FlowConfig, FlowModel, Geometry, LrSchedule, SampleConfig, TrainConfig, Trainer};
+//! use fisherflow::device::Device;
+//! use fisherflow::flow::{sample, FlowConfig, FlowModel, Geometry, LrSchedule, SampleConfig, TrainConfig, Trainer};
 //! use fisherflow::gpu::GpuContext;
 //! # fn main() -> fisherflow::Result<()> {
 //! let ctx = GpuContext::new()?;
 //! let target = ToyTarget::from_spec("toy:L=4,K=5")?;
 //! let flow = FlowConfig::new(4, 5, 512, Geometry::Sphere);
 //! let cfg = TrainConfig { schedule: LrSchedule::Cosine { steps: 2000, floor: 0.01 }, ..Default::default() };
-//! let mut trainer = Trainer::new(Some(&ctx), flow, cfg, target.sample(100_000, 1)?)?;
+//! let mut trainer = Trainer::new(Device::Gpu(&ctx), flow, cfg, target.sample(100_000, 1)?)?;
 //! trainer.train_steps(2000)?; // one submit per step, nothing read back
 //! println!("loss {:?}", trainer.take_mean_loss()?);
 //! let model = FlowModel::from_trainer(&trainer)?;
-//! let samples = sample_gpu(&ctx, &model, &SampleConfig { n: 8192, ..Default::default() })?;
+//! let samples = sample(Device::Gpu(&ctx), &model, &SampleConfig { n: 8192, ..Default::default() })?;
 //! println!("KL {}", kl_to_target(&samples, &target.probs)?);
 //! # Ok(()) }
 //! ```
@@ -50,6 +51,7 @@ pub mod autodiff;
 pub mod bench;
 pub mod checkpoint;
 pub mod data;
+pub mod device;
 pub mod error;
 pub mod flow;
 pub mod gpu;

@@ -4,9 +4,9 @@
 use fisherflow::autodiff::{CpuExecutor, Executor, OptimConfig};
 use fisherflow::data::metrics::kl_to_target;
 use fisherflow::data::toy::ToyTarget;
+use fisherflow::device::Device;
 use fisherflow::flow::{
-    sample_cpu, sample_gpu, FieldNet, FlowConfig, FlowModel, Geometry, SampleConfig, TrainConfig,
-    Trainer,
+    sample, FieldNet, FlowConfig, FlowModel, Geometry, SampleConfig, TrainConfig, Trainer,
 };
 use fisherflow::gpu::{testing::gpu, GpuContext, GpuTensor, Recorder};
 use fisherflow::kernels::linalg::{gemm_cpu, gemm_with, subgroup8_suits, Gemm, GemmKernel, View};
@@ -250,7 +250,7 @@ fn f16_sampling_follows_f32_sampling_of_a_trained_model() {
         seed: 3,
         ..Default::default()
     };
-    let mut tr = Trainer::new(None, flow, cfg, data).unwrap();
+    let mut tr = Trainer::new(Device::Cpu, flow, cfg, data).unwrap();
     tr.train_steps(300).unwrap();
     let model = FlowModel::from_trainer(&tr).unwrap();
     let sc = SampleConfig {
@@ -258,9 +258,9 @@ fn f16_sampling_follows_f32_sampling_of_a_trained_model() {
         steps: 25,
         ..Default::default()
     };
-    let s32 = sample_gpu(ctx, &model, &sc).unwrap();
-    let s16 = sample_gpu(
-        ctx,
+    let s32 = sample(Device::Gpu(ctx), &model, &sc).unwrap();
+    let s16 = sample(
+        Device::Gpu(ctx),
         &model,
         &SampleConfig {
             precision: Precision::F16,
@@ -300,7 +300,7 @@ fn f16_requests_that_cannot_work_are_refused() {
         precision: Precision::F16,
         ..Default::default()
     };
-    let r = sample_cpu(&model, &sc);
+    let r = sample(Device::Cpu, &model, &sc);
     assert!(
         matches!(&r, Err(Error::InvalidArgument(m)) if m.contains("GPU")),
         "{r:?}"

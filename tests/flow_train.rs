@@ -3,9 +3,10 @@
 use fisherflow::checkpoint::Checkpoint;
 use fisherflow::data::metrics::kl_to_target;
 use fisherflow::data::toy::ToyTarget;
+use fisherflow::device::Device;
 use fisherflow::flow::{
-    sample_cpu, sample_gpu, FlowConfig, FlowModel, Geometry, LrSchedule, OtMode, SampleConfig,
-    Solver, TrainConfig, Trainer,
+    sample, FlowConfig, FlowModel, Geometry, LrSchedule, OtMode, SampleConfig, Solver, TrainConfig,
+    Trainer,
 };
 use fisherflow::gpu::testing::gpu;
 use fisherflow::Error;
@@ -31,14 +32,24 @@ fn toy_model_learns_on_the_gpu() {
         steps: 25,
         ..Default::default()
     };
-    let untrained = sample_gpu(ctx, &FlowModel::untrained(flow, 3).unwrap(), &sc).unwrap();
+    let untrained = sample(
+        Device::Gpu(ctx),
+        &FlowModel::untrained(flow, 3).unwrap(),
+        &sc,
+    )
+    .unwrap();
     let kl0 = kl_to_target(&untrained, &target.probs).unwrap();
-    let mut tr = Trainer::new(Some(ctx), flow, cfg, data).unwrap();
+    let mut tr = Trainer::new(Device::Gpu(ctx), flow, cfg, data).unwrap();
     let t0 = std::time::Instant::now();
     tr.train_steps(300).unwrap();
     let loss = tr.take_mean_loss().unwrap().unwrap();
     let secs = t0.elapsed().as_secs_f64();
-    let samples = sample_gpu(ctx, &FlowModel::from_trainer(&tr).unwrap(), &sc).unwrap();
+    let samples = sample(
+        Device::Gpu(ctx),
+        &FlowModel::from_trainer(&tr).unwrap(),
+        &sc,
+    )
+    .unwrap();
     let kl = kl_to_target(&samples, &target.probs).unwrap();
     eprintln!(
         "untrained KL {kl0:.4}, trained KL {kl:.4}, loss {loss:.4}, {:.1} steps/s",
@@ -59,7 +70,7 @@ fn device_batches_match_the_host_reference() {
             seed: 11,
             ..Default::default()
         };
-        let mut tr = Trainer::new(Some(ctx), flow, cfg, data.clone()).unwrap();
+        let mut tr = Trainer::new(Device::Gpu(ctx), flow, cfg, data.clone()).unwrap();
         tr.train_steps(3).unwrap();
         // The network's inputs now hold the batch of step 2.
         let (xt, t, ut) = tr.gpu_batch().unwrap();
@@ -94,15 +105,15 @@ fn cpu_backend_learns_and_agrees_with_itself_on_resume() {
         ..Default::default()
     };
     let kl0 = kl_to_target(
-        &sample_cpu(&FlowModel::untrained(flow, 5).unwrap(), &sc).unwrap(),
+        &sample(Device::Cpu, &FlowModel::untrained(flow, 5).unwrap(), &sc).unwrap(),
         &target.probs,
     )
     .unwrap();
-    let mut tr = Trainer::new(None, flow, cfg, data.clone()).unwrap();
+    let mut tr = Trainer::new(Device::Cpu, flow, cfg, data.clone()).unwrap();
     assert!(tr.backend_name().starts_with("cpu"));
     tr.train_steps(200).unwrap();
     let kl = kl_to_target(
-        &sample_cpu(&FlowModel::from_trainer(&tr).unwrap(), &sc).unwrap(),
+        &sample(Device::Cpu, &FlowModel::from_trainer(&tr).unwrap(), &sc).unwrap(),
         &target.probs,
     )
     .unwrap();
@@ -113,15 +124,11 @@ fn cpu_backend_learns_and_agrees_with_itself_on_resume() {
     );
 }
 
-fn resume_matches(ctx: Option<&fisherflow::gpu::GpuContext>, ot: OtMode) {
+fn resume_matches(ctx: Device, ot: OtMode) {
     resume_matches_with(ctx, ot, LrSchedule::Constant);
 }
 
-fn resume_matches_with(
-    ctx: Option<&fisherflow::gpu::GpuContext>,
-    ot: OtMode,
-    schedule: LrSchedule,
-) {
+fn resume_matches_with(ctx: Device, ot: OtMode, schedule: LrSchedule) {
     let (_, data) = toy(3, 5);
     let flow = FlowConfig::new(3, 5, 32, Geometry::Sphere);
     let cfg = TrainConfig {
@@ -138,7 +145,7 @@ fn resume_matches_with(
     let dir = std::env::temp_dir().join(format!(
         "ff-resume-{}-{:?}-{}",
         std::process::id(),
-        ctx.is_some(),
+        ctx.gpu().is_some(),
         schedule != LrSchedule::Constant
     ));
     std::fs::create_dir_all(&dir).unwrap();
@@ -165,18 +172,18 @@ fn resume_matches_with(
 
 #[test]
 fn interrupted_and_uninterrupted_runs_end_identical() {
-    resume_matches(None, OtMode::None);
+    resume_matches(Device::Cpu, OtMode::None);
     let cosine = LrSchedule::Cosine {
         steps: 10,
         floor: 0.1,
     };
-    resume_matches_with(None, OtMode::None, cosine);
+    resume_matches_with(Device::Cpu, OtMode::None, cosine);
     let Some(ctx) = gpu() else { return };
-    resume_matches_with(Some(ctx), OtMode::None, cosine);
-    resume_matches(Some(ctx), OtMode::None);
-    resume_matches(Some(ctx), OtMode::Exact);
+    resume_matches_with(Device::Gpu(ctx), OtMode::None, cosine);
+    resume_matches(Device::Gpu(ctx), OtMode::None);
+    resume_matches(Device::Gpu(ctx), OtMode::Exact);
     resume_matches(
-        Some(ctx),
+        Device::Gpu(ctx),
         OtMode::Sinkhorn {
             eps: 0.05,
             iters: 20,
@@ -197,14 +204,14 @@ fn divergence_is_caught_and_the_last_checkpoint_survives() {
     let dir = std::env::temp_dir().join(format!("ff-nan-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("model.safetensors");
-    let mut good = Trainer::new(Some(ctx), flow, cfg, data.clone()).unwrap();
+    let mut good = Trainer::new(Device::Gpu(ctx), flow, cfg, data.clone()).unwrap();
     good.train_steps(3).unwrap();
     good.checkpoint().unwrap().save(&path).unwrap();
     let before = std::fs::read(&path).unwrap();
 
     cfg.optim.lr = 1e30;
     cfg.optim.max_grad_norm = None;
-    let mut bad = Trainer::new(Some(ctx), flow, cfg, data).unwrap();
+    let mut bad = Trainer::new(Device::Gpu(ctx), flow, cfg, data).unwrap();
     bad.train_steps(5).unwrap();
     assert!(matches!(bad.take_mean_loss(), Err(Error::NonFinite(_))));
     assert!(matches!(bad.checkpoint(), Err(Error::NonFinite(_))));
@@ -231,8 +238,8 @@ fn gpu_and_cpu_samplers_agree_for_every_solver() {
                 chunk: Some(128),
                 ..Default::default()
             };
-            let g = sample_gpu(ctx, &model, &sc).unwrap();
-            let c = sample_cpu(&model, &sc).unwrap();
+            let g = sample(Device::Gpu(ctx), &model, &sc).unwrap();
+            let c = sample(Device::Cpu, &model, &sc).unwrap();
             assert_eq!(g.n, 300);
             let same = g
                 .tokens
@@ -254,7 +261,7 @@ fn bad_settings_are_errors() {
     let (_, data) = toy(4, 5);
     let wrong = FlowConfig::new(4, 6, 16, Geometry::Sphere);
     assert!(matches!(
-        Trainer::new(None, wrong, TrainConfig::default(), data.clone()),
+        Trainer::new(Device::Cpu, wrong, TrainConfig::default(), data.clone()),
         Err(Error::Shape(_))
     ));
     let flow = FlowConfig::new(4, 5, 16, Geometry::Simplex);
@@ -262,18 +269,18 @@ fn bad_settings_are_errors() {
         ot: OtMode::Exact,
         ..Default::default()
     };
-    assert!(Trainer::new(None, flow, ot, data.clone()).is_err());
+    assert!(Trainer::new(Device::Cpu, flow, ot, data.clone()).is_err());
     let zero = TrainConfig {
         batch: 0,
         ..Default::default()
     };
-    assert!(Trainer::new(None, flow, zero, data).is_err());
+    assert!(Trainer::new(Device::Cpu, flow, zero, data).is_err());
     let model = FlowModel::untrained(flow, 0).unwrap();
     let none = SampleConfig {
         n: 0,
         ..Default::default()
     };
-    assert!(sample_cpu(&model, &none).is_err());
+    assert!(sample(Device::Cpu, &model, &none).is_err());
     assert!("leapfrog".parse::<Solver>().is_err());
 }
 
@@ -300,7 +307,7 @@ fn cosine_schedule_decays_the_rate_and_reaches_the_optimizer() {
             schedule,
             ..Default::default()
         };
-        let mut tr = Trainer::new(None, flow, cfg, data.clone()).unwrap();
+        let mut tr = Trainer::new(Device::Cpu, flow, cfg, data.clone()).unwrap();
         tr.train_steps(6).unwrap();
         tr.params().unwrap()
     };
@@ -331,7 +338,7 @@ fn cosine_schedule_decays_the_rate_and_reaches_the_optimizer() {
             schedule: bad,
             ..Default::default()
         };
-        let r = Trainer::new(None, flow, cfg, data.clone());
+        let r = Trainer::new(Device::Cpu, flow, cfg, data.clone());
         assert!(matches!(r, Err(Error::InvalidArgument(_))), "{bad:?}");
     }
 }
@@ -347,13 +354,17 @@ fn samplers_report_progress_chunk_by_chunk() {
     };
     let want = vec![(128, 300), (256, 300), (300, 300)];
     let mut seen = Vec::new();
-    let s = fisherflow::flow::sample_cpu_with_progress(&model, &sc, &mut |d, n| seen.push((d, n)))
-        .unwrap();
+    let s = fisherflow::flow::sample_with_progress(Device::Cpu, &model, &sc, &mut |d, n| {
+        seen.push((d, n))
+    })
+    .unwrap();
     assert_eq!(s.n, 300);
     assert_eq!(seen, want);
     let Some(ctx) = gpu() else { return };
     let mut seen = Vec::new();
-    fisherflow::flow::sample_gpu_with_progress(ctx, &model, &sc, &mut |d, n| seen.push((d, n)))
-        .unwrap();
+    fisherflow::flow::sample_with_progress(Device::Gpu(ctx), &model, &sc, &mut |d, n| {
+        seen.push((d, n))
+    })
+    .unwrap();
     assert_eq!(seen, want);
 }

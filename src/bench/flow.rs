@@ -9,11 +9,10 @@ use crate::autodiff::{Executor, GpuExecutor, OptimConfig};
 use crate::bench::time_recording;
 use crate::bench::Measurement;
 use crate::data::toy::ToyTarget;
+use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::flow::FieldNet;
-use crate::flow::{
-    sample_cpu, sample_gpu, FlowConfig, FlowModel, Geometry, SampleConfig, TrainConfig, Trainer,
-};
+use crate::flow::{sample, FlowConfig, FlowModel, Geometry, SampleConfig, TrainConfig, Trainer};
 use crate::gpu::{GpuContext, Recorder};
 use crate::kernels::Precision;
 use crate::nn::Mlp;
@@ -164,9 +163,9 @@ fn samples_per_s(ctx: &GpuContext, model: &FlowModel, sc: &SampleConfig) -> Resu
         steps: 2,
         ..*sc
     };
-    sample_gpu(ctx, model, &warm)?;
+    sample(Device::Gpu(ctx), model, &warm)?;
     let t0 = Instant::now();
-    sample_gpu(ctx, model, sc)?;
+    sample(Device::Gpu(ctx), model, sc)?;
     Ok(sc.n as f64 / t0.elapsed().as_secs_f64())
 }
 
@@ -192,8 +191,8 @@ pub fn run_with(ctx: &GpuContext, size: FlowBenchSize) -> Result<Vec<Measurement
         ..Default::default()
     };
     let device = ctx.describe();
-    let mut gpu = Trainer::new(Some(ctx), flow, cfg, data.clone())?;
-    let mut cpu = Trainer::new(None, flow, cfg, data)?;
+    let mut gpu = Trainer::new(Device::Gpu(ctx), flow, cfg, data.clone())?;
+    let mut cpu = Trainer::new(Device::Cpu, flow, cfg, data)?;
     let g = steps_per_s(&mut gpu, steps)?;
     let c = steps_per_s(&mut cpu, steps)?;
     let mut rows = vec![Measurement::new(
@@ -217,7 +216,7 @@ pub fn run_with(ctx: &GpuContext, size: FlowBenchSize) -> Result<Vec<Measurement
     };
     let gs = samples_per_s(ctx, &model, &sc)?;
     let t0 = Instant::now();
-    sample_cpu(&model, &sc)?;
+    sample(Device::Cpu, &model, &sc)?;
     let cs = n as f64 / t0.elapsed().as_secs_f64();
     rows.push(Measurement::new(
         "flow",

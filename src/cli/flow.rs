@@ -12,12 +12,14 @@ use fisherflow::data::metrics::{
 };
 use fisherflow::data::toy::ToyTarget;
 use fisherflow::data::{Alphabet, Format, SequenceDataset};
+use fisherflow::device::Device;
+use fisherflow::device::{self, Backend, Choice};
 use fisherflow::flow::train::META_DATA;
 use fisherflow::flow::{
-    sample_cpu, sample_cpu_with_progress, sample_gpu, sample_gpu_with_progress, FlowConfig,
-    FlowModel, Geometry, LrSchedule, OtMode, SampleConfig, Solver, TrainConfig, Trainer,
+    sample_with_progress, FlowConfig, FlowModel, Geometry, LrSchedule, OtMode, SampleConfig,
+    Solver, TrainConfig, Trainer,
 };
-use fisherflow::gpu::{ContextOptions, GpuContext};
+use fisherflow::gpu::ContextOptions;
 use fisherflow::kernels::Precision;
 use fisherflow::{Error, Result};
 
@@ -127,41 +129,22 @@ fn load(spec: &str, args: &DataArgs, seed: u64) -> Result<Loaded> {
     })
 }
 
-/// Use the GPU unless told otherwise. A software adapter (Mesa's llvmpipe, WARP) runs our
-/// kernels on the CPU more slowly than the CPU backend does, so it is used only with `--gpu`;
-/// without any adapter the CPU backend runs.
-fn context(opts: &ContextOptions, cpu: bool, gpu: bool) -> Result<Option<GpuContext>> {
-    if cpu && gpu {
-        return Err(Error::InvalidArgument(
-            "--cpu and --gpu exclude each other".into(),
-        ));
-    }
-    if cpu {
-        eprintln!("backend: CPU (--cpu)");
-        return Ok(None);
-    }
-    match GpuContext::with_options(opts) {
-        Ok(ctx)
-            if ctx.adapter_info().device_type == wgpu::DeviceType::Cpu
-                && !gpu
-                && opts.adapter.is_none() =>
-        {
-            eprintln!(
-                "backend: CPU (the only adapter, {}, is a software renderer and slower than the CPU backend; pass --gpu to use it)",
-                ctx.describe()
-            );
-            Ok(None)
+/// The device for `--cpu` / `--gpu` (neither: the library's automatic choice), reported on
+/// stderr.
+fn context(opts: &ContextOptions, cpu: bool, gpu: bool) -> Result<Choice> {
+    let backend = match (cpu, gpu) {
+        (true, true) => {
+            return Err(Error::InvalidArgument(
+                "--cpu and --gpu exclude each other".into(),
+            ))
         }
-        Ok(ctx) => {
-            eprintln!("backend: GPU, {}", ctx.describe());
-            Ok(Some(ctx))
-        }
-        Err(Error::NoAdapter(why)) if opts.adapter.is_none() && !gpu => {
-            eprintln!("backend: CPU (no GPU adapter: {why})");
-            Ok(None)
-        }
-        Err(e) => Err(e),
-    }
+        (true, false) => Backend::Cpu,
+        (false, true) => Backend::Gpu,
+        (false, false) => Backend::Auto,
+    };
+    let choice = device::choose(opts, backend)?;
+    eprintln!("backend: {}", choice.reason);
+    Ok(choice)
 }
 
 /// Arguments of `fisherflow train`.
@@ -425,7 +408,7 @@ pub fn train(opts: &ContextOptions, a: TrainArgs) -> Result<()> {
         },
         cfg.ot
     );
-    let mut tr = Trainer::new(ctx.as_ref(), flow, cfg, loaded.data.clone())?;
+    let mut tr = Trainer::new(ctx.device(), flow, cfg, loaded.data.clone())?;
     if let Some(ck) = &resumed {
         tr.restore(ck)?;
         eprintln!(
@@ -446,7 +429,7 @@ pub fn train(opts: &ContextOptions, a: TrainArgs) -> Result<()> {
         .unwrap_or(if loaded.target.is_some() { 8192 } else { 0 });
     if n_eval > 0 {
         let sample_steps = a.sample_steps.unwrap_or(if demo { 50 } else { 100 });
-        evaluate(ctx.as_ref(), &tr, &loaded, n_eval, sample_steps)?;
+        evaluate(ctx.device(), &tr, &loaded, n_eval, sample_steps)?;
     }
     Ok(())
 }
@@ -555,15 +538,8 @@ fn write_loss_curve(
     Ok(())
 }
 
-fn draw(ctx: Option<&GpuContext>, model: &FlowModel, sc: &SampleConfig) -> Result<SequenceDataset> {
-    match ctx {
-        Some(c) => sample_gpu(c, model, sc),
-        None => sample_cpu(model, sc),
-    }
-}
-
 fn evaluate(
-    ctx: Option<&GpuContext>,
+    device: Device,
     tr: &Trainer<'_>,
     loaded: &Loaded,
     n: usize,
@@ -578,10 +554,10 @@ fn evaluate(
         precision: Precision::F32,
     };
     let t0 = Instant::now();
-    let samples = draw(ctx, &FlowModel::from_trainer(tr)?, &sc)?;
+    let samples = fisherflow::flow::sample(device, &FlowModel::from_trainer(tr)?, &sc)?;
     let secs = t0.elapsed().as_secs_f64();
-    let untrained = draw(
-        ctx,
+    let untrained = fisherflow::flow::sample(
+        device,
         &FlowModel::untrained(*tr.flow_config(), tr.train_config().seed)?,
         &sc,
     )?;
@@ -713,10 +689,7 @@ pub fn sample(opts: &ContextOptions, a: SampleArgs) -> Result<()> {
         None if done < n => eprintln!("sampled {done}/{n} sequences"),
         None => {}
     };
-    let mut samples = match &ctx {
-        Some(c) => sample_gpu_with_progress(c, &model, &sc, &mut progress)?,
-        None => sample_cpu_with_progress(&model, &sc, &mut progress)?,
-    };
+    let mut samples = sample_with_progress(ctx.device(), &model, &sc, &mut progress)?;
     if let Some(pb) = &bar {
         pb.finish_and_clear();
     }
@@ -874,7 +847,7 @@ pub fn toy_bench(opts: &ContextOptions, a: ToyBenchArgs) -> Result<()> {
     let mut rows = Vec::new();
     for &k in &a.k {
         for m in &METHODS {
-            let r = run_one(ctx.as_ref(), m, k, &c)?;
+            let r = run_one(ctx.device(), m, k, &c)?;
             eprintln!(
                 "K={k:<4} {:<15} KL {:.5} (floor {:.5}), {:.1} steps/s",
                 r.method, r.kl, r.kl_floor, r.steps_per_s

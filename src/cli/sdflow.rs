@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use fisherflow::autodiff::{Activation, OptimConfig};
+use fisherflow::device::{self, Backend};
 use fisherflow::gpu::{ContextOptions, GpuContext, GpuTensor, Recorder};
 use fisherflow::sdflow::{self, plot, ModelConfig, ModelFlow, ParticleConfig, ParticleFlow, Rng};
 use fisherflow::{Error, Result};
@@ -136,7 +137,8 @@ pub fn run(opts: &ContextOptions, args: Args) -> Result<()> {
     if model {
         return run_model(opts, &args, config, &target, d, toy);
     }
-    let ctx = GpuContext::with_options(opts)?;
+    let choice = device::choose(opts, Backend::Gpu)?;
+    let ctx = choice.device().require_gpu("score-difference flow")?;
     println!(
         "sdflow: target {} ({m} points, d = {d}), {} particles from N(0, I), {} steps, σ {} → {}, η = {}, on {}",
         args.target,
@@ -148,29 +150,29 @@ pub fn run(opts: &ContextOptions, args: Args) -> Result<()> {
         ctx.describe()
     );
     let init = Rng::new(args.seed.wrapping_add(1)).gaussian_points(args.n, d, &[0.0], 1.0);
-    let target_t = GpuTensor::from_slice(&ctx, &target, &[m, d])?;
-    let init_t = GpuTensor::from_slice(&ctx, &init, &[args.n, d])?;
+    let target_t = GpuTensor::from_slice(ctx, &target, &[m, d])?;
+    let init_t = GpuTensor::from_slice(ctx, &init, &[args.n, d])?;
     // Progress metric: MMD² between the first 1024 particles and 1024 target points, with the
     // median-heuristic bandwidth of the initial sets.
     let sub = 1024;
-    let target_sub = head(&ctx, &target_t, sub)?;
+    let target_sub = head(ctx, &target_t, sub)?;
     let h_progress = match args.bandwidth {
         Some(h) => h,
         None => sdflow::median_bandwidth(&init, &target, d)?,
     };
-    let mut flow = ParticleFlow::new(&ctx, &target_t, &init_t, config)?;
+    let mut flow = ParticleFlow::new(ctx, &target_t, &init_t, config)?;
     let t0 = Instant::now();
-    let init_sub = head(&ctx, &init_t, sub)?;
-    let mmd_init = sdflow::mmd2(&ctx, &init_sub, &target_sub, h_progress)?;
-    let energy_init = sdflow::energy_distance(&ctx, &init_sub, &target_sub)?;
+    let init_sub = head(ctx, &init_t, sub)?;
+    let mmd_init = sdflow::mmd2(ctx, &init_sub, &target_sub, h_progress)?;
+    let energy_init = sdflow::energy_distance(ctx, &init_sub, &target_sub)?;
     println!(
         "step {:>6}  MMD² {mmd_init:.5}  energy {energy_init:.5}  (progress on ≤ {sub} points, MMD h = {h_progress:.3})",
         0
     );
-    flow.run(&ctx, |p, x| {
-        let xs = head(&ctx, x, sub)?;
-        let mmd = sdflow::mmd2(&ctx, &xs, &target_sub, h_progress)?;
-        let energy = sdflow::energy_distance(&ctx, &xs, &target_sub)?;
+    flow.run(ctx, |p, x| {
+        let xs = head(ctx, x, sub)?;
+        let mmd = sdflow::mmd2(ctx, &xs, &target_sub, h_progress)?;
+        let energy = sdflow::energy_distance(ctx, &xs, &target_sub)?;
         if !(mmd.is_finite() && energy.is_finite()) {
             return Err(Error::NonFinite(format!(
                 "particles diverged by step {}",
@@ -187,7 +189,7 @@ pub fn run(opts: &ContextOptions, args: Args) -> Result<()> {
         Ok(())
     })?;
     let secs = t0.elapsed().as_secs_f64();
-    let out = flow.particles().to_vec(&ctx)?;
+    let out = flow.particles().to_vec(ctx)?;
     if out.iter().any(|v| !v.is_finite()) {
         return Err(Error::NonFinite("particles are not finite".into()));
     }
@@ -198,18 +200,18 @@ pub fn run(opts: &ContextOptions, args: Args) -> Result<()> {
             "median heuristic",
         ),
     };
-    let mmd = sdflow::mmd2(&ctx, flow.particles(), &target_t, h)?;
-    let energy = sdflow::energy_distance(&ctx, flow.particles(), &target_t)?;
+    let mmd = sdflow::mmd2(ctx, flow.particles(), &target_t, h)?;
+    let energy = sdflow::energy_distance(ctx, flow.particles(), &target_t)?;
     // With small σ the particles settle on the target samples themselves, so metrics against
     // the samples they were fitted to read below zero; a held-out sample measures the fit.
     let held_out = if toy {
         let fresh = sdflow::toy_target(&args.target, m, args.seed ^ 0x005e_ed0f_ba5e)?;
-        let fresh_t = GpuTensor::from_slice(&ctx, &fresh, &[m, d])?;
+        let fresh_t = GpuTensor::from_slice(ctx, &fresh, &[m, d])?;
         Some((
-            sdflow::mmd2(&ctx, flow.particles(), &fresh_t, h)?,
-            sdflow::energy_distance(&ctx, flow.particles(), &fresh_t)?,
-            sdflow::mmd2(&ctx, &target_t, &fresh_t, h)?,
-            sdflow::energy_distance(&ctx, &target_t, &fresh_t)?,
+            sdflow::mmd2(ctx, flow.particles(), &fresh_t, h)?,
+            sdflow::energy_distance(ctx, flow.particles(), &fresh_t)?,
+            sdflow::mmd2(ctx, &target_t, &fresh_t, h)?,
+            sdflow::energy_distance(ctx, &target_t, &fresh_t)?,
         ))
     } else {
         None
@@ -271,9 +273,10 @@ fn run_model(
     };
     config.validate()?;
     let m = target.len() / d;
-    let ctx = GpuContext::with_options(opts)?;
-    let target_t = GpuTensor::from_slice(&ctx, target, &[m, d])?;
-    let mut gen = ModelFlow::new(&ctx, &target_t, config.clone())?;
+    let choice = device::choose(opts, Backend::Gpu)?;
+    let ctx = choice.device().require_gpu("score-difference flow")?;
+    let target_t = GpuTensor::from_slice(ctx, target, &[m, d])?;
+    let mut gen = ModelFlow::new(ctx, &target_t, config.clone())?;
     println!(
         "sdflow model: target {} ({m} points, d = {d}), generator {} → {}×{} ({:?}) → {d} \
          ({} parameters), batch {}, {} steps, σ {} → {}, η = {}, lr {}, on {}",
@@ -297,27 +300,27 @@ fn run_model(
     } else {
         target.to_vec()
     };
-    let eval_t = GpuTensor::from_slice(&ctx, &eval_target, &[m, d])?;
+    let eval_t = GpuTensor::from_slice(ctx, &eval_target, &[m, d])?;
     let sub = 1024;
-    let eval_sub = head(&ctx, &eval_t, sub)?;
+    let eval_sub = head(ctx, &eval_t, sub)?;
     let sample_seed = args.seed.wrapping_add(17);
     let init = gen.sample(args.n, sample_seed)?;
     let h = match args.bandwidth {
         Some(h) => h,
         None => sdflow::median_bandwidth(&init, &eval_target, d)?,
     };
-    let init_t = GpuTensor::from_slice(&ctx, &init, &[args.n, d])?;
-    let mmd0 = sdflow::mmd2(&ctx, &init_t, &eval_t, h)?;
-    let e0 = sdflow::energy_distance(&ctx, &init_t, &eval_t)?;
+    let init_t = GpuTensor::from_slice(ctx, &init, &[args.n, d])?;
+    let mmd0 = sdflow::mmd2(ctx, &init_t, &eval_t, h)?;
+    let e0 = sdflow::energy_distance(ctx, &init_t, &eval_t)?;
     println!(
         "step {:>6}  fresh samples: MMD² {mmd0:.5}  energy {e0:.5}  (MMD h = {h:.3})",
         0
     );
     let t0 = Instant::now();
     gen.run(|p, g| {
-        let xs = head(&ctx, g.generated(), sub)?;
-        let mmd = sdflow::mmd2(&ctx, &xs, &eval_sub, h)?;
-        let energy = sdflow::energy_distance(&ctx, &xs, &eval_sub)?;
+        let xs = head(ctx, g.generated(), sub)?;
+        let mmd = sdflow::mmd2(ctx, &xs, &eval_sub, h)?;
+        let energy = sdflow::energy_distance(ctx, &xs, &eval_sub)?;
         println!(
             "step {:>6}/{}  σ {:.4}  loss {:.5}  batch MMD² {mmd:.5}  energy {energy:.5}  ({:.1} s)",
             p.step,
@@ -335,12 +338,12 @@ fn run_model(
         config.flow.steps as f64 / secs
     );
     let out_t = gen.sample_tensor(args.n, sample_seed)?;
-    let out = out_t.to_vec(&ctx)?;
+    let out = out_t.to_vec(ctx)?;
     if out.iter().any(|v| !v.is_finite()) {
         return Err(Error::NonFinite("generator samples are not finite".into()));
     }
-    let mmd = sdflow::mmd2(&ctx, &out_t, &eval_t, h)?;
-    let energy = sdflow::energy_distance(&ctx, &out_t, &eval_t)?;
+    let mmd = sdflow::mmd2(ctx, &out_t, &eval_t, h)?;
+    let energy = sdflow::energy_distance(ctx, &out_t, &eval_t)?;
     let which = if toy { "a held-out" } else { "the fitted" };
     println!(
         "final: {} fresh samples vs {which} target sample ({m} points): MMD² {mmd:.6} (Gaussian \
@@ -350,8 +353,8 @@ fn run_model(
     if toy {
         println!(
             "  (two target samples: MMD² {:.6}, energy {:.6})",
-            sdflow::mmd2(&ctx, &target_t, &eval_t, h)?,
-            sdflow::energy_distance(&ctx, &target_t, &eval_t)?
+            sdflow::mmd2(ctx, &target_t, &eval_t, h)?,
+            sdflow::energy_distance(ctx, &target_t, &eval_t)?
         );
     }
     if let Some(path) = &args.plot {

@@ -14,8 +14,5 @@ pub use field::FieldNet;
 pub fn kernels() -> Vec<&'static crate::gpu::KernelDef> {
     [kernels::kernels(), ot::kernels(), field::kernels()].concat()
 }
-pub use sample::{
-    sample_cpu, sample_cpu_with_progress, sample_gpu, sample_gpu_with_progress, FlowModel,
-    SampleConfig, Solver,
-};
+pub use sample::{sample, sample_with_progress, FlowModel, SampleConfig, Solver};
 pub use train::{FlowConfig, Geometry, LrSchedule, OtMode, TrainConfig, Trainer};

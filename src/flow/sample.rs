@@ -11,6 +11,7 @@
 use crate::autodiff::{CpuExecutor, Executor, NamedTensor, OptimConfig};
 use crate::checkpoint::Checkpoint;
 use crate::data::SequenceDataset;
+use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::flow::field::FieldNet;
 use crate::flow::kernels as fk;
@@ -155,17 +156,25 @@ fn chunk_size(ctx: Option<&GpuContext>, model: &FlowModel, cfg: &SampleConfig) -
     (want.max(4) / 4) * 4
 }
 
-/// Draw `cfg.n` sequences from `model` on the GPU.
-pub fn sample_gpu(
-    ctx: &GpuContext,
-    model: &FlowModel,
-    cfg: &SampleConfig,
-) -> Result<SequenceDataset> {
-    sample_gpu_with_progress(ctx, model, cfg, &mut |_, _| {})
+/// Draw `cfg.n` sequences from `model` on `device`.
+pub fn sample(device: Device, model: &FlowModel, cfg: &SampleConfig) -> Result<SequenceDataset> {
+    sample_with_progress(device, model, cfg, &mut |_, _| {})
 }
 
-/// [`sample_gpu`], calling `progress(done, n)` after every chunk of sequences.
-pub fn sample_gpu_with_progress(
+/// [`sample`], calling `progress(done, n)` after every chunk of sequences.
+pub fn sample_with_progress(
+    device: Device,
+    model: &FlowModel,
+    cfg: &SampleConfig,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<SequenceDataset> {
+    match device {
+        Device::Gpu(ctx) => sample_gpu(ctx, model, cfg, progress),
+        Device::Cpu => sample_cpu(model, cfg, progress),
+    }
+}
+
+fn sample_gpu(
     ctx: &GpuContext,
     model: &FlowModel,
     cfg: &SampleConfig,
@@ -249,14 +258,8 @@ pub fn sample_gpu_with_progress(
     SequenceDataset::new(tokens, cfg.n, l, k, None)
 }
 
-/// Draw `cfg.n` sequences from `model` with the CPU backend (the same integrators, in f64
-/// for the manifold steps).
-pub fn sample_cpu(model: &FlowModel, cfg: &SampleConfig) -> Result<SequenceDataset> {
-    sample_cpu_with_progress(model, cfg, &mut |_, _| {})
-}
-
-/// [`sample_cpu`], calling `progress(done, n)` after every chunk of sequences.
-pub fn sample_cpu_with_progress(
+/// The CPU backend's sampler: the same integrators, in f64 for the manifold steps.
+fn sample_cpu(
     model: &FlowModel,
     cfg: &SampleConfig,
     progress: &mut dyn FnMut(usize, usize),

@@ -6,12 +6,11 @@ use std::time::Instant;
 
 use crate::data::metrics::kl_to_target;
 use crate::data::toy::ToyTarget;
+use crate::device::Device;
 use crate::error::Result;
 use crate::flow::{
-    sample_cpu, sample_gpu, FlowConfig, FlowModel, Geometry, LrSchedule, OtMode, SampleConfig,
-    TrainConfig, Trainer,
+    sample, FlowConfig, FlowModel, Geometry, LrSchedule, OtMode, SampleConfig, TrainConfig, Trainer,
 };
-use crate::gpu::GpuContext;
 
 /// One method of the comparison.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -84,12 +83,7 @@ pub struct ToyRow {
 }
 
 /// Train and score one method at one K.
-pub fn run_one(
-    ctx: Option<&GpuContext>,
-    method: &Method,
-    k: usize,
-    c: &ToyBenchConfig,
-) -> Result<ToyRow> {
+pub fn run_one(device: Device, method: &Method, k: usize, c: &ToyBenchConfig) -> Result<ToyRow> {
     let target = ToyTarget::from_spec(&format!("toy:L=4,K={k},seed={}", c.seed))?;
     let data = target.sample(100_000, c.seed ^ 0x5eed)?;
     let flow = FlowConfig::new(4, k, c.hidden, method.geometry);
@@ -107,7 +101,7 @@ pub fn run_one(
         },
         ..Default::default()
     };
-    let mut tr = Trainer::new(ctx, flow, cfg, data)?;
+    let mut tr = Trainer::new(device, flow, cfg, data)?;
     let t0 = Instant::now();
     tr.train_steps(c.steps)?;
     tr.take_mean_loss()?;
@@ -119,10 +113,7 @@ pub fn run_one(
         ..Default::default()
     };
     let model = FlowModel::from_trainer(&tr)?;
-    let samples = match ctx {
-        Some(ctx) => sample_gpu(ctx, &model, &sc)?,
-        None => sample_cpu(&model, &sc)?,
-    };
+    let samples = sample(device, &model, &sc)?;
     let floor = target.sample(c.samples, c.seed + 2)?;
     Ok(ToyRow {
         method: method.name.to_string(),

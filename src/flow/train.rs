@@ -17,6 +17,7 @@ use crate::autodiff::{
 };
 use crate::checkpoint::Checkpoint;
 use crate::data::SequenceDataset;
+use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::flow::{kernels as fk, ot};
 use crate::gpu::{GpuContext, GpuTensor, Recorder};
@@ -266,9 +267,9 @@ pub struct Trainer<'c> {
 }
 
 impl<'c> Trainer<'c> {
-    /// A trainer on the GPU (`Some(ctx)`) or the CPU backend (`None`).
+    /// A trainer on `device`.
     pub fn new(
-        ctx: Option<&'c GpuContext>,
+        device: Device<'c>,
         flow: FlowConfig,
         cfg: TrainConfig,
         data: SequenceDataset,
@@ -291,7 +292,7 @@ impl<'c> Trainer<'c> {
         }
         cfg.schedule.validate()?;
         let model = Mlp::new(flow.mlp, cfg.seed)?;
-        let backend = match ctx {
+        let backend = match device.gpu() {
             None => Backend::Cpu(Box::new(CpuExecutor::new(
                 &model.graph,
                 cfg.batch,
