@@ -2,19 +2,38 @@
 //! over f32 and f64 (f64 for finite-difference gradient checks).
 
 use crate::autodiff::graph::{Graph, NodeId, ParamInfo};
-use crate::autodiff::plan::{BinOp, Instr, Loc, Plan, GRADS, PARAMS};
+use crate::autodiff::op::{Instr, Loc, Mem};
+use crate::autodiff::plan::{Plan, GRADS, PARAMS};
 use crate::autodiff::{match_tensors, Executor, NamedTensor, OptimConfig, OptimizerState};
 use crate::error::{Error, Result};
 use crate::kernels::optim::{adam_cpu, clip_scale};
 use crate::kernels::Real;
 
+/// A float the CPU backend runs instructions in (f32, or f64 for gradient checks).
+pub trait CpuReal: Real {
+    /// Run `ins` on `mem`.
+    fn run(ins: &dyn Instr, mem: &mut Mem<Self>);
+}
+
+impl CpuReal for f32 {
+    fn run(ins: &dyn Instr, mem: &mut Mem<f32>) {
+        ins.run_f32(mem)
+    }
+}
+
+impl CpuReal for f64 {
+    fn run(ins: &dyn Instr, mem: &mut Mem<f64>) {
+        ins.run_f64(mem)
+    }
+}
+
 /// The CPU executor; see [`Executor`].
 #[derive(Debug)]
-pub struct CpuExecutor<T: Real = f32> {
+pub struct CpuExecutor<T: CpuReal = f32> {
     params_info: Vec<ParamInfo>,
     inputs: Vec<(String, NodeId)>,
     plan: Plan,
-    bufs: Vec<Vec<T>>,
+    mem: Mem<T>,
     m: Vec<T>,
     v: Vec<T>,
     step: u64,
@@ -24,7 +43,7 @@ pub struct CpuExecutor<T: Real = f32> {
     loss_steps: u64,
 }
 
-impl<T: Real> CpuExecutor<T> {
+impl<T: CpuReal> CpuExecutor<T> {
     /// Compile `graph` for batch size `batch`, computing `outputs` and (when given) the loss
     /// and its gradients. Parameters start at [`Graph::initial_params`].
     pub fn new(
@@ -36,17 +55,13 @@ impl<T: Real> CpuExecutor<T> {
     ) -> Result<Self> {
         cfg.validate()?;
         let plan = Plan::build(graph, batch, outputs, loss)?;
-        let bufs: Vec<Vec<T>> = plan
-            .buf_lens
-            .iter()
-            .map(|&n| vec![T::default(); n])
-            .collect();
+        let mem = Mem::new(&plan.buf_lens);
         let total = plan.buf_lens[PARAMS];
         let mut ex = Self {
             params_info: graph.params().to_vec(),
             inputs: graph.inputs().to_vec(),
             plan,
-            bufs,
+            mem,
             m: vec![T::default(); total],
             v: vec![T::default(); total],
             step: 0,
@@ -78,7 +93,7 @@ impl<T: Real> CpuExecutor<T> {
                 data.len()
             )));
         }
-        for (d, s) in self.bufs[PARAMS][loc.off..loc.off + loc.len]
+        for (d, s) in self.mem.bufs[PARAMS][loc.off..loc.off + loc.len]
             .iter_mut()
             .zip(data)
         {
@@ -125,217 +140,49 @@ impl<T: Real> CpuExecutor<T> {
     }
 
     fn sl(&self, l: Loc) -> &[T] {
-        &self.bufs[l.buf][l.off..l.off + l.len]
+        self.mem.get(l)
     }
 
     fn run(&mut self, backward: bool) -> Result<()> {
-        let n_fwd = self.plan.forward.len();
-        let n_bwd = if backward {
-            if self.plan.loss.is_none() {
-                return Err(Error::InvalidArgument(
-                    "the graph was compiled without a loss; there is nothing to differentiate"
-                        .into(),
-                ));
-            }
-            self.plan.backward.len()
-        } else {
-            0
-        };
-        if let (true, Some(s)) = (backward, self.plan.seed) {
-            self.bufs[s.buf][s.off] = T::from_f64(1.0);
+        if backward && self.plan.loss.is_none() {
+            return Err(Error::InvalidArgument(
+                "the graph was compiled without a loss; there is nothing to differentiate".into(),
+            ));
         }
-        for i in 0..n_fwd + n_bwd {
-            let ins = if i < n_fwd {
-                self.plan.forward[i].clone()
-            } else {
-                self.plan.backward[i - n_fwd].clone()
-            };
-            self.exec(&ins);
+        for ins in &self.plan.forward {
+            T::run(ins.as_ref(), &mut self.mem);
+        }
+        if backward {
+            if let Some(s) = self.plan.seed {
+                self.mem.bufs[s.buf][s.off] = T::from_f64(1.0);
+            }
+            for ins in &self.plan.backward {
+                T::run(ins.as_ref(), &mut self.mem);
+            }
         }
         Ok(())
     }
 
-    #[allow(clippy::needless_range_loop)] // index loops mirror the kernels
-    fn exec(&mut self, ins: &Instr) {
-        let d = ins.dst();
-        let mut out = std::mem::take(&mut self.bufs[d.buf]);
-        {
-            let y = &mut out[d.off..d.off + d.len];
-            let r = |l: Loc| -> Vec<f64> { self.sl(l).iter().map(|v| v.to_f64()).collect() };
-            let put = |y: &mut [T], i: usize, acc: bool, v: f64| {
-                y[i] = T::from_f64(if acc { y[i].to_f64() + v } else { v });
-            };
-            match ins {
-                Instr::Gemm { g, a, b, bias, .. } => {
-                    let sa = if g.ta {
-                        (1, g.m as isize)
-                    } else {
-                        (g.k as isize, 1)
-                    };
-                    let sb = if g.tb {
-                        (1, g.k as isize)
-                    } else {
-                        (g.n as isize, 1)
-                    };
-                    let beta = T::from_f64(if g.acc { 1.0 } else { 0.0 });
-                    T::gemm(g.m, g.k, g.n, self.sl(*a), sa, self.sl(*b), sb, beta, y);
-                    if let Some(bl) = bias {
-                        let bv = r(*bl);
-                        for (i, yv) in y.iter_mut().enumerate() {
-                            *yv = T::from_f64(yv.to_f64() + bv[i % g.n]);
-                        }
-                    }
-                }
-                Instr::Act { f, x, .. } => {
-                    for (yv, xv) in y.iter_mut().zip(self.sl(*x)) {
-                        *yv = T::from_f64(f.apply(xv.to_f64()));
-                    }
-                }
-                Instr::ActGrad { f, x, gy, acc, .. } => {
-                    let (xs, gs) = (self.sl(*x), self.sl(*gy));
-                    for i in 0..y.len() {
-                        put(y, i, *acc, gs[i].to_f64() * f.deriv(xs[i].to_f64()));
-                    }
-                }
-                Instr::BiasAdd { x, b, cols, .. } => {
-                    let (xs, bs) = (self.sl(*x), self.sl(*b));
-                    for i in 0..y.len() {
-                        y[i] = T::from_f64(xs[i].to_f64() + bs[i % cols].to_f64());
-                    }
-                }
-                Instr::ColSum {
-                    x, rows, cols, acc, ..
-                } => {
-                    let xs = self.sl(*x);
-                    for c in 0..*cols {
-                        let s: f64 = (0..*rows).map(|r| xs[r * cols + c].to_f64()).sum();
-                        put(y, c, *acc, s);
-                    }
-                }
-                Instr::Binary { op, a, b, acc, .. } => {
-                    let (av, bv) = (self.sl(*a), self.sl(*b));
-                    for i in 0..y.len() {
-                        let (p, q) = (av[i].to_f64(), bv[i].to_f64());
-                        let v = match op {
-                            BinOp::Add => p + q,
-                            BinOp::Mul => p * q,
-                        };
-                        put(y, i, *acc, v);
-                    }
-                }
-                Instr::ScaleAdd { x, s, c, acc, .. } => {
-                    let xs = self.sl(*x);
-                    for i in 0..y.len() {
-                        put(y, i, *acc, *s as f64 * xs[i].to_f64() + *c as f64);
-                    }
-                }
-                Instr::ColCopy {
-                    x,
-                    rows,
-                    x_cols,
-                    y_cols,
-                    x_off,
-                    y_off,
-                    width,
-                    acc,
-                    ..
-                } => {
-                    let xs = self.sl(*x);
-                    for r in 0..*rows {
-                        for j in 0..*width {
-                            put(
-                                y,
-                                r * y_cols + y_off + j,
-                                *acc,
-                                xs[r * x_cols + x_off + j].to_f64(),
-                            );
-                        }
-                    }
-                }
-                Instr::Sum { x, s, .. } => {
-                    let t: f64 = self.sl(*x).iter().map(|v| v.to_f64()).sum();
-                    y[0] = T::from_f64(*s as f64 * t);
-                }
-                Instr::SqDiffSum { a, b, s, .. } => {
-                    let t: f64 = self
-                        .sl(*a)
-                        .iter()
-                        .zip(self.sl(*b))
-                        .map(|(p, q)| (p.to_f64() - q.to_f64()).powi(2))
-                        .sum();
-                    y[0] = T::from_f64(*s as f64 * t);
-                }
-                Instr::Broadcast { g, s, acc, .. } => {
-                    let gv = self.sl(*g)[0].to_f64() * *s as f64;
-                    for i in 0..y.len() {
-                        put(y, i, *acc, gv);
-                    }
-                }
-                Instr::SqDiffGrad {
-                    a, b, g, s, acc, ..
-                } => {
-                    let gv = self.sl(*g)[0].to_f64() * *s as f64;
-                    let (av, bv) = (self.sl(*a), self.sl(*b));
-                    for i in 0..y.len() {
-                        put(y, i, *acc, gv * (av[i].to_f64() - bv[i].to_f64()));
-                    }
-                }
-                Instr::Proj { v, x, k, .. } => {
-                    let (vs, xs) = (r(*v), r(*x));
-                    for (row, yr) in y.chunks_mut(*k).enumerate() {
-                        let o = row * k;
-                        let dot: f64 = (0..*k).map(|j| xs[o + j] * vs[o + j]).sum();
-                        for j in 0..*k {
-                            yr[j] = T::from_f64(vs[o + j] - dot * xs[o + j]);
-                        }
-                    }
-                }
-                Instr::ProjGradV { x, g, k, acc, .. } => {
-                    let (xs, gs) = (r(*x), r(*g));
-                    for row in 0..y.len() / k {
-                        let o = row * k;
-                        let xg: f64 = (0..*k).map(|j| xs[o + j] * gs[o + j]).sum();
-                        for j in 0..*k {
-                            put(y, o + j, *acc, gs[o + j] - xg * xs[o + j]);
-                        }
-                    }
-                }
-                Instr::ProjGradX {
-                    v, x, g, k, acc, ..
-                } => {
-                    let (vs, xs, gs) = (r(*v), r(*x), r(*g));
-                    for row in 0..y.len() / k {
-                        let o = row * k;
-                        let xg: f64 = (0..*k).map(|j| xs[o + j] * gs[o + j]).sum();
-                        let xv: f64 = (0..*k).map(|j| xs[o + j] * vs[o + j]).sum();
-                        for j in 0..*k {
-                            put(y, o + j, *acc, -(xg * vs[o + j] + xv * gs[o + j]));
-                        }
-                    }
-                }
-                Instr::Zero { .. } => y.iter_mut().for_each(|v| *v = T::default()),
-            }
-        }
-        self.bufs[d.buf] = out;
-    }
-
     fn optimize(&mut self) {
-        let n = self.bufs[PARAMS].len();
-        let sumsq: f64 = self.bufs[GRADS].iter().map(|g| g.to_f64().powi(2)).sum();
+        let n = self.mem.bufs[PARAMS].len();
+        let sumsq: f64 = self.mem.bufs[GRADS]
+            .iter()
+            .map(|g| g.to_f64().powi(2))
+            .sum();
         self.last_norm = sumsq.sqrt();
         let scale = clip_scale(self.last_norm, self.cfg.max_grad_norm);
         self.step += 1;
-        let mut p = std::mem::take(&mut self.bufs[PARAMS]);
+        let mut p = std::mem::take(&mut self.mem.bufs[PARAMS]);
         adam_cpu(
             &self.cfg,
             self.step,
             scale,
             &mut p[..n],
-            &self.bufs[GRADS],
+            &self.mem.bufs[GRADS],
             &mut self.m,
             &mut self.v,
         );
-        self.bufs[PARAMS] = p;
+        self.mem.bufs[PARAMS] = p;
     }
 
     fn named(&self, buf: &[T], prefix: &str) -> Vec<NamedTensor> {
@@ -376,7 +223,7 @@ pub(crate) fn input_loc(
     Ok(plan.values[*id])
 }
 
-impl<T: Real> Executor for CpuExecutor<T> {
+impl<T: CpuReal> Executor for CpuExecutor<T> {
     fn backend_name(&self) -> String {
         T::NAME.to_string()
     }
@@ -385,7 +232,10 @@ impl<T: Real> Executor for CpuExecutor<T> {
     }
     fn set_input(&mut self, name: &str, data: &[f32]) -> Result<()> {
         if let Some(l) = input_loc(&self.inputs, &self.plan, name, data.len())? {
-            for (d, s) in self.bufs[l.buf][l.off..l.off + l.len].iter_mut().zip(data) {
+            for (d, s) in self.mem.bufs[l.buf][l.off..l.off + l.len]
+                .iter_mut()
+                .zip(data)
+            {
                 *d = T::from_f64(*s as f64);
             }
         }
@@ -427,18 +277,21 @@ impl<T: Real> Executor for CpuExecutor<T> {
         Ok(self.sl(l).iter().map(|v| v.to_f64() as f32).collect())
     }
     fn grads(&mut self) -> Result<Vec<NamedTensor>> {
-        Ok(self.named(&self.bufs[GRADS], ""))
+        Ok(self.named(&self.mem.bufs[GRADS], ""))
     }
     fn last_grad_norm(&mut self) -> Result<f32> {
         Ok(self.last_norm as f32)
     }
     fn params(&self) -> Result<Vec<NamedTensor>> {
-        Ok(self.named(&self.bufs[PARAMS], ""))
+        Ok(self.named(&self.mem.bufs[PARAMS], ""))
     }
     fn load_params(&mut self, params: &[NamedTensor]) -> Result<()> {
         let data = match_tensors(&self.params_info, "", params)?;
         for (d, l) in data.iter().zip(&self.plan.param_locs) {
-            for (dst, s) in self.bufs[PARAMS][l.off..l.off + l.len].iter_mut().zip(*d) {
+            for (dst, s) in self.mem.bufs[PARAMS][l.off..l.off + l.len]
+                .iter_mut()
+                .zip(*d)
+            {
                 *dst = T::from_f64(*s as f64);
             }
         }

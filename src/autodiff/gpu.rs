@@ -7,14 +7,13 @@
 
 use crate::autodiff::graph::{Graph, NodeId, ParamInfo};
 use crate::autodiff::kernels::{self as k, AutodiffParams};
-use crate::autodiff::plan::{BinOp, Instr, Loc, Plan, GRADS, PARAMS};
+use crate::autodiff::op::{GpuRun, Loc};
+use crate::autodiff::plan::{Plan, GRADS, PARAMS};
 use crate::autodiff::{match_tensors, Executor, NamedTensor, OptimConfig, OptimizerState};
 use crate::error::{Error, Result};
-use crate::gpu::{u32_of, Arg, GpuContext, GpuTensor, KernelDef, Recorder, Work};
-use crate::kernels::linalg::{gemm, Gemm, View};
+use crate::gpu::{Arg, GpuContext, GpuTensor, Recorder, Work};
 use crate::kernels::optim::GpuOptimizer;
-use crate::kernels::reduce::{self, SumOf};
-use crate::kernels::sphere;
+use crate::kernels::Precision;
 
 /// A plan with its buffers and recordings.
 struct Compiled {
@@ -30,235 +29,6 @@ fn arg(bufs: &[GpuTensor<f32>], l: Loc) -> Arg<'_> {
         buffer: bufs[l.buf].buffer(),
         offset: l.off as u64 * 4,
         size: l.len.max(1) as u64 * 4,
-    }
-}
-
-fn view(bufs: &[GpuTensor<f32>], l: Loc) -> View<'_> {
-    View {
-        buffer: bufs[l.buf].buffer(),
-        offset: l.off as u64,
-        len: l.len as u64,
-    }
-}
-
-/// A `[rows, k]` tensor over a location (a view of the same buffer).
-fn rows_tensor(bufs: &[GpuTensor<f32>], l: Loc, k: usize) -> Result<GpuTensor<f32>> {
-    bufs[l.buf].view(l.off, &[l.len / k, k])
-}
-
-/// Record an element-wise kernel of `autodiff.wgsl` over `n` items.
-fn launch(
-    ctx: &GpuContext,
-    rec: &mut Recorder,
-    kernel: &'static KernelDef,
-    bufs: &[GpuTensor<f32>],
-    locs: &[Loc],
-    n: usize,
-    p: AutodiffParams,
-) -> Result<()> {
-    let args: Vec<Arg> = locs.iter().map(|l| arg(bufs, *l)).collect();
-    kernel.launch(ctx, rec, Work::Threads(n as u64), &args, |_| p)
-}
-
-fn record_instr(
-    ctx: &GpuContext,
-    rec: &mut Recorder,
-    bufs: &[GpuTensor<f32>],
-    ins: &Instr,
-) -> Result<()> {
-    let n_of = |l: Loc| u32_of(l.len, "elements");
-    let acc_of = |a: bool| a as u32;
-    match ins {
-        Instr::Gemm {
-            g,
-            a,
-            b: bb,
-            bias,
-            c,
-        } => {
-            let spec = Gemm::new(g.m, g.n, g.k)
-                .trans_a(g.ta)
-                .trans_b(g.tb)
-                .accumulate(g.acc);
-            gemm(
-                ctx,
-                rec,
-                &spec,
-                view(bufs, *a),
-                view(bufs, *bb),
-                bias.map(|l| view(bufs, l)),
-                view(bufs, *c),
-            )
-        }
-        Instr::Act { f, x, y } => {
-            let (mode, slope) = f.code();
-            let p = AutodiffParams {
-                n: n_of(*y)?,
-                mode,
-                slope,
-                ..Default::default()
-            };
-            launch(ctx, rec, &k::ACT_FWD, bufs, &[*x, *y], y.len, p)
-        }
-        Instr::ActGrad { f, x, gy, gx, acc } => {
-            let (mode, slope) = f.code();
-            let p = AutodiffParams {
-                n: n_of(*gx)?,
-                mode,
-                slope,
-                acc: acc_of(*acc),
-                ..Default::default()
-            };
-            launch(ctx, rec, &k::ACT_BWD, bufs, &[*x, *gy, *gx], gx.len, p)
-        }
-        Instr::BiasAdd {
-            x,
-            b: bias,
-            y,
-            cols,
-        } => {
-            let p = AutodiffParams {
-                n: n_of(*y)?,
-                cols: u32_of(*cols, "columns")?,
-                ..Default::default()
-            };
-            launch(ctx, rec, &k::BIAS_ADD, bufs, &[*x, *bias, *y], y.len, p)
-        }
-        Instr::ColSum {
-            x,
-            y,
-            rows,
-            cols,
-            acc,
-        } => reduce::sum_rows(
-            ctx,
-            rec,
-            *rows,
-            *cols,
-            view(bufs, *x),
-            view(bufs, *y),
-            1.0,
-            *acc,
-        ),
-        Instr::Binary {
-            op,
-            a,
-            b: bb,
-            y,
-            acc,
-        } => {
-            let p = AutodiffParams {
-                n: n_of(*y)?,
-                mode: (*op == BinOp::Mul) as u32,
-                acc: acc_of(*acc),
-                ..Default::default()
-            };
-            launch(ctx, rec, &k::BINARY, bufs, &[*a, *bb, *y], y.len, p)
-        }
-        Instr::ScaleAdd { x, y, s, c, acc } => {
-            let p = AutodiffParams {
-                n: n_of(*y)?,
-                s: *s,
-                c: *c,
-                acc: acc_of(*acc),
-                ..Default::default()
-            };
-            launch(ctx, rec, &k::SCALE_ADD, bufs, &[*x, *y], y.len, p)
-        }
-        Instr::ColCopy {
-            x,
-            y,
-            rows,
-            x_cols,
-            y_cols,
-            x_off,
-            y_off,
-            width,
-            acc,
-        } => {
-            let p = AutodiffParams {
-                rows: u32_of(*rows, "rows")?,
-                x_cols: u32_of(*x_cols, "columns")?,
-                y_cols: u32_of(*y_cols, "columns")?,
-                x_off: u32_of(*x_off, "column offset")?,
-                y_off: u32_of(*y_off, "column offset")?,
-                width: u32_of(*width, "columns")?,
-                acc: acc_of(*acc),
-                ..Default::default()
-            };
-            launch(ctx, rec, &k::COL_COPY, bufs, &[*x, *y], rows * width, p)
-        }
-        Instr::Sum { x, y, s } => reduce::sum_reduce(
-            ctx,
-            rec,
-            SumOf::Values,
-            view(bufs, *x),
-            None,
-            *s,
-            view(bufs, *y),
-        ),
-        Instr::SqDiffSum { a, b: bb, y, s } => reduce::sum_reduce(
-            ctx,
-            rec,
-            SumOf::SquaredDiffs,
-            view(bufs, *a),
-            Some(view(bufs, *bb)),
-            *s,
-            view(bufs, *y),
-        ),
-        Instr::Broadcast { g, y, s, acc } => {
-            let p = AutodiffParams {
-                n: n_of(*y)?,
-                s: *s,
-                acc: acc_of(*acc),
-                ..Default::default()
-            };
-            launch(ctx, rec, &k::BROADCAST, bufs, &[*g, *y], y.len, p)
-        }
-        Instr::SqDiffGrad {
-            a,
-            b: bb,
-            g,
-            y,
-            s,
-            acc,
-        } => {
-            let p = AutodiffParams {
-                n: n_of(*y)?,
-                s: *s,
-                acc: acc_of(*acc),
-                ..Default::default()
-            };
-            launch(
-                ctx,
-                rec,
-                &k::SQDIFF_GRAD,
-                bufs,
-                &[*a, *bb, *g, *y],
-                y.len,
-                p,
-            )
-        }
-        Instr::Proj { v, x, y, k } => {
-            let t = |l: Loc| rows_tensor(bufs, l, *k);
-            sphere::proj_tangent_acc(ctx, rec, &t(*x)?, &t(*v)?, &t(*y)?, false)
-        }
-        Instr::ProjGradV { x, g, y, k, acc } => {
-            let t = |l: Loc| rows_tensor(bufs, l, *k);
-            sphere::proj_tangent_acc(ctx, rec, &t(*x)?, &t(*g)?, &t(*y)?, *acc)
-        }
-        Instr::ProjGradX { v, x, g, y, k, acc } => {
-            let t = |l: Loc| rows_tensor(bufs, l, *k);
-            sphere::proj_tangent_grad_x(ctx, rec, &t(*x)?, &t(*v)?, &t(*g)?, &t(*y)?, *acc)
-        }
-        Instr::Zero { y } => {
-            rec.clear(
-                bufs[y.buf].buffer(),
-                y.off as u64 * 4,
-                Some(y.len as u64 * 4),
-            );
-            Ok(())
-        }
     }
 }
 
@@ -299,14 +69,21 @@ fn compile(
             inputs.push((name.clone(), *id, bufs[l.buf].reshape(&plan.shapes[*id])?));
         }
     }
-    let mut fwd = Recorder::new();
-    for ins in &plan.forward {
-        record_instr(ctx, &mut fwd, &bufs, ins)?;
-    }
-    let mut bwd = Recorder::new();
-    for ins in &plan.backward {
-        record_instr(ctx, &mut bwd, &bufs, ins)?;
-    }
+    let record = |instrs: &[std::sync::Arc<dyn crate::autodiff::Instr>]| -> Result<Recorder> {
+        let mut rec = Recorder::new();
+        let mut run = GpuRun {
+            ctx,
+            bufs: &bufs,
+            precision: Precision::F32,
+            rec: &mut rec,
+        };
+        for ins in instrs {
+            ins.record(&mut run)?;
+        }
+        Ok(rec)
+    };
+    let fwd = record(&plan.forward)?;
+    let bwd = record(&plan.backward)?;
     if let Some(s) = plan.seed {
         ctx.queue().write_buffer(
             bufs[s.buf].buffer(),

@@ -2,8 +2,10 @@
 //! may be the batch size, fixed only when the graph is compiled.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
-use crate::autodiff::NamedTensor;
+use crate::autodiff::op::Op;
+use crate::autodiff::{ops, NamedTensor};
 use crate::error::{Error, Result};
 use crate::kernels::Activation;
 use crate::rng::Rng;
@@ -42,7 +44,8 @@ impl std::fmt::Display for Dim {
 /// A node's shape `[rows, cols]`.
 pub type Shape = [Dim; 2];
 
-fn fmt_shape(s: &Shape) -> String {
+/// `[rows, cols]` for messages.
+pub fn fmt_shape(s: &Shape) -> String {
     format!("[{}, {}]", s[0], s[1])
 }
 
@@ -76,102 +79,39 @@ pub enum Init {
     Values(Vec<f32>),
 }
 
-/// What a node computes.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Op {
+/// What a node is: an input, a parameter, or an op over other nodes.
+#[derive(Clone, Debug)]
+pub enum NodeKind {
     /// A named input `[B, cols]` (or fixed rows), set before each step.
     Input(String),
     /// A trainable parameter (index into [`Graph::params`]).
     Param(usize),
-    /// `op(a)·op(b)` with optional transposes.
-    MatMul {
-        /// Left operand.
-        a: NodeId,
-        /// Right operand.
-        b: NodeId,
-        /// Use `aᵀ`.
-        ta: bool,
-        /// Use `bᵀ`.
-        tb: bool,
-    },
-    /// `x·w + b` with `w: [in, out]`, `b: [1, out]` (optional).
-    Linear {
-        /// Input `[rows, in]`.
-        x: NodeId,
-        /// Weight `[in, out]`.
-        w: NodeId,
-        /// Bias `[1, out]`.
-        b: Option<NodeId>,
-    },
-    /// `x + b` with `b: [1, cols]` broadcast over rows.
-    BiasAdd {
-        /// Input.
-        x: NodeId,
-        /// Row vector.
-        b: NodeId,
-    },
-    /// `a + b` (same shape).
-    Add(NodeId, NodeId),
-    /// `a ⊙ b` (same shape).
-    Mul(NodeId, NodeId),
-    /// `s·a`.
-    Scale(NodeId, f32),
-    /// `a + s`.
-    AddScalar(NodeId, f32),
-    /// An elementwise activation.
-    Act(NodeId, Activation),
-    /// Concatenation along the last axis.
-    Concat(Vec<NodeId>),
-    /// Sum of all elements, `[1, 1]`.
-    Sum(NodeId),
-    /// Mean of all elements, `[1, 1]`.
-    Mean(NodeId),
-    /// `Σ (v − u)² / rows`: squared error summed over features, averaged over rows; `[1, 1]`.
-    MseLoss {
-        /// Prediction.
-        v: NodeId,
-        /// Target.
-        u: NodeId,
-    },
-    /// Per group of `k` consecutive columns: `v − ⟨x, v⟩ x` (projection onto the tangent space
-    /// of the unit sphere at `x`).
-    ProjTangent {
-        /// Vector field.
-        v: NodeId,
-        /// Base point (unit vectors per group).
-        x: NodeId,
-        /// Group size (categories per position).
-        k: usize,
-    },
+    /// A computation (see [`super::ops`]).
+    Op(Arc<dyn Op>),
 }
 
-impl Op {
-    /// The nodes this op reads.
+impl NodeKind {
+    /// The nodes it reads.
     pub fn operands(&self) -> Vec<NodeId> {
         match self {
-            Op::Input(_) | Op::Param(_) => vec![],
-            Op::MatMul { a, b, .. } => vec![*a, *b],
-            Op::Linear { x, w, b } => {
-                let mut v = vec![*x, *w];
-                v.extend(b.iter().copied());
-                v
-            }
-            Op::BiasAdd { x, b } => vec![*x, *b],
-            Op::Add(a, b) | Op::Mul(a, b) => vec![*a, *b],
-            Op::Scale(a, _) | Op::AddScalar(a, _) | Op::Act(a, _) => vec![*a],
-            Op::Concat(v) => v.clone(),
-            Op::Sum(a) | Op::Mean(a) => vec![*a],
-            Op::MseLoss { v, u } => vec![*v, *u],
-            Op::ProjTangent { v, x, .. } => vec![*v, *x],
+            NodeKind::Input(_) | NodeKind::Param(_) => vec![],
+            NodeKind::Op(op) => op.operands(),
+        }
+    }
+    /// The op, when the node is one.
+    pub fn op(&self) -> Option<&dyn Op> {
+        match self {
+            NodeKind::Op(op) => Some(op.as_ref()),
+            _ => None,
         }
     }
 }
 
-/// One node: its op and shape.
+/// One node: what it is and its shape.
 #[derive(Clone, Debug)]
 pub struct Node {
     /// What it computes.
-    pub op: Op,
+    pub kind: NodeKind,
     /// Its shape.
     pub shape: Shape,
 }
@@ -259,9 +199,18 @@ impl Graph {
             .ok_or_else(|| Error::InvalidArgument(format!("node {id} does not exist")))
     }
 
-    fn push(&mut self, op: Op, shape: Shape) -> NodeId {
-        self.nodes.push(Node { op, shape });
+    fn push(&mut self, kind: NodeKind, shape: Shape) -> NodeId {
+        self.nodes.push(Node { kind, shape });
         self.nodes.len() - 1
+    }
+
+    /// Add a node computing `op`, of shape `shape` (the op's builder checks its operands'
+    /// shapes first; see [`super::ops`]). Every operand must already exist.
+    pub fn add_op(&mut self, op: impl Op + 'static, shape: Shape) -> Result<NodeId> {
+        for o in op.operands() {
+            self.node(o)?;
+        }
+        Ok(self.push(NodeKind::Op(Arc::new(op)), shape))
     }
 
     fn check_name(&self, name: &str) -> Result<()> {
@@ -291,7 +240,7 @@ impl Graph {
                 fmt_shape(&shape)
             )));
         }
-        let id = self.push(Op::Input(name.to_string()), shape);
+        let id = self.push(NodeKind::Input(name.to_string()), shape);
         self.inputs.push((name.to_string(), id));
         Ok(id)
     }
@@ -322,7 +271,7 @@ impl Graph {
             }
         }
         let idx = self.params.len();
-        let id = self.push(Op::Param(idx), [Dim::Fixed(r), Dim::Fixed(c)]);
+        let id = self.push(NodeKind::Param(idx), [Dim::Fixed(r), Dim::Fixed(c)]);
         self.params.push(ParamInfo {
             name: name.to_string(),
             shape: shape.to_vec(),
@@ -339,111 +288,42 @@ impl Graph {
 
     /// `op(a)·op(b)` where `op` transposes when `ta` / `tb` is set.
     pub fn matmul_t(&mut self, a: NodeId, b: NodeId, ta: bool, tb: bool) -> Result<NodeId> {
-        let sa = self.shape(a)?;
-        let sb = self.shape(b)?;
-        let (m, ka) = if ta { (sa[1], sa[0]) } else { (sa[0], sa[1]) };
-        let (kb, n) = if tb { (sb[1], sb[0]) } else { (sb[0], sb[1]) };
-        if ka != kb {
-            return Err(Error::Shape(format!(
-                "matmul: op(a) is [{m}, {ka}] and op(b) is [{kb}, {n}]; inner dimensions differ"
-            )));
-        }
-        Ok(self.push(Op::MatMul { a, b, ta, tb }, [m, n]))
+        ops::matmul::MatMul::build(self, a, b, ta, tb)
     }
 
     /// `x·w + b` with `w: [in, out]` and optional `b: [out]`.
     pub fn linear(&mut self, x: NodeId, w: NodeId, b: Option<NodeId>) -> Result<NodeId> {
-        let sx = self.shape(x)?;
-        let sw = self.shape(w)?;
-        if sx[1] != sw[0] || matches!(sw[1], Dim::Batch) {
-            return Err(Error::Shape(format!(
-                "linear: x {} times w {} (w must be [in, out])",
-                fmt_shape(&sx),
-                fmt_shape(&sw)
-            )));
-        }
-        if let Some(b) = b {
-            let sb = self.shape(b)?;
-            if sb != [Dim::Fixed(1), sw[1]] {
-                return Err(Error::Shape(format!(
-                    "linear: bias {} must be [1, {}]",
-                    fmt_shape(&sb),
-                    sw[1]
-                )));
-            }
-        }
-        Ok(self.push(Op::Linear { x, w, b }, [sx[0], sw[1]]))
+        ops::matmul::Linear::build(self, x, w, b)
     }
 
     /// `x + b`, `b: [1, cols]` broadcast over the rows of `x`.
     pub fn bias_add(&mut self, x: NodeId, b: NodeId) -> Result<NodeId> {
-        let sx = self.shape(x)?;
-        let sb = self.shape(b)?;
-        if sb != [Dim::Fixed(1), sx[1]] {
-            return Err(Error::Shape(format!(
-                "bias_add: bias {} does not match x {} (need [1, {}])",
-                fmt_shape(&sb),
-                fmt_shape(&sx),
-                sx[1]
-            )));
-        }
-        Ok(self.push(Op::BiasAdd { x, b }, sx))
-    }
-
-    fn same_shape(&self, what: &str, a: NodeId, b: NodeId) -> Result<Shape> {
-        let sa = self.shape(a)?;
-        let sb = self.shape(b)?;
-        if sa != sb {
-            return Err(Error::Shape(format!(
-                "{what}: shapes {} and {} differ",
-                fmt_shape(&sa),
-                fmt_shape(&sb)
-            )));
-        }
-        Ok(sa)
+        ops::elementwise::BiasAdd::build(self, x, b)
     }
 
     /// `a + b` (same shapes).
     pub fn add(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
-        let s = self.same_shape("add", a, b)?;
-        Ok(self.push(Op::Add(a, b), s))
+        ops::elementwise::Add::build(self, a, b)
     }
 
     /// `a ⊙ b` (same shapes).
     pub fn mul(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
-        let s = self.same_shape("mul", a, b)?;
-        Ok(self.push(Op::Mul(a, b), s))
-    }
-
-    fn finite(what: &str, v: f32) -> Result<()> {
-        if v.is_finite() {
-            Ok(())
-        } else {
-            Err(Error::InvalidArgument(format!("{what}: {v} is not finite")))
-        }
+        ops::elementwise::Mul::build(self, a, b)
     }
 
     /// `s·a`.
     pub fn scale(&mut self, a: NodeId, s: f32) -> Result<NodeId> {
-        Self::finite("scale", s)?;
-        let sh = self.shape(a)?;
-        Ok(self.push(Op::Scale(a, s), sh))
+        ops::elementwise::Affine::build(self, a, s, 0.0)
     }
 
     /// `a + s` elementwise.
     pub fn add_scalar(&mut self, a: NodeId, s: f32) -> Result<NodeId> {
-        Self::finite("add_scalar", s)?;
-        let sh = self.shape(a)?;
-        Ok(self.push(Op::AddScalar(a, s), sh))
+        ops::elementwise::Affine::build(self, a, 1.0, s)
     }
 
     /// An elementwise activation.
     pub fn act(&mut self, a: NodeId, f: Activation) -> Result<NodeId> {
-        if let Activation::LeakyRelu(s) = f {
-            Self::finite("leaky_relu slope", s)?;
-        }
-        let sh = self.shape(a)?;
-        Ok(self.push(Op::Act(a, f), sh))
+        ops::act::Act::build(self, a, f)
     }
 
     /// LeakyReLU with the given negative slope.
@@ -461,62 +341,27 @@ impl Graph {
 
     /// Concatenate along the last (feature) axis; all parts have the same rows.
     pub fn concat(&mut self, parts: &[NodeId]) -> Result<NodeId> {
-        if parts.is_empty() {
-            return Err(Error::InvalidArgument("concat of no tensors".into()));
-        }
-        let rows = self.shape(parts[0])?[0];
-        let mut cols = 0usize;
-        for &p in parts {
-            let s = self.shape(p)?;
-            if s[0] != rows {
-                return Err(Error::Shape(format!(
-                    "concat: part {} has rows {} but the first part has {}",
-                    p, s[0], rows
-                )));
-            }
-            match s[1] {
-                Dim::Fixed(c) => cols += c,
-                Dim::Batch => {
-                    return Err(Error::Shape(
-                        "concat: parts must have a fixed number of columns".into(),
-                    ))
-                }
-            }
-        }
-        Ok(self.push(Op::Concat(parts.to_vec()), [rows, Dim::Fixed(cols)]))
+        ops::concat::Concat::build(self, parts)
     }
 
     /// Sum of all elements (`[1, 1]`).
     pub fn sum(&mut self, a: NodeId) -> Result<NodeId> {
-        self.shape(a)?;
-        Ok(self.push(Op::Sum(a), [Dim::Fixed(1), Dim::Fixed(1)]))
+        ops::reduce::Sum::build(self, a, false)
     }
 
     /// Mean of all elements (`[1, 1]`).
     pub fn mean(&mut self, a: NodeId) -> Result<NodeId> {
-        self.shape(a)?;
-        Ok(self.push(Op::Mean(a), [Dim::Fixed(1), Dim::Fixed(1)]))
+        ops::reduce::Sum::build(self, a, true)
     }
 
     /// `Σ_features (v − u)²` averaged over rows (the Fisher-Flow loss), `[1, 1]`.
     pub fn mse_loss(&mut self, v: NodeId, u: NodeId) -> Result<NodeId> {
-        self.same_shape("mse_loss", v, u)?;
-        Ok(self.push(Op::MseLoss { v, u }, [Dim::Fixed(1), Dim::Fixed(1)]))
+        ops::reduce::MseLoss::build(self, v, u)
     }
 
     /// Per group of `k` consecutive columns (one sphere per position): `v − ⟨x, v⟩ x`.
     pub fn proj_tangent(&mut self, v: NodeId, x: NodeId, k: usize) -> Result<NodeId> {
-        let s = self.same_shape("proj_tangent", v, x)?;
-        match s[1] {
-            Dim::Fixed(c) if k > 0 && c.is_multiple_of(k) => {}
-            _ => {
-                return Err(Error::Shape(format!(
-                    "proj_tangent: {} columns are not whole groups of k = {k}",
-                    s[1]
-                )))
-            }
-        }
-        Ok(self.push(Op::ProjTangent { v, x, k }, s))
+        ops::proj::ProjTangent::build(self, v, x, k)
     }
 
     /// Every node `targets` depend on (themselves included), sorted.
@@ -529,7 +374,7 @@ impl Graph {
         }
         while let Some(n) = stack.pop() {
             if seen.insert(n) {
-                stack.extend(self.nodes[n].op.operands());
+                stack.extend(self.nodes[n].kind.operands());
             }
         }
         let mut v: Vec<_> = seen.into_iter().collect();

@@ -4,8 +4,8 @@
 
 use crate::gpu::{lib, KernelDef, ShaderDef};
 
-/// `shaders/autodiff.wgsl` with the grid and activation preludes.
-pub static SHADER: ShaderDef = ShaderDef::new(
+/// `shaders/autodiff.wgsl` with the grid and activation preludes, in f32 or f16 storage.
+pub static SHADER: ShaderDef = ShaderDef::storage_generic(
     "autodiff",
     &[
         lib::GRID,

@@ -33,15 +33,18 @@ pub mod cpu;
 pub mod gpu;
 pub mod graph;
 pub mod kernels;
+pub mod op;
+pub mod ops;
 pub mod plan;
 
 pub use crate::kernels::optim::{OptimConfig, OptimKind};
 pub use crate::kernels::Activation;
 pub use crate::kernels::Real;
 pub use crate::rng::Rng;
-pub use cpu::CpuExecutor;
+pub use cpu::{CpuExecutor, CpuReal};
 pub use gpu::{GpuExecutor, GpuForward};
-pub use graph::{Dim, Graph, Init, NodeId, Op, ParamInfo, Shape};
+pub use graph::{Dim, Graph, Init, NodeId, NodeKind, ParamInfo, Shape};
+pub use op::{Backward, Forward, GpuRun, Instr, LinearParts, Loc, Mem, Op, Reader};
 
 use crate::error::{Error, Result};
 

@@ -1,0 +1,170 @@
+//! `Concat`: concatenation along the feature axis, with the `ColCopy` instruction (a block of
+//! columns copied between row-major matrices).
+
+use crate::autodiff::graph::{Dim, Graph, NodeId};
+use crate::autodiff::kernels::{self as k, AutodiffParams};
+use crate::autodiff::op::{Backward, Forward, GpuRun, Instr, Loc, Mem, Op};
+use crate::autodiff::ops::elementwise::launch;
+use crate::error::{Error, Result};
+use crate::gpu::u32_of;
+use crate::kernels::Real;
+
+/// `y[r, y_off + j] (+)= x[r, x_off + j]` for `j < width`.
+#[derive(Debug)]
+pub struct ColCopy {
+    /// Source.
+    pub x: Loc,
+    /// Destination.
+    pub y: Loc,
+    /// Rows.
+    pub rows: usize,
+    /// Columns of the source.
+    pub x_cols: usize,
+    /// Columns of the destination.
+    pub y_cols: usize,
+    /// First source column.
+    pub x_off: usize,
+    /// First destination column.
+    pub y_off: usize,
+    /// Columns copied.
+    pub width: usize,
+    /// Add into `y`.
+    pub acc: bool,
+}
+
+impl ColCopy {
+    fn run<T: Real>(&self, mem: &mut Mem<T>) {
+        mem.with_dst(self.y, |y, r| {
+            let xs = r.get(self.x);
+            for row in 0..self.rows {
+                let src = &xs[row * self.x_cols + self.x_off..][..self.width];
+                let dst = &mut y[row * self.y_cols + self.y_off..][..self.width];
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d = if self.acc {
+                        T::from_f64(d.to_f64() + s.to_f64())
+                    } else {
+                        *s
+                    };
+                }
+            }
+        })
+    }
+}
+
+impl Instr for ColCopy {
+    fn dst(&self) -> Loc {
+        self.y
+    }
+    fn srcs(&self) -> Vec<Loc> {
+        vec![self.x]
+    }
+    crate::cpu_instr!();
+    fn record(&self, gpu: &mut GpuRun<'_>) -> Result<()> {
+        let p = AutodiffParams {
+            rows: u32_of(self.rows, "rows")?,
+            x_cols: u32_of(self.x_cols, "columns")?,
+            y_cols: u32_of(self.y_cols, "columns")?,
+            x_off: u32_of(self.x_off, "column offset")?,
+            y_off: u32_of(self.y_off, "column offset")?,
+            width: u32_of(self.width, "columns")?,
+            acc: self.acc as u32,
+            ..Default::default()
+        };
+        let n = self.rows * self.width;
+        launch(gpu, &k::COL_COPY, &[self.x, self.y], n, p)
+    }
+    fn f16_storage(&self) -> bool {
+        true
+    }
+}
+
+/// Concatenation along the last axis.
+#[derive(Debug)]
+pub struct Concat {
+    parts: Vec<NodeId>,
+}
+
+impl Concat {
+    /// Add the concatenation of `parts` (same rows, fixed columns) to `g`.
+    pub fn build(g: &mut Graph, parts: &[NodeId]) -> Result<NodeId> {
+        if parts.is_empty() {
+            return Err(Error::InvalidArgument("concat of no tensors".into()));
+        }
+        let rows = g.shape(parts[0])?[0];
+        let mut cols = 0usize;
+        for &p in parts {
+            let s = g.shape(p)?;
+            if s[0] != rows {
+                return Err(Error::Shape(format!(
+                    "concat: part {} has rows {} but the first part has {}",
+                    p, s[0], rows
+                )));
+            }
+            match s[1] {
+                Dim::Fixed(c) => cols += c,
+                Dim::Batch => {
+                    return Err(Error::Shape(
+                        "concat: parts must have a fixed number of columns".into(),
+                    ))
+                }
+            }
+        }
+        let c = Concat {
+            parts: parts.to_vec(),
+        };
+        g.add_op(c, [rows, Dim::Fixed(cols)])
+    }
+}
+
+impl Op for Concat {
+    fn name(&self) -> &'static str {
+        "concat"
+    }
+    fn operands(&self) -> Vec<NodeId> {
+        self.parts.clone()
+    }
+    fn forward(&self, cx: &mut Forward<'_>) {
+        let [rows, cols] = cx.y_shape();
+        let y = cx.y();
+        let mut y_off = 0;
+        for &p in &self.parts {
+            let w = cx.shape(p)[1];
+            let x = cx.value(p);
+            cx.emit(ColCopy {
+                x,
+                y,
+                rows,
+                x_cols: w,
+                y_cols: cols,
+                x_off: 0,
+                y_off,
+                width: w,
+                acc: false,
+            });
+            y_off += w;
+        }
+    }
+    fn backward(&self, cx: &mut Backward<'_>) {
+        let [rows, cols] = cx.y_shape();
+        let gy = cx.gy();
+        let mut x_off = 0;
+        for &p in &self.parts {
+            let w = cx.shape(p)[1];
+            cx.grad(p, |d, acc| ColCopy {
+                x: gy,
+                y: d,
+                rows,
+                x_cols: cols,
+                y_cols: w,
+                x_off,
+                y_off: 0,
+                width: w,
+                acc,
+            });
+            x_off += w;
+        }
+    }
+    fn as_concat(&self) -> Option<Vec<NodeId>> {
+        Some(self.parts.clone())
+    }
+}
