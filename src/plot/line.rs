@@ -1,8 +1,6 @@
 //! Line charts: named series of `(x, y)` points, labelled horizontal reference lines, a
 //! legend when there is more than one series.
 
-use std::path::Path;
-
 use super::axis::{Axis, Scale};
 use super::frame::{self, Frame, Texts, SMALL};
 use super::scene::{text_width, Anchor, Item, Marker, Rgb, Scene, Text};
@@ -74,6 +72,8 @@ pub struct LineChart {
     pub height: f64,
 }
 
+outputs!(LineChart);
+
 impl LineChart {
     /// An empty chart with linear axes, 720 × 440 pixels.
     pub fn new(title: &str, x_label: &str, y_label: &str) -> Self {
@@ -134,22 +134,6 @@ impl LineChart {
     pub fn reference_line(mut self, label: impl Into<String>, y: f64) -> Self {
         self.references.push((label.into(), y));
         self
-    }
-
-    /// The chart as an SVG document.
-    pub fn to_svg(&self) -> Result<String> {
-        Ok(self.scene()?.to_svg())
-    }
-
-    /// The chart as a PNG image.
-    pub fn to_png(&self) -> Result<Vec<u8>> {
-        Ok(super::raster::rasterize(&self.scene()?).to_png())
-    }
-
-    /// Write the chart to `path`: PNG when the name ends in `.png`, SVG otherwise (see
-    /// [`write_file`](super::write_file)).
-    pub fn write(&self, path: &Path) -> Result<()> {
-        super::write_scene(&self.scene()?, path)
     }
 
     fn scene(&self) -> Result<Scene> {

@@ -6,6 +6,29 @@
 //! upper bound on text width) and then written as SVG or rasterised into a PNG (text in an
 //! 8×8 bitmap font, deflate by `miniz_oxide`).
 
+/// `to_svg`, `to_png` and `write` for a chart type with a `scene` method.
+macro_rules! outputs {
+    ($chart:ty) => {
+        impl $chart {
+            /// The chart as an SVG document.
+            pub fn to_svg(&self) -> Result<String> {
+                Ok(self.scene()?.to_svg())
+            }
+
+            /// The chart as a PNG image.
+            pub fn to_png(&self) -> Result<Vec<u8>> {
+                Ok(super::raster::rasterize(&self.scene()?).to_png())
+            }
+
+            /// Write the chart to `path`: PNG when the name ends in `.png`, SVG otherwise
+            /// (see [`write_file`](super::write_file)).
+            pub fn write(&self, path: &std::path::Path) -> Result<()> {
+                super::write_scene(&self.scene()?, path)
+            }
+        }
+    };
+}
+
 mod axis;
 mod frame;
 mod line;

@@ -1,7 +1,5 @@
 //! Scatter plots of generated points over a target sample, on equal axes.
 
-use std::path::Path;
-
 use super::axis::Axis;
 use super::frame::{self, Frame, Texts};
 use super::scene::{Item, Marker, Rgb, Scene};
@@ -31,6 +29,8 @@ pub struct ScatterChart {
     /// Width of the picture in pixels; the plot area is square.
     pub width: f64,
 }
+
+outputs!(ScatterChart);
 
 impl ScatterChart {
     /// A chart of the first two coordinates of row-major points of dimension `d ≥ 2`: the
@@ -80,22 +80,6 @@ impl ScatterChart {
         self.target.0 = target.into();
         self.samples.0 = samples.into();
         self
-    }
-
-    /// The chart as an SVG document.
-    pub fn to_svg(&self) -> Result<String> {
-        Ok(self.scene()?.to_svg())
-    }
-
-    /// The chart as a PNG image.
-    pub fn to_png(&self) -> Result<Vec<u8>> {
-        Ok(super::raster::rasterize(&self.scene()?).to_png())
-    }
-
-    /// Write the chart to `path`: PNG when the name ends in `.png`, SVG otherwise (see
-    /// [`write_file`](super::write_file)).
-    pub fn write(&self, path: &Path) -> Result<()> {
-        super::write_scene(&self.scene()?, path)
     }
 
     fn scene(&self) -> Result<Scene> {
