@@ -306,7 +306,8 @@ fn particles_reach_ring_of_eight() {
         .count();
     assert!(far < n / 50, "{far} particles off the ring");
     let svg = plot::scatter_svg(&target, &out, d, "ring8").unwrap();
-    assert!(svg.starts_with("<svg") && svg.matches("<circle").count() == 2 * n);
+    // Every point of both sets, and one legend dot for each set.
+    assert!(svg.starts_with("<svg") && svg.matches("<circle").count() == 2 * n + 2);
 }
 
 #[test]

@@ -21,6 +21,7 @@ use fisherflow::flow::{
 };
 use fisherflow::gpu::ContextOptions;
 use fisherflow::kernels::Precision;
+use fisherflow::plot::{LineChart, Scale};
 use fisherflow::{Error, Result};
 
 /// Sequences drawn from a toy target to train on.
@@ -222,7 +223,7 @@ pub struct TrainArgs {
     #[arg(long)]
     sample_steps: Option<usize>,
     /// Write the loss curve (mean loss of each --log-every interval against the step) to this
-    /// SVG file.
+    /// file: PNG when the name ends in .png, else SVG.
     #[arg(long)]
     loss_curve: Option<PathBuf>,
 }
@@ -527,13 +528,15 @@ fn write_loss_curve(
     every: u64,
     backend: &str,
 ) -> Result<()> {
-    let svg = fisherflow::plot::line_chart_svg_linear(
-        &format!("Training loss (mean over every {every} steps, {backend})"),
-        "step",
-        "loss",
-        &[("loss".to_string(), curve.to_vec())],
-    )?;
-    std::fs::write(path, svg).map_err(|e| Error::Io(path.display().to_string(), e))?;
+    LineChart::new(
+        "Training loss",
+        "training step",
+        "loss (mean squared error of the vector field)",
+    )
+    .subtitle(format!("mean over every {every} steps, {backend}"))
+    .lower_is_better()
+    .series("loss", curve.to_vec())
+    .write(path)?;
     eprintln!("loss curve written to {}", path.display());
     Ok(())
 }
@@ -821,7 +824,7 @@ pub struct ToyBenchArgs {
     /// Use the GPU adapter even when it is a software renderer.
     #[arg(long)]
     gpu: bool,
-    /// Write a KL-vs-K chart (SVG).
+    /// Write a KL-vs-K chart: PNG when the name ends in .png, else SVG.
     #[arg(long)]
     chart: Option<PathBuf>,
     /// Print JSON instead of a table.
@@ -832,7 +835,7 @@ pub struct ToyBenchArgs {
 /// `fisherflow toy-bench`: KL after a fixed number of steps for Fisher-Flow with and without
 /// OT and for linear flow matching, over several K.
 pub fn toy_bench(opts: &ContextOptions, a: ToyBenchArgs) -> Result<()> {
-    use fisherflow::flow::toybench::{run_one, ToyBenchConfig, METHODS};
+    use fisherflow::flow::toybench::{run_one, ToyBenchConfig, ToyRow, METHODS};
     let cosine = parse_schedule(&a.lr_schedule, a.steps as u64)? != LrSchedule::Constant;
     let ctx = context(opts, a.cpu, a.gpu)?;
     let c = ToyBenchConfig {
@@ -875,40 +878,30 @@ pub fn toy_bench(opts: &ContextOptions, a: ToyBenchArgs) -> Result<()> {
         }
     }
     if let Some(path) = &a.chart {
-        let series: Vec<(String, Vec<(f64, f64)>)> = METHODS
+        let points = |name: &str, floor: bool| -> Vec<(f64, f64)> {
+            let rows = rows.iter().filter(|r| r.method == name);
+            let kl = |r: &ToyRow| if floor { r.kl_floor } else { r.kl };
+            rows.map(|r| (r.k as f64, kl(r))).collect()
+        };
+        let chart = LineChart::new(
+            "Toy benchmark: KL of the samples to the target against K",
+            "K (categories at each of the L = 4 positions)",
+            "KL(samples || target), nats",
+        )
+        .subtitle(format!(
+            "{} training steps, {} samples per model, {} sampling steps",
+            c.steps, c.samples, c.sample_steps
+        ))
+        .scales(Scale::Log, Scale::Log)
+        .lower_is_better();
+        let chart = METHODS
             .iter()
-            .map(|m| m.name)
-            .chain(std::iter::once("true samples"))
-            .map(|name| {
-                let pts = rows
-                    .iter()
-                    .filter(|r| {
-                        r.method == name || name == "true samples" && r.method == METHODS[0].name
-                    })
-                    .map(|r| {
-                        (
-                            r.k as f64,
-                            if name == "true samples" {
-                                r.kl_floor
-                            } else {
-                                r.kl
-                            },
-                        )
-                    })
-                    .collect();
-                (name.to_string(), pts)
-            })
-            .collect();
-        let svg = fisherflow::plot::line_chart_svg(
-            &format!(
-                "Toy benchmark: KL after {} steps, {} samples",
-                c.steps, c.samples
-            ),
-            "K (categories)",
-            "KL(samples || target)",
-            &series,
-        )?;
-        std::fs::write(path, svg).map_err(|e| Error::Io(path.display().to_string(), e))?;
+            .fold(chart, |ch, m| ch.series(m.name, points(m.name, false)))
+            .reference_series(
+                format!("exact-sample floor ({} true samples)", c.samples),
+                points(METHODS[0].name, true),
+            );
+        chart.write(path)?;
         eprintln!("chart written to {}", path.display());
     }
     Ok(())

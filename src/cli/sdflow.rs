@@ -6,7 +6,8 @@ use std::time::Instant;
 use fisherflow::autodiff::{Activation, OptimConfig};
 use fisherflow::device::{self, Backend};
 use fisherflow::gpu::{ContextOptions, GpuContext, GpuTensor, Recorder};
-use fisherflow::sdflow::{self, plot, ModelConfig, ModelFlow, ParticleConfig, ParticleFlow, Rng};
+use fisherflow::plot::ScatterChart;
+use fisherflow::sdflow::{self, ModelConfig, ModelFlow, ParticleConfig, ParticleFlow, Rng};
 use fisherflow::{Error, Result};
 
 /// Arguments of `fisherflow sdflow`.
@@ -73,8 +74,8 @@ pub struct Args {
     /// Gaussian-kernel bandwidth of the MMD (default: median heuristic on the final sets).
     #[arg(long)]
     bandwidth: Option<f64>,
-    /// Write a scatter plot of target (grey) vs generated points (red): PNG when the name
-    /// ends in .png, else SVG.
+    /// Write a scatter plot of the generated points (orange) over the target (light blue): PNG
+    /// when the name ends in .png, else SVG.
     #[arg(long)]
     plot: Option<PathBuf>,
 }
@@ -231,8 +232,22 @@ pub fn run(opts: &ContextOptions, args: Args) -> Result<()> {
         );
     }
     if let Some(path) = &args.plot {
-        let title = format!("sdflow {} — MMD² {mmd:.4}, energy {energy:.4}", args.target);
-        write_plot(path, &target, &out, d, &title)?;
+        let chart = ScatterChart::from_rows(
+            &format!(
+                "Score-difference flow on {}: particles over the target",
+                args.target
+            ),
+            &target,
+            &out,
+            d,
+        )?
+        .subtitle(format!(
+            "{} particles after {} steps; against the target sample: MMD² {mmd:.4} (h = \
+             {h:.3}), energy distance {energy:.4}",
+            args.n, args.steps
+        ))
+        .names("target sample", "particles");
+        chart.write(path)?;
         println!("wrote {}", path.display());
     }
     Ok(())
@@ -358,31 +373,30 @@ fn run_model(
         );
     }
     if let Some(path) = &args.plot {
-        let title = format!(
-            "sdflow model {} — MMD² {mmd:.4}, energy {energy:.4}",
-            args.target
+        let chart = ScatterChart::from_rows(
+            &format!(
+                "Score-difference flow on {}: generator samples over the target",
+                args.target
+            ),
+            &eval_target,
+            &out,
+            d,
+        )?
+        .subtitle(format!(
+            "{} fresh samples after {} steps; against {which} target sample: MMD² {mmd:.4} \
+             (h = {h:.3}), energy distance {energy:.4}",
+            args.n, config.flow.steps
+        ))
+        .names(
+            if toy {
+                "held-out target sample"
+            } else {
+                "target sample"
+            },
+            "generated",
         );
-        write_plot(path, &eval_target, &out, d, &title)?;
+        chart.write(path)?;
         println!("wrote {}", path.display());
     }
     Ok(())
-}
-
-/// Write the scatter plot as PNG (`.png`) or SVG (anything else).
-fn write_plot(
-    path: &std::path::Path,
-    target: &[f32],
-    out: &[f32],
-    d: usize,
-    title: &str,
-) -> Result<()> {
-    let png = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("png"));
-    let bytes = if png {
-        fisherflow::plot::scatter_png(target, out, d, 600)?
-    } else {
-        plot::scatter_svg(target, out, d, title)?.into_bytes()
-    };
-    std::fs::write(path, bytes).map_err(|e| Error::Io(path.display().to_string(), e))
 }
