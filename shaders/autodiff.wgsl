@@ -27,6 +27,8 @@ struct AutodiffParams {
 @group(0) @binding(2) var<storage, read> y: array<E>;
 @group(0) @binding(3) var<storage, read> z: array<E>;
 @group(0) @binding(4) var<storage, read_write> out: array<E>;
+@group(0) @binding(5) var<storage, read> xf: array<f32>;           // an f32 source
+@group(0) @binding(6) var<storage, read_write> outf: array<f32>;   // an f32 destination
 
 fn ld_x(i: u32) -> f32 { return f32(x[i]); }
 fn ld_y(i: u32) -> f32 { return f32(y[i]); }
@@ -79,6 +81,23 @@ fn col_copy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     put(r * params.y_cols + params.y_off + j, ld_x(r * params.x_cols + params.x_off + j));
 }
 
+// out[r, :] = [x[r, :], y[r, :]], x with x_cols columns and y with y_cols; one thread per
+// output element.
+@compute @workgroup_size(256)
+fn concat2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+    let i = thread_index(wid, nwg, lid);
+    let cols = params.x_cols + params.y_cols;
+    if (i >= params.rows * cols) { return; }
+    let r = i / cols;
+    let j = i % cols;
+    if (j < params.x_cols) {
+        out[i] = x[r * params.x_cols + j];
+    } else {
+        out[i] = y[r * params.y_cols + j - params.x_cols];
+    }
+}
+
 // out (+)= s * x[0] everywhere.
 @compute @workgroup_size(256)
 fn broadcast(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -122,4 +141,33 @@ fn sqdiff_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let i = thread_index(wid, nwg, lid);
     if (i >= params.n) { return; }
     put(i, params.s * ld_z(0u) * (ld_x(i) - ld_y(i)));
+}
+
+// ---- storage conversions and fills of inference programs ----
+
+// out = E(xf): an f32 buffer into storage precision.
+@compute @workgroup_size(256)
+fn to_storage(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+    let i = thread_index(wid, nwg, lid);
+    if (i >= params.n) { return; }
+    out[i] = E(xf[i]);
+}
+
+// outf = f32(x): a storage-precision buffer into f32.
+@compute @workgroup_size(256)
+fn to_f32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+    let i = thread_index(wid, nwg, lid);
+    if (i >= params.n) { return; }
+    outf[i] = ld_x(i);
+}
+
+// outf = c everywhere (an input set inside a recording, e.g. the time of a field evaluation).
+@compute @workgroup_size(256)
+fn fill_f32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+    let i = thread_index(wid, nwg, lid);
+    if (i >= params.n) { return; }
+    outf[i] = params.c;
 }

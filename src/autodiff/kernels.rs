@@ -13,7 +13,7 @@ pub static SHADER: ShaderDef = ShaderDef::storage_generic(
         include_str!("../../shaders/autodiff.wgsl"),
     ],
 )
-.slots(&["x", "y", "z", "out"]);
+.slots(&["x", "y", "z", "out", "xf", "outf"]);
 
 const XO: &[&str] = &["x", "out"];
 const XYO: &[&str] = &["x", "y", "out"];
@@ -27,6 +27,8 @@ pub static SCALE_ADD: KernelDef =
     KernelDef::new(&SHADER, "scale_add", XO).params::<AutodiffParams>();
 /// A column block copy.
 pub static COL_COPY: KernelDef = KernelDef::new(&SHADER, "col_copy", XO).params::<AutodiffParams>();
+/// `out = [x, y]` row by row.
+pub static CONCAT2: KernelDef = KernelDef::new(&SHADER, "concat2", XYO).params::<AutodiffParams>();
 /// `out (+)= s·x[0]`.
 pub static BROADCAST: KernelDef =
     KernelDef::new(&SHADER, "broadcast", XO).params::<AutodiffParams>();
@@ -43,13 +45,27 @@ pub static BINARY: KernelDef = KernelDef::new(&SHADER, "binary", XYO).params::<A
 pub static SQDIFF_GRAD: KernelDef =
     KernelDef::new(&SHADER, "sqdiff_grad", &["x", "y", "z", "out"]).params::<AutodiffParams>();
 
+/// `out = E(xf)`.
+pub static TO_STORAGE: KernelDef =
+    KernelDef::new(&SHADER, "to_storage", &["xf", "out"]).params::<AutodiffParams>();
+/// `outf = f32(x)`.
+pub static TO_F32: KernelDef =
+    KernelDef::new(&SHADER, "to_f32", &["x", "outf"]).params::<AutodiffParams>();
+/// `outf = c`.
+pub static FILL_F32: KernelDef =
+    KernelDef::new(&SHADER, "fill_f32", &["outf"]).params::<AutodiffParams>();
+
 /// Every kernel of the family.
 pub fn kernels() -> Vec<&'static KernelDef> {
     vec![
+        &TO_STORAGE,
+        &TO_F32,
+        &FILL_F32,
         &ACT_FWD,
         &ACT_BWD,
         &SCALE_ADD,
         &COL_COPY,
+        &CONCAT2,
         &BROADCAST,
         &LOSS_ACCUM,
         &BIAS_ADD,

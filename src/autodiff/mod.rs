@@ -32,10 +32,12 @@
 pub mod cpu;
 pub mod gpu;
 pub mod graph;
+pub mod infer;
 pub mod kernels;
 pub mod op;
 pub mod ops;
 pub mod plan;
+pub mod program;
 
 pub use crate::kernels::optim::{OptimConfig, OptimKind};
 pub use crate::kernels::Activation;
@@ -43,6 +45,8 @@ pub use crate::kernels::Real;
 pub use crate::rng::Rng;
 pub use cpu::{CpuExecutor, CpuReal};
 pub use gpu::{GpuExecutor, GpuForward};
+pub use infer::InferencePlan;
+pub use program::{CpuProgram, GpuProgram};
 pub use graph::{Dim, Graph, Init, NodeId, NodeKind, ParamInfo, Shape};
 pub use op::{Backward, Forward, GpuRun, Instr, LinearParts, Loc, Mem, Op, Reader};
 

@@ -12,7 +12,7 @@ pub use field::FieldNet;
 
 /// Every kernel of the Fisher-Flow families.
 pub fn kernels() -> Vec<&'static crate::gpu::KernelDef> {
-    [kernels::kernels(), ot::kernels(), field::kernels()].concat()
+    [kernels::kernels(), ot::kernels()].concat()
 }
 pub use sample::{sample, sample_with_progress, FlowModel, SampleConfig, Solver};
 pub use train::{FlowConfig, Geometry, LrSchedule, OtMode, TrainConfig, Trainer};

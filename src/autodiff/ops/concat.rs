@@ -1,5 +1,5 @@
-//! `Concat`: concatenation along the feature axis, with the `ColCopy` instruction (a block of
-//! columns copied between row-major matrices).
+//! `Concat`: concatenation along the feature axis, with the `Concat2` (two whole parts in one
+//! pass) and `ColCopy` (a block of columns copied between row-major matrices) instructions.
 
 use crate::autodiff::graph::{Dim, Graph, NodeId};
 use crate::autodiff::kernels::{self as k, AutodiffParams};
@@ -78,6 +78,59 @@ impl Instr for ColCopy {
     }
 }
 
+/// `y[r, :] = [a[r, :], b[r, :]]`: a whole two-part concatenation in one pass.
+#[derive(Debug)]
+pub struct Concat2 {
+    /// First part `[rows, a_cols]`.
+    pub a: Loc,
+    /// Second part `[rows, b_cols]`.
+    pub b: Loc,
+    /// Output `[rows, a_cols + b_cols]`.
+    pub y: Loc,
+    /// Rows.
+    pub rows: usize,
+    /// Columns of `a`.
+    pub a_cols: usize,
+    /// Columns of `b`.
+    pub b_cols: usize,
+}
+
+impl Concat2 {
+    fn run<T: Real>(&self, mem: &mut Mem<T>) {
+        let (wa, wb) = (self.a_cols, self.b_cols);
+        mem.with_dst(self.y, |y, r| {
+            let (a, b) = (r.get(self.a), r.get(self.b));
+            for (row, yr) in y.chunks_mut(wa + wb).enumerate() {
+                yr[..wa].copy_from_slice(&a[row * wa..][..wa]);
+                yr[wa..].copy_from_slice(&b[row * wb..][..wb]);
+            }
+        })
+    }
+}
+
+impl Instr for Concat2 {
+    fn dst(&self) -> Loc {
+        self.y
+    }
+    fn srcs(&self) -> Vec<Loc> {
+        vec![self.a, self.b]
+    }
+    crate::cpu_instr!();
+    fn record(&self, gpu: &mut GpuRun<'_>) -> Result<()> {
+        let p = AutodiffParams {
+            rows: u32_of(self.rows, "rows")?,
+            x_cols: u32_of(self.a_cols, "columns")?,
+            y_cols: u32_of(self.b_cols, "columns")?,
+            ..Default::default()
+        };
+        let n = self.rows * (self.a_cols + self.b_cols);
+        launch(gpu, &k::CONCAT2, &[self.a, self.b, self.y], n, p)
+    }
+    fn f16_storage(&self) -> bool {
+        true
+    }
+}
+
 /// Concatenation along the last axis.
 #[derive(Debug)]
 pub struct Concat {
@@ -126,6 +179,19 @@ impl Op for Concat {
     fn forward(&self, cx: &mut Forward<'_>) {
         let [rows, cols] = cx.y_shape();
         let y = cx.y();
+        if let [p, q] = self.parts[..] {
+            let (a, b) = (cx.value(p), cx.value(q));
+            let (a_cols, b_cols) = (cx.shape(p)[1], cx.shape(q)[1]);
+            cx.emit(Concat2 {
+                a,
+                b,
+                y,
+                rows,
+                a_cols,
+                b_cols,
+            });
+            return;
+        }
         let mut y_off = 0;
         for &p in &self.parts {
             let w = cx.shape(p)[1];
