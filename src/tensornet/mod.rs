@@ -46,6 +46,7 @@ mod linalg;
 mod models;
 mod rng;
 mod sampler;
+mod target;
 mod train;
 
 pub use diffusion::{
@@ -55,10 +56,14 @@ pub use gpu::{GpuMps, SHADER};
 pub use linalg::{svd, Svd};
 pub use models::{
     dyck_area, enumerate_ising, fredkin, ising_2d, ising_chain, ising_cylinder, ising_torus,
-    random_mps, IsingExact, IsingLattice,
+    random_mps, Boundary, IsingExact, IsingLattice,
 };
 pub use rng::{philox2x32, uniform};
 pub use sampler::{sample_cpu, Environments};
+pub use target::{
+    abs_magnetisation, enumerate_observables, onsager_energy, onsager_magnetisation, FredkinWeight,
+    IsingModel, LogWeight, TableWeight,
+};
 pub use train::{nll, nll_grad, train_mps, TrainOptions, TrainReport};
 
 use crate::error::{Error, Result};

@@ -20,7 +20,25 @@ pub struct IsingLattice {
 }
 
 impl IsingLattice {
-    fn check(&self) -> Result<()> {
+    /// An `lx × ly` lattice with the given boundary conditions.
+    pub fn new(lx: usize, ly: usize, boundary: Boundary) -> Result<Self> {
+        let (periodic_x, periodic_y) = match boundary {
+            Boundary::Open => (false, false),
+            Boundary::Cylinder => (false, true),
+            Boundary::Torus => (true, true),
+        };
+        let lat = Self {
+            lx,
+            ly,
+            periodic_x,
+            periodic_y,
+        };
+        lat.check_geometry()?;
+        Ok(lat)
+    }
+
+    /// Check the geometry: non-empty, periodic directions at least 3 long, at most 2^24 spins.
+    pub fn check_geometry(&self) -> Result<()> {
         if self.lx == 0 || self.ly == 0 {
             return Err(Error::Shape("an Ising lattice needs lx, ly ≥ 1".into()));
         }
@@ -34,6 +52,17 @@ impl IsingLattice {
                 "periodic y needs ly ≥ 3 (ly = 2 would double the bonds)".into(),
             ));
         }
+        if self.lx.checked_mul(self.ly).is_none_or(|n| n > 1 << 24) {
+            return Err(Error::Limit(format!(
+                "an Ising lattice of {} × {} spins is over the 2^24 this crate handles",
+                self.lx, self.ly
+            )));
+        }
+        Ok(())
+    }
+
+    fn check(&self) -> Result<()> {
+        self.check_geometry()?;
         if self.ly > 10 || (self.periodic_x && self.ly > 5) {
             return Err(Error::Limit(format!(
                 "the exact MPS has bond dimension 2^{}; ly = {} is too wide",
@@ -76,6 +105,17 @@ impl IsingLattice {
         }
         b
     }
+}
+
+/// Boundary conditions of an [`IsingLattice`] (columns run along x, a column along y).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Boundary {
+    /// No periodic bonds.
+    Open,
+    /// Periodic within each column (along y): the geometry of the exact MPS.
+    Cylinder,
+    /// Periodic in both directions.
+    Torus,
 }
 
 /// Exact Ising values by enumeration of all `2^N` configurations.
