@@ -40,15 +40,19 @@
 //! numbers, so GPU and CPU samples agree draw for draw except where f32 rounding moves a
 //! uniform across a threshold.
 
+mod chains;
 mod diffusion;
 mod gpu;
 mod linalg;
 mod models;
+mod proposal;
 mod rng;
 mod sampler;
+mod stats;
 mod target;
 mod train;
 
+pub use chains::{run_local, run_mh, AcceptStep, ChainTrace, Chains, CpuAccept, RunOptions};
 pub use diffusion::{
     condition_on_noisy, flip_kernel, mcmc_connected, mcmc_disconnected, noised, McmcStats,
 };
@@ -58,8 +62,12 @@ pub use models::{
     dyck_area, enumerate_ising, fredkin, ising_2d, ising_chain, ising_cylinder, ising_torus,
     random_mps, Boundary, IsingExact, IsingLattice,
 };
+pub use proposal::{
+    derive_key, keyed_uniform, ConnectedProposer, IndependentProposer, Proposals, Proposer,
+};
 pub use rng::{philox2x32, uniform};
 pub use sampler::{sample_cpu, Environments};
+pub use stats::{estimate, integrated_autocorrelation, Autocorrelation, Estimate, SOKAL_C};
 pub use target::{
     abs_magnetisation, enumerate_observables, onsager_energy, onsager_magnetisation, FredkinWeight,
     IsingModel, LogWeight, TableWeight,
