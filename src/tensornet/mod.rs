@@ -42,7 +42,9 @@
 
 mod chains;
 mod diffusion;
+mod fit;
 mod gpu;
+mod learn;
 mod linalg;
 mod models;
 mod proposal;
@@ -56,7 +58,9 @@ pub use chains::{run_local, run_mh, AcceptStep, ChainTrace, Chains, CpuAccept, R
 pub use diffusion::{
     condition_on_noisy, flip_kernel, mcmc_connected, mcmc_disconnected, noised, McmcStats,
 };
+pub use fit::{dyck_support, model_nll_grad, FitOptions, FitReport, MpsModel};
 pub use gpu::{GpuMps, SHADER};
+pub use learn::{learn, summarise, LearnOptions, Learner, ProposalKind, RoundReport};
 pub use linalg::{svd, Svd};
 pub use models::{
     dyck_area, enumerate_ising, fredkin, ising_2d, ising_chain, ising_cylinder, ising_torus,
