@@ -48,6 +48,7 @@ mod learn;
 mod linalg;
 mod models;
 mod proposal;
+mod reverse;
 mod rng;
 mod sampler;
 mod stats;
@@ -69,6 +70,7 @@ pub use models::{
 pub use proposal::{
     derive_key, keyed_uniform, ConnectedProposer, IndependentProposer, Proposals, Proposer,
 };
+pub use reverse::{reverse_rates, ReverseDynamics};
 pub use rng::{philox2x32, uniform};
 pub use sampler::{sample_cpu, Environments};
 pub use stats::{estimate, integrated_autocorrelation, Autocorrelation, Estimate, SOKAL_C};
