@@ -1,8 +1,23 @@
 //! Tensor-network discrete diffusion (Causer, Rotskoff, Garrahan 2024): probability
 //! distributions over `N` discrete sites held as matrix product states (MPS), exact
 //! constructions (1D/2D Ising, Fredkin chain), noising by a product channel `e^{tW}`, one-shot
-//! denoising, exact (perfect) sampling on the CPU and on the GPU, MCMC with MPS proposals and
-//! maximum-likelihood training.
+//! denoising and step-wise reverse dynamics ([`ReverseDynamics`]), exact (perfect) sampling on
+//! the CPU and on the GPU, maximum-likelihood training, and Monte Carlo on Boltzmann weights
+//! known up to normalisation with the MPS as the proposal.
+//!
+//! # Monte Carlo with MPS proposals
+//! A target is a [`LogWeight`] — `−βE(x)` up to a constant, `−∞` outside a hard constraint:
+//! [`IsingModel`] (per-bond couplings, per-site fields, open/cylinder/torus), [`FredkinWeight`],
+//! [`TableWeight`], or an [`Mps`]. Batches of chains ([`Chains`]) move by
+//! Metropolis–Hastings with disconnected ([`IndependentProposer`]: fresh exact samples of the
+//! model `Pθ`, on the GPU when a context is given) or connected ([`ConnectedProposer`]: flip
+//! noise, then exact denoising) proposals, both accepted with
+//! `min(1, π(x′)Pθ(x) / (π(x)Pθ(x′)))` by a batched accept step ([`AcceptStep`]), or by local
+//! single-site Metropolis ([`run_local`]). The learn–propose–accept loop ([`Learner`],
+//! [`learn`]) refits a masked non-negative MPS ([`MpsModel`], `A = mask ⊙ e^θ`: exact zeros
+//! outside a constraint) to the chains' states after every round and reports acceptance,
+//! Sokal-windowed integrated autocorrelation times ([`integrated_autocorrelation`]) and
+//! effective samples per second; [`compare`] runs the paper's kind of comparison over β.
 //!
 //! # Conventions
 //! An [`Mps`] holds site tensors `A_k[l, s, r]` of shape `[χ_{k-1}, d, χ_k]` (row-major, `r`
@@ -41,6 +56,7 @@
 //! uniform across a threshold.
 
 mod chains;
+mod compare;
 mod diffusion;
 mod fit;
 mod gpu;
@@ -56,6 +72,7 @@ mod target;
 mod train;
 
 pub use chains::{run_local, run_mh, AcceptStep, ChainTrace, Chains, CpuAccept, RunOptions};
+pub use compare::{compare, BetaResult, CompareOptions, MethodResult};
 pub use diffusion::{
     condition_on_noisy, flip_kernel, mcmc_connected, mcmc_disconnected, noised, McmcStats,
 };
