@@ -195,6 +195,36 @@ fn onsager_and_enumeration_references() {
     let ex = enumerate_ising(&lat, BETA_C).unwrap();
     let en = enumerate_observables(&IsingModel::new(lat, BETA_C).unwrap()).unwrap();
     assert!((en[0] - ex.energy).abs() < 1e-10 && (en[1] - ex.abs_m).abs() < 1e-10);
+    // The transfer contraction against enumeration and the exact MPS.
+    for (lx, ly, b) in [
+        (4, 4, Boundary::Cylinder),
+        (5, 3, Boundary::Open),
+        (3, 5, Boundary::Cylinder),
+    ] {
+        let lat = IsingLattice::new(lx, ly, b).unwrap();
+        for beta in [0.2, BETA_C, 0.8] {
+            let (lz, u) = ising_transfer(&lat, beta).unwrap();
+            let ex = enumerate_ising(&lat, beta).unwrap();
+            assert!((lz - ex.log_z).abs() < 1e-10 && (u - ex.energy).abs() < 1e-10);
+        }
+    }
+    let lat = IsingLattice::new(7, 8, Boundary::Cylinder).unwrap();
+    let (lz, _) = ising_transfer(&lat, 0.5).unwrap();
+    assert!((lz - ising_2d(&lat, 0.5).unwrap().log_norm()).abs() < 1e-9);
+    // At 16×16 the cylinder's energy per bond follows Onsager's infinite-lattice trend: the
+    // same order and monotone in β, a finite-size gap largest just above β_c.
+    let lat = IsingLattice::new(16, 16, Boundary::Cylinder).unwrap();
+    let per_bond = 256.0 / lat.bonds().len() as f64;
+    let mut last = 0.0;
+    for beta in [0.3, 0.4, 0.5, 0.6] {
+        let (_, u) = ising_transfer(&lat, beta).unwrap();
+        let (ub, ob) = (u * per_bond, onsager_energy(beta) / 2.0);
+        eprintln!("β = {beta}: 16×16 cylinder {ub:.4} per bond, infinite lattice {ob:.4}");
+        assert!(ub > ob && ub - ob < 0.05, "β = {beta}: {ub} vs {ob}");
+        assert!(ub < last, "not monotone at β = {beta}");
+        last = ub;
+    }
+    assert!(ising_transfer(&IsingLattice::new(4, 4, Boundary::Torus).unwrap(), 0.4).is_err());
     let f = FredkinWeight::new(12, 0.3).unwrap();
     let (a, b) = (
         enumerate_observables(&f).unwrap(),

@@ -347,6 +347,8 @@ fn method_json(r: &BetaResult) -> serde_json::Value {
         "beta": r.beta, "learn_seconds": r.learn_seconds,
         "onsager_energy": r.onsager.0, "onsager_m": r.onsager.1,
         "exact": r.exact.map(|e| [e.energy, e.abs_m]),
+        "transfer_log_z_energy": r.transfer.map(|t| [t.0, t.1]),
+        "model_nll": r.model_nll, "model_kl": r.model_kl,
         "rounds": r.rounds.iter().map(round_json).collect::<Vec<_>>(),
         "methods": r.methods.iter().map(|m| json!({
             "method": m.method, "acceptance": m.acceptance, "seconds": m.seconds,
@@ -394,10 +396,21 @@ pub(crate) fn compare(opts: &ContextOptions, a: CompareArgs) -> Result<()> {
     println!("| β | method | acceptance | τ_E | τ_\\|m\\| | ESS/s E | ESS/s \\|m\\| | ⟨E⟩/N | ⟨\\|m\\|⟩ | reference E/N, \\|m\\| | learn s |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let results = run_compare(&co, gpu.as_ref(), &mut |r| {
-        let reference = match r.exact {
-            Some(e) => format!("{:.4}, {:.4} (exact)", e.energy, e.abs_m),
-            None => format!("{:.4}, {:.4} (Onsager ∞)", r.onsager.0, r.onsager.1),
+        let reference = match (r.exact, r.transfer) {
+            (Some(e), _) => format!("{:.4}, {:.4} (exact)", e.energy, e.abs_m),
+            (None, Some((_, u))) => format!(
+                "{u:.4} (exact {0}×{0}); ∞: {1:.4}, {2:.4}",
+                a.l, r.onsager.0, r.onsager.1
+            ),
+            (None, None) => format!("∞: {:.4}, {:.4} (Onsager)", r.onsager.0, r.onsager.1),
         };
+        let kl = r
+            .model_kl
+            .map_or(String::new(), |k| format!(", KL(π‖Pθ) = {k:.2} nats"));
+        eprintln!(
+            "β = {}: model NLL {:.2} nats on Metropolis states{kl}; learning {:.1} s",
+            r.beta, r.model_nll, r.learn_seconds
+        );
         for m in &r.methods {
             let e = &m.estimates;
             println!(

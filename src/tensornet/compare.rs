@@ -13,12 +13,15 @@ use std::time::Instant;
 use super::chains::{run_local, run_mh, ChainTrace, Chains, CpuAccept, RunOptions};
 use super::fit::MpsModel;
 use super::learn::{summarise, LearnOptions, Learner, RoundReport};
-use super::models::{enumerate_ising, Boundary, IsingExact, IsingLattice};
+use super::models::{enumerate_ising, ising_transfer, Boundary, IsingExact, IsingLattice};
 use super::proposal::{ConnectedProposer, IndependentProposer};
 use super::stats::Estimate;
 use super::target::{onsager_energy, onsager_magnetisation, IsingModel};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
+
+/// Metropolis states kept per temperature to measure the model's NLL.
+const MODEL_NLL_SAMPLES: usize = 4096;
 
 /// Options of [`compare`].
 #[derive(Clone, Debug)]
@@ -80,6 +83,14 @@ pub struct BetaResult {
     pub onsager: (f64, f64),
     /// Exact values by enumeration (at most 20 spins).
     pub exact: Option<IsingExact>,
+    /// Exact `(ln Z, ⟨E⟩/N)` of this finite lattice by the transfer contraction (open or
+    /// cylinder, `L ≤ 20`).
+    pub transfer: Option<(f64, f64)>,
+    /// Mean `−log Pθ(x)` of the model over states of the Metropolis chains (nats).
+    pub model_nll: f64,
+    /// `KL(π ‖ Pθ) = ⟨−log Pθ⟩_π − S`, with the exact entropy `S = ln Z + β⟨E⟩` (when the
+    /// transfer contraction applies): the gap that independence proposals pay for.
+    pub model_kl: Option<f64>,
 }
 
 fn check(o: &CompareOptions) -> Result<()> {
@@ -167,7 +178,14 @@ pub fn compare(
         };
         let mut methods = Vec::with_capacity(3);
         let mut chains = Chains::new(&target, start.clone())?;
-        let tr = run_local(&target, &mut chains, &run(opts.sweeps, 1))?;
+        let keep = (opts.learn.chains * opts.sweeps).div_ceil(MODEL_NLL_SAMPLES);
+        let local = RunOptions {
+            keep_every: keep.clamp(1, opts.sweeps),
+            ..run(opts.sweeps, 1)
+        };
+        let tr = run_local(&target, &mut chains, &local)?;
+        let lq = mps.log_prob(&tr.kept)?;
+        let model_nll = -lq.iter().sum::<f64>() / lq.len().max(1) as f64;
         methods.push(method("metropolis", &tr));
         let mut chains = Chains::new(&target, start.clone())?;
         let mut prop = IndependentProposer::new(&mps, gpu, lo.seed ^ 2)?;
@@ -195,6 +213,12 @@ pub fn compare(
         } else {
             None
         };
+        let transfer = if lat.periodic_x || opts.l > 20 {
+            None
+        } else {
+            Some(ising_transfer(&lat, beta)?)
+        };
+        let model_kl = transfer.map(|(lz, u)| model_nll - (lz + beta * u * n as f64));
         let r = BetaResult {
             beta,
             rounds,
@@ -202,6 +226,9 @@ pub fn compare(
             methods,
             onsager: (onsager_energy(beta), onsager_magnetisation(beta)),
             exact,
+            transfer,
+            model_nll,
+            model_kl,
         };
         progress(&r);
         out.push(r);

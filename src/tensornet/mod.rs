@@ -82,7 +82,7 @@ pub use learn::{learn, summarise, LearnOptions, Learner, ProposalKind, RoundRepo
 pub use linalg::{svd, Svd};
 pub use models::{
     dyck_area, enumerate_ising, fredkin, ising_2d, ising_chain, ising_cylinder, ising_torus,
-    random_mps, Boundary, IsingExact, IsingLattice,
+    ising_transfer, random_mps, Boundary, IsingExact, IsingLattice,
 };
 pub use proposal::{
     derive_key, keyed_uniform, ConnectedProposer, IndependentProposer, Proposals, Proposer,
