@@ -306,6 +306,34 @@ fn bad_input_is_refused_before_any_work() {
         "bond dimension",
     );
     refused(&["tn", "ising", "--lx", "4", "--ly", "40"], "too wide");
+    refused(
+        &[
+            "tn",
+            "learn",
+            "--chains",
+            "100000000",
+            "--lx",
+            "16",
+            "--ly",
+            "16",
+        ],
+        "exceed",
+    );
+    refused(&["tn", "learn", "--steps", "4000000000"], "limit");
+    refused(&["tn", "learn", "--batch", "100000000000"], "exceed");
+    refused(&["tn", "compare", "--sweeps", "100000000000"], "limit");
+    refused(&["tn", "ising", "--samples", "1000000000000"], "exceed");
+    refused(
+        &[
+            "tn",
+            "fredkin",
+            "--reverse-steps",
+            "2",
+            "--reverse-samples",
+            "1000000000000",
+        ],
+        "exceed",
+    );
     refused(&["tn", "ising", "--beta", "0"], "--beta");
     refused(&["tn", "ising", "--beta", "nan"], "--beta");
     refused(

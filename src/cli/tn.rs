@@ -115,6 +115,16 @@ impl Reverse {
     }
 }
 
+/// Refuse `count` samples of `n` sites over 2 GiB of states before any work.
+fn check_samples(flag: &str, count: usize, n: usize) -> Result<()> {
+    if count.saturating_mul(n) > 1 << 31 {
+        return Err(Error::Limit(format!(
+            "{flag} {count} samples of {n} sites exceed 2 GiB of states"
+        )));
+    }
+    Ok(())
+}
+
 /// An error unless `v` is finite and > 0.
 pub(crate) fn finite_positive(flag: &str, v: f64) -> Result<()> {
     if v.is_finite() && v > 0.0 {
@@ -206,6 +216,12 @@ fn ising(
         periodic_x: torus,
         periodic_y: ly >= 3,
     };
+    check_samples("--samples", samples, lat.lx.saturating_mul(lat.ly))?;
+    check_samples(
+        "--reverse-samples",
+        reverse.reverse_samples,
+        lat.lx.saturating_mul(lat.ly),
+    )?;
     let mps = ising_2d(&lat, beta)?;
     let n = lat.n();
     let lz = mps.log_norm();
@@ -302,6 +318,8 @@ fn fredkin_cmd(
             "--samples must be at least 2".into(),
         ));
     }
+    check_samples("--samples", samples, n)?;
+    check_samples("--reverse-samples", reverse.reverse_samples, n)?;
     let mps = fredkin(n, c)?;
     let lz = mps.log_norm();
     println!(

@@ -231,6 +231,7 @@ pub(crate) fn learn(opts: &ContextOptions, a: LearnArgs) -> Result<()> {
     let t = target(&a)?;
     let model = t.start_model(a.common.chi, a.common.seed)?;
     let lo = learn_options(&a.common, kind, a.common.seed);
+    lo.validate(t.as_dyn().n_sites())?;
     let exact = exact_observables(&t)?;
     let gpu = gpu_context(opts, a.common.gpu)?;
     let tgt = t.as_dyn();
@@ -243,7 +244,11 @@ pub(crate) fn learn(opts: &ContextOptions, a: LearnArgs) -> Result<()> {
         model.n_params(),
         a.common.chains,
         a.proposal,
-        gpu.as_ref().map_or("the CPU".to_string(), |c| c.describe())
+        match (&gpu, kind) {
+            (Some(c), ProposalKind::Disconnected) => c.describe(),
+            (Some(_), _) => "the CPU (connected proposals have no GPU path)".to_string(),
+            (None, _) => "the CPU".to_string(),
+        }
     );
     let (_, reports) = run_learn(tgt, model, &lo, a.rounds, gpu.as_ref(), &mut |r| {
         let e = &r.estimates;
@@ -367,9 +372,6 @@ pub(crate) fn compare(opts: &ContextOptions, a: CompareArgs) -> Result<()> {
     finite_positive("--noise-time", a.noise_time)?;
     check_output(a.chart.as_ref(), a.common.force)?;
     check_output(a.json.as_ref(), a.common.force)?;
-    let lat = IsingLattice::new(a.l, a.l, boundary(&a.boundary)?)?;
-    // Sizes and memory are checked by building the first model before any chain runs.
-    fisherflow::tensornet::MpsModel::product(lat.n(), 2, a.common.chi, 0.0, 0)?;
     let co = CompareOptions {
         l: a.l,
         boundary: boundary(&a.boundary)?,
@@ -383,6 +385,7 @@ pub(crate) fn compare(opts: &ContextOptions, a: CompareArgs) -> Result<()> {
         connected_t: a.noise_time,
         seed: a.common.seed,
     };
+    co.validate()?;
     let gpu = gpu_context(opts, a.common.gpu)?;
     println!(
         "tn compare: {0}x{0} {1}, chi = {2}, {3} chains; proposals on {4}",

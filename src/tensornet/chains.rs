@@ -241,6 +241,31 @@ fn check_run(target: &dyn LogWeight, chains: &Chains, opts: &RunOptions) -> Resu
     if opts.steps == 0 {
         return Err(Error::InvalidArgument("a chain run needs steps ≥ 1".into()));
     }
+    check_run_size(chains.len(), target.n_sites(), opts.steps, opts.keep_every)
+}
+
+/// Most bytes of recorded observables and kept states of one run.
+const MAX_RUN_BYTES: usize = 1 << 31;
+
+/// Refuse a run whose recorded observables (`16` bytes per chain and step) or kept states
+/// would exceed 2 GiB, before anything is allocated.
+pub fn check_run_size(
+    chains: usize,
+    n_sites: usize,
+    steps: usize,
+    keep_every: usize,
+) -> Result<()> {
+    let obs = chains.saturating_mul(steps).saturating_mul(16);
+    let kept = steps
+        .checked_div(keep_every)
+        .map_or(0, |k| chains.saturating_mul(k).saturating_mul(n_sites));
+    if obs > MAX_RUN_BYTES || kept > MAX_RUN_BYTES {
+        return Err(Error::Limit(format!(
+            "{chains} chains × {steps} steps of {n_sites} sites would record {} MiB; the limit is {} MiB",
+            obs.max(kept) >> 20,
+            MAX_RUN_BYTES >> 20
+        )));
+    }
     Ok(())
 }
 

@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use super::chains::{run_local, run_mh, ChainTrace, Chains, CpuAccept, RunOptions};
+use super::chains::{check_run_size, run_local, run_mh, ChainTrace, Chains, CpuAccept, RunOptions};
 use super::fit::MpsModel;
 use super::learn::{summarise, LearnOptions, Learner, RoundReport};
 use super::models::{enumerate_ising, ising_transfer, Boundary, IsingExact, IsingLattice};
@@ -93,6 +93,13 @@ pub struct BetaResult {
     pub model_kl: Option<f64>,
 }
 
+impl CompareOptions {
+    /// Check every option, sizes and memory included, before any work.
+    pub fn validate(&self) -> Result<()> {
+        check(self)
+    }
+}
+
 fn check(o: &CompareOptions) -> Result<()> {
     if o.l < 2 {
         return Err(Error::InvalidArgument(format!(
@@ -115,6 +122,11 @@ fn check(o: &CompareOptions) -> Result<()> {
             "the comparison needs rounds ≥ 1 and at least 2 recorded steps per sampler".into(),
         ));
     }
+    let n = o.l.saturating_mul(o.l);
+    IsingLattice::new(o.l, o.l, o.boundary)?;
+    check_run_size(o.learn.chains, n, o.sweeps.max(o.tn_steps), 0)?;
+    o.learn.validate(n)?;
+    MpsModel::product(n, 2, o.chi, 0.0, 0)?;
     if !(o.connected_t.is_finite() && o.connected_t > 0.0) {
         return Err(Error::InvalidArgument(format!(
             "the connected noise time must be finite and > 0, got {}",

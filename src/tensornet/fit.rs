@@ -11,8 +11,9 @@ use super::{Mps, Site};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 
-/// Largest number of parameters of a model (`8 · 2^27` bytes = 1 GiB of θ alone).
-const MAX_PARAMS: usize = 1 << 27;
+/// Largest number of parameters of a model: θ, two Adam moments and the MPS take
+/// `32 · 2^25` bytes = 1 GiB.
+const MAX_PARAMS: usize = 1 << 25;
 
 /// A masked, non-negative MPS `A_k = mask_k ⊙ exp(θ_k)` with its Adam state.
 #[derive(Clone, Debug)]

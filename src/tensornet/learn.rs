@@ -12,7 +12,7 @@
 
 use std::time::Instant;
 
-use super::chains::{run_mh, ChainTrace, Chains, CpuAccept, RunOptions};
+use super::chains::{check_run_size, run_mh, ChainTrace, Chains, CpuAccept, RunOptions};
 use super::fit::{FitOptions, FitReport, MpsModel};
 use super::proposal::{
     derive_key, keyed_uniform, ConnectedProposer, IndependentProposer, Proposer,
@@ -129,34 +129,51 @@ fn check_options(target: &dyn LogWeight, model: &MpsModel, o: &LearnOptions) -> 
             target.d()
         )));
     }
-    if o.chains == 0 || o.steps == 0 {
-        return Err(Error::InvalidArgument(
-            "learning needs at least one chain and one step per round".into(),
-        ));
-    }
-    if let ProposalKind::Connected { t } = o.proposal {
-        if !(t.is_finite() && t > 0.0) {
-            return Err(Error::InvalidArgument(format!(
-                "the noise time of connected proposals must be finite and > 0, got {t}"
+    o.validate(target.n_sites())
+}
+
+impl LearnOptions {
+    /// Check the options for a target of `n_sites` sites: counts, the noise time, and the
+    /// memory of chains, traces, kept states and minibatches — before any work.
+    pub fn validate(&self, n_sites: usize) -> Result<()> {
+        let (o, n) = (self, n_sites);
+        if o.chains == 0 || o.steps == 0 {
+            return Err(Error::InvalidArgument(
+                "learning needs at least one chain and one step per round".into(),
+            ));
+        }
+        check_run_size(o.chains, n, o.steps, o.keep_every)?;
+        if o.chains.saturating_mul(n) > MAX_KEPT_BYTES
+            || o.fit.batch.saturating_mul(n) > MAX_KEPT_BYTES
+        {
+            return Err(Error::Limit(format!(
+                "{} chains or a batch of {} of {n} sites exceed {MAX_KEPT_BYTES} bytes",
+                o.chains, o.fit.batch
             )));
         }
+        if let ProposalKind::Connected { t } = o.proposal {
+            if !(t.is_finite() && t > 0.0) {
+                return Err(Error::InvalidArgument(format!(
+                    "the noise time of connected proposals must be finite and > 0, got {t}"
+                )));
+            }
+        }
+        let kept = o
+            .steps
+            .checked_div(o.keep_every)
+            .map_or(0, |k| o.chains.saturating_mul(k));
+        if o.fit.steps > 0 && kept == 0 {
+            return Err(Error::InvalidArgument(
+                "fitting needs kept states: keep_every must be in 1..=steps".into(),
+            ));
+        }
+        if kept.saturating_mul(n) > MAX_KEPT_BYTES {
+            return Err(Error::Limit(format!(
+                "{kept} kept states of {n} sites exceed {MAX_KEPT_BYTES} bytes; raise keep_every"
+            )));
+        }
+        Ok(())
     }
-    let kept = o
-        .steps
-        .checked_div(o.keep_every)
-        .map_or(0, |k| o.chains.saturating_mul(k));
-    if o.fit.steps > 0 && kept == 0 {
-        return Err(Error::InvalidArgument(
-            "fitting needs kept states: keep_every must be in 1..=steps".into(),
-        ));
-    }
-    if kept.saturating_mul(target.n_sites()) > MAX_KEPT_BYTES {
-        return Err(Error::Limit(format!(
-            "{kept} kept states of {} sites exceed {MAX_KEPT_BYTES} bytes; raise keep_every",
-            target.n_sites()
-        )));
-    }
-    Ok(())
 }
 
 impl<'a> Learner<'a> {

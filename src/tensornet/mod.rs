@@ -71,7 +71,9 @@ mod stats;
 mod target;
 mod train;
 
-pub use chains::{run_local, run_mh, AcceptStep, ChainTrace, Chains, CpuAccept, RunOptions};
+pub use chains::{
+    check_run_size, run_local, run_mh, AcceptStep, ChainTrace, Chains, CpuAccept, RunOptions,
+};
 pub use compare::{compare, BetaResult, CompareOptions, MethodResult};
 pub use diffusion::{
     condition_on_noisy, flip_kernel, mcmc_connected, mcmc_disconnected, noised, McmcStats,
