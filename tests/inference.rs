@@ -96,7 +96,12 @@ fn programs_compute_the_forward_pass_on_the_cpu_and_the_gpu() {
         cpu.set_input("x", &x).unwrap();
         cpu.set_input("t", &t).unwrap();
         cpu.run();
-        close(cpu.output(out).unwrap(), &want, 1e-5, &format!("{name} cpu"));
+        close(
+            cpu.output(out).unwrap(),
+            &want,
+            1e-5,
+            &format!("{name} cpu"),
+        );
         let Some(ctx) = gpu() else { continue };
         for p in [Precision::F32, Precision::F16] {
             if p == Precision::F16 && !ctx.has_f16() {
@@ -135,14 +140,29 @@ fn the_mlp_fuses_activations_residuals_and_time_embedding_copies() {
     let kinds: Vec<String> = plan
         .instrs
         .iter()
-        .map(|i| format!("{i:?}").split([' ', '{']).next().unwrap().to_string())
+        .map(|i| {
+            format!("{i:?}")
+                .split([' ', '{'])
+                .next()
+                .unwrap()
+                .to_string()
+        })
         .collect();
-    assert!(!kinds.iter().any(|k| k == "ActFwd" || k == "Binary"), "{kinds:?}");
+    assert!(
+        !kinds.iter().any(|k| k == "ActFwd" || k == "Binary"),
+        "{kinds:?}"
+    );
     // Four concatenations with the time embedding: it is copied into each distinct buffer
     // once (the input layer's and the blocks' shared one), the hidden state every time.
-    let copies = kinds.iter().filter(|k| k.starts_with("ColCopy") || k.starts_with("Concat2"));
+    let copies = kinds
+        .iter()
+        .filter(|k| k.starts_with("ColCopy") || k.starts_with("Concat2"));
     assert_eq!(copies.count(), 4, "{kinds:?}");
-    assert!(plan.instrs.len() <= 11, "{} instructions", plan.instrs.len());
+    assert!(
+        plan.instrs.len() <= 11,
+        "{} instructions",
+        plan.instrs.len()
+    );
     // Buffers are reused: fewer than one per node.
     assert!(plan.buf_lens.len() < 10, "{} buffers", plan.buf_lens.len());
 }
@@ -158,5 +178,7 @@ fn nothing_is_fused_that_is_read_elsewhere() {
     assert!(!dbg.iter().any(|s| s.contains("acc: true")), "{dbg:#?}");
     // The silu layer still fuses its activation into its gemm.
     let silu = format!("{:?}", Activation::Silu);
-    assert!(dbg.iter().any(|s| s.starts_with("Gemm") && s.contains(&silu)));
+    assert!(dbg
+        .iter()
+        .any(|s| s.starts_with("Gemm") && s.contains(&silu)));
 }

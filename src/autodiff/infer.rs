@@ -155,9 +155,7 @@ enum Role {
     Plain,
     /// Folded into the gemm of node `at` (a linear layer under an activation, or a layer
     /// under a residual addition); its operands are read there.
-    Folded {
-        at: NodeId,
-    },
+    Folded { at: NodeId },
     /// One gemm: linear node `lin`, epilogue `act`, accumulating into operand `into`.
     Gemm {
         lin: NodeId,
@@ -194,7 +192,9 @@ impl InferencePlan {
             return Err(Error::InvalidArgument("batch size must be positive".into()));
         }
         if outputs.is_empty() {
-            return Err(Error::InvalidArgument("an inference program needs outputs".into()));
+            return Err(Error::InvalidArgument(
+                "an inference program needs outputs".into(),
+            ));
         }
         let nodes = graph.nodes();
         let needed = graph.ancestors(outputs)?;
@@ -334,11 +334,10 @@ fn roles(graph: &Graph, needed: &[NodeId], outputs: &[NodeId]) -> Vec<Role> {
                 continue;
             };
             let computed = matches!(nodes[h].kind, NodeKind::Op(_));
-            let later_reader = needed.iter().any(|&n| {
-                order[&n] > order[&id] && nodes[n].kind.operands().contains(&h)
-            });
-            if computed && h != layer && only_use(layer) && !later_reader && !outputs.contains(&h)
-            {
+            let later_reader = needed
+                .iter()
+                .any(|&n| order[&n] > order[&id] && nodes[n].kind.operands().contains(&h));
+            if computed && h != layer && only_use(layer) && !later_reader && !outputs.contains(&h) {
                 roles[layer] = Role::Folded { at: id };
                 if lin != layer {
                     roles[lin] = Role::Folded { at: id };

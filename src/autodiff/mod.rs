@@ -45,10 +45,10 @@ pub use crate::kernels::Real;
 pub use crate::rng::Rng;
 pub use cpu::{CpuExecutor, CpuReal};
 pub use gpu::{GpuExecutor, GpuForward};
-pub use infer::InferencePlan;
-pub use program::{CpuProgram, GpuProgram};
 pub use graph::{Dim, Graph, Init, NodeId, NodeKind, ParamInfo, Shape};
+pub use infer::InferencePlan;
 pub use op::{Backward, Forward, GpuRun, Instr, LinearParts, Loc, Mem, Op, Reader};
+pub use program::{CpuProgram, GpuProgram};
 
 use crate::error::{Error, Result};
 

@@ -80,7 +80,8 @@ impl<'c> GpuProgram<'c> {
         match precision {
             Precision::F32 => bufs[PARAMS].write(ctx, &values)?,
             Precision::F16 => {
-                let mut h: Vec<half::f16> = values.iter().map(|&v| half::f16::from_f32(v)).collect();
+                let mut h: Vec<half::f16> =
+                    values.iter().map(|&v| half::f16::from_f32(v)).collect();
                 h.resize(bufs[PARAMS].len() * 2, half::f16::ZERO);
                 bufs[PARAMS].write(ctx, bytemuck::cast_slice(&h))?;
             }

@@ -1,10 +1,12 @@
 //! Discrete diffusion with MPS: the independent-flip noise channel `e^{tW}`, the noised law
-//! `P_T`, one-shot denoising `P(x0 | x_T)`, and MCMC with MPS proposals.
+//! `P_T`, one-shot denoising `P(x0 | x_T)`, and single-chain MCMC with MPS proposals on an
+//! unnormalised target.
 
-use super::sampler::Environments;
+use super::chains::{run_mh, Chains, CpuAccept, RunOptions};
+use super::proposal::{ConnectedProposer, IndependentProposer, Proposals, Proposer};
+use super::target::LogWeight;
 use super::{Mpo, Mps};
 use crate::error::{Error, Result};
-use crate::rng::Rng;
 
 /// The flip channel at time `t` for rate `gamma`: `K[y][x] = a` if `y = x` else `b`, with
 /// `a = (1 + e^{−2γt})/2`, `b = (1 − e^{−2γt})/2`, row-major `[[a, b], [b, a]]`.
@@ -70,11 +72,11 @@ impl McmcStats {
     }
 }
 
-fn check_pair(target: &Mps, model: &Mps) -> Result<()> {
-    if target.len() != model.len() || target.d() != model.d() {
+fn check_pair(target: &dyn LogWeight, model: &Mps) -> Result<()> {
+    if target.n_sites() != model.len() || target.d() != model.d() {
         return Err(Error::Shape(format!(
             "target ({} sites, d = {}) and model ({} sites, d = {}) differ",
-            target.len(),
+            target.n_sites(),
             target.d(),
             model.len(),
             model.d()
@@ -83,50 +85,70 @@ fn check_pair(target: &Mps, model: &Mps) -> Result<()> {
     Ok(())
 }
 
-/// Disconnected MCMC: independent proposals `x′ ~ Pθ` (exact samples of `model`), accepted
-/// with `min(1, π(x′)Pθ(x) / (π(x)Pθ(x′)))`. Returns the chain (`[steps, N]`, the first state
-/// is the first proposal) and the acceptance statistics.
+/// Run one chain for `steps` recorded states and return them with the statistics.
+fn one_chain(
+    target: &dyn LogWeight,
+    proposer: &mut dyn Proposer,
+    start: Vec<u8>,
+    steps: usize,
+    seed: u64,
+) -> Result<(Vec<u8>, McmcStats)> {
+    let mut chains = Chains::new(target, start)?;
+    let opts = RunOptions {
+        burn_in: 0,
+        steps,
+        seed,
+        local_sweeps: 0,
+        keep_every: 1,
+    };
+    let trace = run_mh(target, proposer, &mut chains, &opts, &CpuAccept)?;
+    Ok((
+        trace.kept,
+        McmcStats {
+            steps: trace.proposed,
+            accepted: trace.accepted,
+        },
+    ))
+}
+
+/// Disconnected MCMC on an unnormalised target (e.g. an energy, or an MPS): independent
+/// proposals `x′ ~ Pθ` (exact samples of `model`), accepted with
+/// `min(1, π(x′)Pθ(x) / (π(x)Pθ(x′)))`. Returns the chain (`[steps, N]`, the first state is the
+/// first proposal) and the acceptance statistics. For many chains at once see
+/// [`run_mh`](super::run_mh).
 pub fn mcmc_disconnected(
-    target: &Mps,
+    target: &dyn LogWeight,
     model: &Mps,
     steps: usize,
     seed: u64,
 ) -> Result<(Vec<u8>, McmcStats)> {
     check_pair(target, model)?;
-    let n = target.len();
-    let env_t = Environments::new(target)?;
-    let env_m = Environments::new(model)?;
-    let props = env_m.sample(model, 0, steps, seed as u32, (seed >> 32) as u32 ^ 0x5EED)?;
-    let lp_t = env_t.log_prob(target, &props)?;
-    let lp_m = env_m.log_prob(model, &props)?;
-    let mut g = Rng::from_state(seed ^ 0xD1CE);
-    let mut chain = Vec::with_capacity(steps * n);
-    let mut stats = McmcStats::default();
-    let mut cur = 0usize;
-    for i in 0..steps {
-        if i > 0 {
-            stats.steps += 1;
-            let log_a = lp_t[i] + lp_m[cur] - lp_t[cur] - lp_m[i];
-            if log_a >= 0.0 || g.uniform().ln() < log_a {
-                cur = i;
-                stats.accepted += 1;
-            }
-        } else if !lp_t[0].is_finite() {
-            return Err(Error::InvalidArgument(
-                "the model proposed a state of zero target probability as the start".into(),
-            ));
-        }
-        chain.extend_from_slice(&props[cur * n..(cur + 1) * n]);
+    if steps == 0 {
+        return Ok((Vec::new(), McmcStats::default()));
     }
-    Ok((chain, stats))
+    let mut prop = IndependentProposer::new(model, None, seed)?;
+    let mut first = Proposals::default();
+    prop.propose(&vec![0u8; model.len()], 0, &mut first)?;
+    if target.log_weight(&first.states) == f64::NEG_INFINITY {
+        return Err(Error::InvalidArgument(
+            "the model proposed a state of zero target probability as the start".into(),
+        ));
+    }
+    let mut chain = first.states.clone();
+    if steps > 1 {
+        let (rest, stats) = one_chain(target, &mut prop, first.states, steps - 1, seed)?;
+        chain.extend_from_slice(&rest);
+        return Ok((chain, stats));
+    }
+    Ok((chain, McmcStats::default()))
 }
 
-/// Connected MCMC: from `x`, noise for time `t` (independent flips at rate `gamma`) to `x_T`,
-/// then draw `x′ ~ Pθ(x0 | x_T)` exactly; this kernel is in detailed balance with `Pθ`, so
-/// `x′` is accepted with `min(1, π(x′)Pθ(x) / (π(x)Pθ(x′)))`. Starts from `start`.
-#[allow(clippy::too_many_arguments)]
+/// Connected MCMC on an unnormalised target: from `x`, noise for time `t` (independent flips
+/// at rate `gamma`) to `x_T`, then draw `x′ ~ Pθ(x0 | x_T)` exactly; this kernel is in detailed
+/// balance with `Pθ`, so `x′` is accepted with `min(1, π(x′)Pθ(x) / (π(x)Pθ(x′)))`. Starts
+/// from `start`; returns the `steps` states after each step.
 pub fn mcmc_connected(
-    target: &Mps,
+    target: &dyn LogWeight,
     model: &Mps,
     gamma: f64,
     t: f64,
@@ -136,42 +158,11 @@ pub fn mcmc_connected(
 ) -> Result<(Vec<u8>, McmcStats)> {
     check_pair(target, model)?;
     check_binary(model)?;
-    target.check_config(start)?;
-    let n = target.len();
-    let k = flip_kernel(gamma, t)?;
-    let flip_p = k[1];
-    let env_t = Environments::new(target)?;
-    let env_m = Environments::new(model)?;
-    let mut g = Rng::from_state(seed);
-    let mut x = start.to_vec();
-    let mut lpt_x = env_t.log_prob(target, &x)?[0];
-    let mut lpm_x = env_m.log_prob(model, &x)?[0];
-    if !lpt_x.is_finite() {
-        return Err(Error::InvalidArgument(
-            "the start state has zero target probability".into(),
-        ));
+    target.check(start)?;
+    flip_kernel(gamma, t)?;
+    if steps == 0 {
+        return Ok((Vec::new(), McmcStats::default()));
     }
-    let mut chain = Vec::with_capacity(steps * n);
-    let mut stats = McmcStats::default();
-    let mut y = vec![0u8; n];
-    for i in 0..steps {
-        for (yi, &xi) in y.iter_mut().zip(&x) {
-            *yi = if g.uniform() < flip_p { 1 - xi } else { xi };
-        }
-        let cond = condition_on_noisy(model, &y, gamma, t)?;
-        let env_c = Environments::new(&cond)?;
-        let xp = env_c.sample(&cond, i as u32, 1, seed as u32, 0xC0DE)?;
-        let lpt = env_t.log_prob(target, &xp)?[0];
-        let lpm = env_m.log_prob(model, &xp)?[0];
-        stats.steps += 1;
-        let log_a = lpt + lpm_x - lpt_x - lpm;
-        if log_a >= 0.0 || g.uniform().ln() < log_a {
-            x = xp;
-            lpt_x = lpt;
-            lpm_x = lpm;
-            stats.accepted += 1;
-        }
-        chain.extend_from_slice(&x);
-    }
-    Ok((chain, stats))
+    let mut prop = ConnectedProposer::new(model, gamma * t, seed)?;
+    one_chain(target, &mut prop, start.to_vec(), steps, seed)
 }

@@ -1,8 +1,23 @@
 //! Tensor-network discrete diffusion (Causer, Rotskoff, Garrahan 2024): probability
 //! distributions over `N` discrete sites held as matrix product states (MPS), exact
 //! constructions (1D/2D Ising, Fredkin chain), noising by a product channel `e^{tW}`, one-shot
-//! denoising, exact (perfect) sampling on the CPU and on the GPU, MCMC with MPS proposals and
-//! maximum-likelihood training.
+//! denoising and step-wise reverse dynamics ([`ReverseDynamics`]), exact (perfect) sampling on
+//! the CPU and on the GPU, maximum-likelihood training, and Monte Carlo on Boltzmann weights
+//! known up to normalisation with the MPS as the proposal.
+//!
+//! # Monte Carlo with MPS proposals
+//! A target is a [`LogWeight`] — `−βE(x)` up to a constant, `−∞` outside a hard constraint:
+//! [`IsingModel`] (per-bond couplings, per-site fields, open/cylinder/torus), [`FredkinWeight`],
+//! [`TableWeight`], or an [`Mps`]. Batches of chains ([`Chains`]) move by
+//! Metropolis–Hastings with disconnected ([`IndependentProposer`]: fresh exact samples of the
+//! model `Pθ`, on the GPU when a context is given) or connected ([`ConnectedProposer`]: flip
+//! noise, then exact denoising) proposals, both accepted with
+//! `min(1, π(x′)Pθ(x) / (π(x)Pθ(x′)))` by a batched accept step ([`AcceptStep`]), or by local
+//! single-site Metropolis ([`run_local`]). The learn–propose–accept loop ([`Learner`],
+//! [`learn`]) refits a masked non-negative MPS ([`MpsModel`], `A = mask ⊙ e^θ`: exact zeros
+//! outside a constraint) to the chains' states after every round and reports acceptance,
+//! Sokal-windowed integrated autocorrelation times ([`integrated_autocorrelation`]) and
+//! effective samples per second; [`compare`] runs the paper's kind of comparison over β.
 //!
 //! # Conventions
 //! An [`Mps`] holds site tensors `A_k[l, s, r]` of shape `[χ_{k-1}, d, χ_k]` (row-major, `r`
@@ -40,25 +55,48 @@
 //! numbers, so GPU and CPU samples agree draw for draw except where f32 rounding moves a
 //! uniform across a threshold.
 
+mod chains;
+mod compare;
 mod diffusion;
+mod fit;
 mod gpu;
+mod learn;
 mod linalg;
 mod models;
+mod proposal;
+mod reverse;
 mod rng;
 mod sampler;
+mod stats;
+mod target;
 mod train;
 
+pub use chains::{
+    check_run_size, run_local, run_mh, AcceptStep, ChainTrace, Chains, CpuAccept, RunOptions,
+};
+pub use compare::{compare, BetaResult, CompareOptions, MethodResult};
 pub use diffusion::{
     condition_on_noisy, flip_kernel, mcmc_connected, mcmc_disconnected, noised, McmcStats,
 };
+pub use fit::{dyck_support, model_nll_grad, FitOptions, FitReport, MpsModel};
 pub use gpu::{kernels, GpuMps, SHADER};
+pub use learn::{learn, summarise, LearnOptions, Learner, ProposalKind, RoundReport};
 pub use linalg::{svd, Svd};
 pub use models::{
     dyck_area, enumerate_ising, fredkin, ising_2d, ising_chain, ising_cylinder, ising_torus,
-    random_mps, IsingExact, IsingLattice,
+    ising_transfer, random_mps, Boundary, IsingExact, IsingLattice,
 };
+pub use proposal::{
+    derive_key, keyed_uniform, ConnectedProposer, IndependentProposer, Proposals, Proposer,
+};
+pub use reverse::{reverse_rates, ReverseDynamics};
 pub use rng::uniform;
 pub use sampler::{sample_cpu, Environments};
+pub use stats::{estimate, integrated_autocorrelation, Autocorrelation, Estimate, SOKAL_C};
+pub use target::{
+    abs_magnetisation, enumerate_observables, onsager_energy, onsager_magnetisation, FredkinWeight,
+    IsingModel, LogWeight, TableWeight,
+};
 pub use train::{nll, nll_grad, train_mps, TrainOptions, TrainReport};
 
 use crate::error::{Error, Result};

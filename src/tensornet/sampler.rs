@@ -7,31 +7,73 @@ use crate::error::{Error, Result};
 
 /// Right environments folded into the site tensors: `M_k[s][l] = Σ_r A_k[l, s, r] R_k[r]`,
 /// each `R_k` rescaled to max 1, and `log Z`.
-#[derive(Clone, Debug)]
+///
+/// With per-site state factors `f_k[s]` ([`Environments::scaled`]) the environments are those
+/// of `W(x) Π_k f_k[x_k]` without building that MPS: the one-shot denoiser `P(x0 | x_T)` of
+/// the flip channel is `P0` times such factors.
+#[derive(Clone, Debug, Default)]
 pub struct Environments {
     /// Per site, `d × χ_{k-1}` row-major (`M_k[s]` is row `s`).
     pub m: Vec<Vec<f64>>,
-    /// `log Z` of the MPS.
+    /// `log Z` of the MPS (times the factors, when scaled).
     pub log_z: f64,
+    /// Per-site state factors `[N · d]`, empty for none.
+    factors: Vec<f64>,
 }
 
 impl Environments {
     /// Contract the right environments of `mps` (right to left, rescaled).
     pub fn new(mps: &Mps) -> Result<Self> {
+        let mut e = Self::default();
+        e.recompute(mps, None)?;
+        Ok(e)
+    }
+
+    /// The environments of `W(x) Π_k factors[k·d + x_k]` (non-negative factors).
+    pub fn scaled(mps: &Mps, factors: &[f64]) -> Result<Self> {
+        let mut e = Self::default();
+        e.recompute(mps, Some(factors))?;
+        Ok(e)
+    }
+
+    /// Recompute in place (reusing the buffers) for `mps` with optional state factors.
+    pub fn recompute(&mut self, mps: &Mps, factors: Option<&[f64]>) -> Result<()> {
         mps.validate()?;
         let n = mps.len();
         let d = mps.d();
-        let mut m = vec![Vec::new(); n];
+        self.factors.clear();
+        if let Some(f) = factors {
+            if f.len() != n * d {
+                return Err(Error::Shape(format!(
+                    "{} state factors for {n} sites of {d} states",
+                    f.len()
+                )));
+            }
+            if f.iter().any(|v| !(v.is_finite() && *v >= 0.0)) {
+                return Err(Error::InvalidArgument(
+                    "state factors must be finite and non-negative".into(),
+                ));
+            }
+            self.factors.extend_from_slice(f);
+        }
+        self.m.resize(n, Vec::new());
         let mut r = vec![1.0f64];
+        let mut rl = Vec::new();
         let mut log_z = mps.log_scale;
         for k in (0..n).rev() {
             let a = &mps.sites[k];
-            let mut mk = vec![0.0; d * a.dl];
-            let mut rl = vec![0.0; a.dl];
+            let mk = &mut self.m[k];
+            mk.clear();
+            mk.resize(d * a.dl, 0.0);
+            rl.clear();
+            rl.resize(a.dl, 0.0);
             for l in 0..a.dl {
                 for s in 0..d {
                     let row = &a.data[(l * d + s) * a.dr..][..a.dr];
-                    let v: f64 = row.iter().zip(&r).map(|(x, y)| x * y).sum();
+                    let mut v: f64 = row.iter().zip(&r).map(|(x, y)| x * y).sum();
+                    if !self.factors.is_empty() {
+                        v *= self.factors[k * d + s];
+                    }
                     mk[s * a.dl + l] = v;
                     rl[l] += v;
                 }
@@ -44,12 +86,11 @@ impl Environments {
             }
             rl.iter_mut().for_each(|v| *v /= c);
             log_z += c.ln();
-            m[k] = mk;
-            r = rl;
+            std::mem::swap(&mut r, &mut rl);
         }
         // r is now the 1-vector R_{-1} = 1 after the last rescale.
-        log_z += r[0].ln();
-        Ok(Self { m, log_z })
+        self.log_z = log_z + r[0].ln();
+        Ok(())
     }
 
     /// Draw samples `first .. first + n` (row-major `[n, N]` states) with `(seed, stream)`.
@@ -62,18 +103,55 @@ impl Environments {
         seed: u32,
         stream: u32,
     ) -> Result<Vec<u8>> {
+        Ok(self.sample_scored(mps, first, n, seed, stream)?.0)
+    }
+
+    /// As [`Environments::sample`], also returning each sample's `log P` (normalised, of the
+    /// scaled weight when the environments are scaled) from the same pass.
+    pub fn sample_scored(
+        &self,
+        mps: &Mps,
+        first: u32,
+        n: usize,
+        seed: u32,
+        stream: u32,
+    ) -> Result<(Vec<u8>, Vec<f64>)> {
         if !mps.is_nonnegative() {
             return Err(Error::InvalidArgument(
                 "sampling needs an MPS with non-negative entries".into(),
             ));
         }
+        if self.m.len() != mps.len() {
+            return Err(Error::Shape("environments of another MPS".into()));
+        }
         let len = mps.len();
         let mut out = vec![0u8; n * len];
+        let mut lps = Vec::with_capacity(n);
         for (b, x) in out.chunks_mut(len).enumerate() {
             let id = first.wrapping_add(b as u32);
-            self.walk(mps, x, |k| Some(uniform(seed, stream, id, k as u32)));
+            lps.push(self.walk(mps, x, |k| Some(uniform(seed, stream, id, k as u32))));
         }
-        Ok(out)
+        Ok((out, lps))
+    }
+
+    /// Draw one configuration into `x` with the uniform `u(k)` in `[0, 1)` at site `k`, and
+    /// return its `log P`. `mps` is the (non-negative) MPS these environments were computed
+    /// for.
+    pub fn sample_with(
+        &self,
+        mps: &Mps,
+        x: &mut [u8],
+        mut u: impl FnMut(usize) -> f64,
+    ) -> Result<f64> {
+        if x.len() != mps.len() || self.m.len() != mps.len() {
+            return Err(Error::Shape(format!(
+                "a configuration of {} sites for an MPS of {} and environments of {}",
+                x.len(),
+                mps.len(),
+                self.m.len()
+            )));
+        }
+        Ok(self.walk(mps, x, |k| Some(u(k))))
     }
 
     /// `log P(x)` of each configuration by the sequential conditionals (the sampler's loop with
@@ -85,6 +163,9 @@ impl Environments {
                 "{} states is not a whole number of {len}-site configurations",
                 xs.len()
             )));
+        }
+        if self.m.len() != len {
+            return Err(Error::Shape("environments of another MPS".into()));
         }
         let mut buf = vec![0u8; len];
         xs.chunks(len)
@@ -149,7 +230,13 @@ impl Environments {
                         *o += li * v;
                     }
                 }
-                let inv = 1.0 / ws;
+                // ℓ_k = ℓ_{k-1} f_k[s] A_k[s] / w_s keeps ℓ_k · R_k = 1.
+                let f = if self.factors.is_empty() {
+                    1.0
+                } else {
+                    self.factors[k * d + s]
+                };
+                let inv = f / ws;
                 nl.iter_mut().for_each(|v| *v *= inv);
                 std::mem::swap(&mut l, &mut nl);
             }

@@ -1,0 +1,248 @@
+//! Proposals from an MPS model `Pθ` for Metropolis–Hastings chains, one per chain per step:
+//!
+//! - [`IndependentProposer`] ("disconnected"): fresh exact samples `x′ ~ Pθ`, drawn in large
+//!   blocks on the CPU or, given a GPU context, by the WGSL sampler ([`GpuMps`]); the same
+//!   `(seed, sample index)` streams on both, so the two paths propose the same states.
+//! - [`ConnectedProposer`] ("connected"): noise the current state with independent flips for
+//!   time `T`, `y ~ K_T(· | x)`, then draw `x′ ~ Pθ(x0 | y)` exactly from the one-shot denoiser.
+//!   The kernel is in detailed balance with `Pθ`, and `log Pθ(x′)` comes from the same pass:
+//!   `log Pθ(x′) = log Pθ(x′ | y) + log Z(y) − log Zθ − Σ_k log K_T(y_k | x′_k)`.
+//!
+//! Every proposal carries `log Pθ(x′)`; the chain's accept step then needs no further
+//! contraction. Random numbers are counter-based (Philox keyed by the seed, counters
+//! `(step, chain · N + site)`), so a batched GPU implementation can reproduce them.
+
+use super::diffusion::flip_kernel;
+use super::sampler::Environments;
+use super::{GpuMps, Mps};
+use crate::error::{Error, Result};
+use crate::gpu::GpuContext;
+use crate::kernels::rng::philox4x32_10;
+
+/// Proposed states of a batch of chains with their `log Pθ`.
+#[derive(Clone, Debug, Default)]
+pub struct Proposals {
+    /// `[chains, N]` states.
+    pub states: Vec<u8>,
+    /// `log Pθ(x′)` per chain.
+    pub log_q: Vec<f64>,
+}
+
+/// A source of MCMC proposals whose kernel is in detailed balance with a model `Pθ`, so that
+/// Metropolis–Hastings accepts with `min(1, π(x′)Pθ(x) / (π(x)Pθ(x′)))`.
+pub trait Proposer {
+    /// A short name for reports.
+    fn name(&self) -> &'static str;
+    /// `log Pθ(x)` of configurations (row-major `[M, N]`).
+    fn log_q(&mut self, xs: &[u8]) -> Result<Vec<f64>>;
+    /// One proposal for each of the chains in `current` (`[chains, N]`) at step `step`.
+    fn propose(&mut self, current: &[u8], step: u64, out: &mut Proposals) -> Result<()>;
+}
+
+/// A 53-bit uniform in `(0, 1)` from the crate's Philox4x32-10 with `key` and counter
+/// `(c0, c1, 0, 0)`.
+#[inline]
+pub fn keyed_uniform(key: u32, c0: u32, c1: u32) -> f64 {
+    let [a, b, _, _] = philox4x32_10([c0, c1, 0, 0], [key, 0]);
+    let bits = ((a as u64) << 21) | (b as u64 >> 11);
+    (bits as f64 + 0.5) * (1.0 / (1u64 << 53) as f64)
+}
+
+/// A 32-bit key for one purpose (`tag`) of a 64-bit seed.
+pub fn derive_key(seed: u64, tag: u32) -> u32 {
+    philox4x32_10([tag, 0, 0, 0], [seed as u32, (seed >> 32) as u32])[0]
+}
+
+const TAG_BLOCK: u32 = 1;
+const TAG_NOISE: u32 = 2;
+const TAG_DENOISE: u32 = 3;
+
+/// Samples per block of independent proposals.
+const BLOCK_SAMPLES: usize = 1 << 14;
+
+/// Independence ("disconnected") proposals: exact samples of `Pθ`.
+pub struct IndependentProposer<'a> {
+    mps: &'a Mps,
+    env: Environments,
+    gpu: Option<(&'a GpuContext, GpuMps)>,
+    seed: u64,
+    block: u64,
+    buf: Vec<u8>,
+    buf_lq: Vec<f64>,
+    pos: usize,
+}
+
+impl<'a> IndependentProposer<'a> {
+    /// Proposals from `mps` (non-negative); with `gpu`, drawn and scored by the WGSL sampler
+    /// (f32 log-probabilities), else by the CPU reference (f64).
+    pub fn new(mps: &'a Mps, gpu: Option<&'a GpuContext>, seed: u64) -> Result<Self> {
+        let env = Environments::new(mps)?;
+        if !mps.is_nonnegative() {
+            return Err(Error::InvalidArgument(
+                "proposals need an MPS with non-negative entries".into(),
+            ));
+        }
+        let gpu = match gpu {
+            Some(ctx) => Some((ctx, GpuMps::with_environments(ctx, mps, &env)?)),
+            None => None,
+        };
+        Ok(Self {
+            mps,
+            env,
+            gpu,
+            seed,
+            block: 0,
+            buf: Vec::new(),
+            buf_lq: Vec::new(),
+            pos: 0,
+        })
+    }
+
+    /// The states and `log Pθ` of block `b` of `rows` samples: sample indices `0..rows` under
+    /// the per-block seed, identical on the CPU and the GPU.
+    pub fn draw_block(&self, b: u64, rows: usize) -> Result<(Vec<u8>, Vec<f64>)> {
+        let seed = derive_key(self.seed ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15), TAG_BLOCK);
+        match &self.gpu {
+            Some((ctx, g)) => g.sample(ctx, rows, seed),
+            None => self.env.sample_scored(self.mps, 0, rows, seed, 0),
+        }
+    }
+}
+
+impl Proposer for IndependentProposer<'_> {
+    fn name(&self) -> &'static str {
+        "disconnected"
+    }
+    fn log_q(&mut self, xs: &[u8]) -> Result<Vec<f64>> {
+        match &self.gpu {
+            Some((ctx, g)) => g.log_prob(ctx, xs),
+            None => self.env.log_prob(self.mps, xs),
+        }
+    }
+    fn propose(&mut self, current: &[u8], _step: u64, out: &mut Proposals) -> Result<()> {
+        let n = self.mps.len();
+        let chains = current.len() / n;
+        out.states.clear();
+        out.log_q.clear();
+        let mut need = chains;
+        while need > 0 {
+            if self.pos == self.buf_lq.len() {
+                // Blocks grow from 16 steps' worth to BLOCK_SAMPLES: short runs draw little.
+                let rows = (chains << self.block.min(10))
+                    .max(16 * chains)
+                    .min(BLOCK_SAMPLES.max(chains));
+                let (xs, lq) = self.draw_block(self.block, rows)?;
+                self.block += 1;
+                self.buf = xs;
+                self.buf_lq = lq;
+                self.pos = 0;
+            }
+            let take = need.min(self.buf_lq.len() - self.pos);
+            out.states
+                .extend_from_slice(&self.buf[self.pos * n..(self.pos + take) * n]);
+            out.log_q
+                .extend_from_slice(&self.buf_lq[self.pos..self.pos + take]);
+            self.pos += take;
+            need -= take;
+        }
+        Ok(())
+    }
+}
+
+/// Connected proposals: flip noise for time `T` (rate 1), then exact denoising by `Pθ`.
+pub struct ConnectedProposer<'a> {
+    mps: &'a Mps,
+    env: Environments,
+    cond: Environments,
+    factors: Vec<f64>,
+    log_factors: Vec<f64>,
+    flip: f64,
+    noise_key: u32,
+    denoise_key: u32,
+}
+
+impl<'a> ConnectedProposer<'a> {
+    /// Proposals from `mps` (two states per site, non-negative) with noise time `t > 0`
+    /// (flip probability `(1 − e^{−2t})/2` per site).
+    pub fn new(mps: &'a Mps, t: f64, seed: u64) -> Result<Self> {
+        if mps.d() != 2 {
+            return Err(Error::InvalidArgument(format!(
+                "connected proposals use the two-state flip channel; this model has {} states",
+                mps.d()
+            )));
+        }
+        if !(t.is_finite() && t > 0.0) {
+            return Err(Error::InvalidArgument(format!(
+                "the noise time of connected proposals must be finite and > 0, got {t}"
+            )));
+        }
+        if !mps.is_nonnegative() {
+            return Err(Error::InvalidArgument(
+                "proposals need an MPS with non-negative entries".into(),
+            ));
+        }
+        let k = flip_kernel(1.0, t)?;
+        Ok(Self {
+            mps,
+            env: Environments::new(mps)?,
+            cond: Environments::default(),
+            factors: vec![0.0; 2 * mps.len()],
+            log_factors: vec![0.0; 2 * mps.len()],
+            flip: k[1],
+            noise_key: derive_key(seed, TAG_NOISE),
+            denoise_key: derive_key(seed, TAG_DENOISE),
+        })
+    }
+
+    /// The flip probability per site.
+    pub fn flip_probability(&self) -> f64 {
+        self.flip
+    }
+}
+
+impl Proposer for ConnectedProposer<'_> {
+    fn name(&self) -> &'static str {
+        "connected"
+    }
+    fn log_q(&mut self, xs: &[u8]) -> Result<Vec<f64>> {
+        self.env.log_prob(self.mps, xs)
+    }
+    fn propose(&mut self, current: &[u8], step: u64, out: &mut Proposals) -> Result<()> {
+        let n = self.mps.len();
+        let chains = current.len() / n;
+        out.states.clear();
+        out.states.resize(current.len(), 0);
+        out.log_q.clear();
+        let (a, b) = (1.0 - self.flip, self.flip);
+        let (la, lb) = (a.ln(), b.ln());
+        let step = step as u32;
+        for c in 0..chains {
+            let x = &current[c * n..(c + 1) * n];
+            let base = (c * n) as u32;
+            // y_k = x_k flipped with probability b; the factors are K_T(y_k | s).
+            for (k, &xk) in x.iter().enumerate() {
+                let u = keyed_uniform(self.noise_key, step, base.wrapping_add(k as u32));
+                let yk = if u < b { 1 - xk } else { xk } as usize;
+                for s in 0..2 {
+                    let same = s == yk;
+                    self.factors[2 * k + s] = if same { a } else { b };
+                    self.log_factors[2 * k + s] = if same { la } else { lb };
+                }
+            }
+            self.cond.recompute(self.mps, Some(&self.factors))?;
+            let xp = &mut out.states[c * n..(c + 1) * n];
+            let key = self.denoise_key;
+            let lp_cond = self.cond.sample_with(self.mps, xp, |k| {
+                keyed_uniform(key, step, base.wrapping_add(k as u32))
+            })?;
+            let log_k: f64 = xp
+                .iter()
+                .enumerate()
+                .map(|(k, &s)| self.log_factors[2 * k + s as usize])
+                .sum();
+            out.log_q
+                .push(lp_cond + self.cond.log_z - self.env.log_z - log_k);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,411 @@
+//! `fisherflow tn learn`, `tn compare` and `tn … --reverse-steps` end to end: the learning loop
+//! on energies reproduces the exact 4×4 cylinder, outputs are written and never overwritten
+//! without --force, and bad input is refused quickly with a message naming the flag.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fisherflow"))
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ff-tn-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn learn_on_the_4x4_cylinder_from_energies_matches_the_exact_values() {
+    let d = tmpdir("learn");
+    let json = d.join("learn.json");
+    let o = run(&[
+        "tn",
+        "learn",
+        "--lx",
+        "4",
+        "--ly",
+        "4",
+        "--boundary",
+        "cylinder",
+        "--beta",
+        "0.4407",
+        "--rounds",
+        "4",
+        "--chains",
+        "48",
+        "--steps",
+        "400",
+        "--chi",
+        "8",
+        "--seed",
+        "11",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let finals = doc["final"].as_array().unwrap();
+    assert_eq!(finals.len(), 2);
+    for f in finals {
+        let (mean, se) = (
+            f["estimate"]["mean"].as_f64().unwrap(),
+            f["estimate"]["se"].as_f64().unwrap(),
+        );
+        let exact = f["exact"].as_f64().unwrap();
+        eprintln!("{}: {mean} ± {se} (exact {exact})", f["name"]);
+        assert!(se > 0.0 && (mean - exact).abs() < 3.0 * se, "{}", text(&o));
+    }
+    // The exact values are the enumerated 4×4 cylinder's.
+    assert!((finals[1]["exact"].as_f64().unwrap() - 0.680465).abs() < 2e-4);
+    let rounds = doc["rounds"].as_array().unwrap();
+    let acc = |i: usize| rounds[i]["acceptance"].as_f64().unwrap();
+    assert!(
+        acc(3) > acc(0) + 0.2,
+        "acceptance does not improve: {}",
+        text(&o)
+    );
+    // The JSON is not overwritten without --force.
+    let again = run(&[
+        "tn",
+        "learn",
+        "--rounds",
+        "1",
+        "--steps",
+        "10",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(!again.status.success() && text(&again).contains("--force"));
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn fredkin_and_table_targets_learn_and_reverse_steps_generate() {
+    let d = tmpdir("targets");
+    let o = run(&[
+        "tn",
+        "learn",
+        "--target",
+        "fredkin",
+        "--n",
+        "10",
+        "--c",
+        "0.7",
+        "--rounds",
+        "2",
+        "--chains",
+        "16",
+        "--steps",
+        "200",
+        "--proposal",
+        "connected",
+        "--chi",
+        "2",
+        "--local-sweeps",
+        "0",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("final A/N") && text(&o).contains("exact"));
+    let table = d.join("w.txt");
+    let body: String = (0..64)
+        .map(|i| format!("{}\n", ((i * 7) % 11) as f64 * 0.3))
+        .collect();
+    std::fs::write(&table, body).unwrap();
+    let o = run(&[
+        "tn",
+        "learn",
+        "--target",
+        "table",
+        "--table",
+        table.to_str().unwrap(),
+        "--states",
+        "4",
+        "--rounds",
+        "2",
+        "--chains",
+        "16",
+        "--steps",
+        "100",
+        "--chi",
+        "4",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("mean state"), "{}", text(&o));
+    // Generation by exact reverse steps reproduces the exact ⟨|m|⟩ and keeps Dyck paths.
+    let o = run(&[
+        "tn",
+        "ising",
+        "--lx",
+        "3",
+        "--ly",
+        "3",
+        "--beta",
+        "0.4",
+        "--samples",
+        "1000",
+        "--cpu",
+        "--reverse-steps",
+        "4",
+        "--reverse-samples",
+        "4000",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("reverse dynamics: 4000 trajectories of 4"),
+        "{t}"
+    );
+    let line = t.lines().find(|l| l.starts_with("  <|m|>")).unwrap();
+    let z: f64 = line
+        .split(", ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(z.abs() < 4.0, "{line}");
+    let o = run(&[
+        "tn",
+        "fredkin",
+        "--n",
+        "10",
+        "--samples",
+        "500",
+        "--cpu",
+        "--reverse-steps",
+        "3",
+        "--reverse-samples",
+        "2000",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("  Dyck paths: 2000 of 2000 (non-Dyck: 0)"),
+        "{}",
+        text(&o)
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn compare_writes_a_table_a_chart_and_json() {
+    let d = tmpdir("compare");
+    let (chart, json) = (d.join("ess.svg"), d.join("cmp.json"));
+    let o = run(&[
+        "tn",
+        "compare",
+        "--l",
+        "4",
+        "--betas",
+        "0.3,0.4407",
+        "--rounds",
+        "2",
+        "--chains",
+        "8",
+        "--steps",
+        "100",
+        "--sweeps",
+        "400",
+        "--tn-steps",
+        "200",
+        "--chi",
+        "4",
+        "--fit-steps",
+        "60",
+        "--chart",
+        chart.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    for m in ["metropolis", "disconnected", "connected"] {
+        assert_eq!(t.matches(&format!("| {m} |")).count(), 2, "{t}");
+    }
+    assert!(t.contains("(exact)"));
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("connected |m|"));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(doc["results"].as_array().unwrap().len(), 2);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Each command must fail quickly, without a panic, naming `needle`.
+fn refused(args: &[&str], needle: &str) {
+    let t0 = Instant::now();
+    let o = run(args);
+    let t = text(&o);
+    assert!(!o.status.success(), "{args:?} succeeded: {t}");
+    assert!(!t.contains("panicked"), "{args:?} panicked: {t}");
+    assert!(t.contains(needle), "{args:?}: `{needle}` not in: {t}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "{args:?} took {:?}",
+        t0.elapsed()
+    );
+}
+
+#[test]
+fn bad_input_is_refused_before_any_work() {
+    let d = tmpdir("bad");
+    refused(&["tn", "learn", "--beta", "0"], "--beta");
+    refused(&["tn", "learn", "--beta", "-0.3"], "--beta");
+    refused(&["tn", "learn", "--beta", "NaN"], "--beta");
+    refused(&["tn", "learn", "--beta", "inf"], "--beta");
+    refused(&["tn", "learn", "--lr", "nan"], "--lr");
+    refused(&["tn", "learn", "--field", "nan"], "--field");
+    refused(
+        &[
+            "tn",
+            "learn",
+            "--proposal",
+            "connected",
+            "--noise-time",
+            "0",
+        ],
+        "--noise-time",
+    );
+    refused(&["tn", "learn", "--proposal", "sideways"], "--proposal");
+    refused(&["tn", "learn", "--boundary", "moebius"], "--boundary");
+    refused(&["tn", "learn", "--chains", "0"], "--chains");
+    refused(&["tn", "learn", "--keep-every", "0"], "--keep-every");
+    refused(
+        &["tn", "learn", "--target", "fredkin", "--n", "7"],
+        "even number",
+    );
+    refused(
+        &["tn", "learn", "--target", "fredkin", "--c", "1.5"],
+        "c must lie",
+    );
+    refused(&["tn", "learn", "--target", "table"], "--table");
+    // Sizes whose memory is out of reach: a huge bond dimension, a huge lattice.
+    refused(
+        &["tn", "learn", "--lx", "16", "--ly", "16", "--chi", "100000"],
+        "bond dimension",
+    );
+    refused(&["tn", "learn", "--lx", "100000", "--ly", "100000"], "2^24");
+    refused(
+        &["tn", "compare", "--l", "16", "--chi", "1000000"],
+        "bond dimension",
+    );
+    refused(&["tn", "ising", "--lx", "4", "--ly", "40"], "too wide");
+    refused(
+        &[
+            "tn",
+            "learn",
+            "--chains",
+            "100000000",
+            "--lx",
+            "16",
+            "--ly",
+            "16",
+        ],
+        "exceed",
+    );
+    refused(&["tn", "learn", "--steps", "4000000000"], "limit");
+    refused(&["tn", "learn", "--batch", "100000000000"], "exceed");
+    refused(&["tn", "compare", "--sweeps", "100000000000"], "limit");
+    refused(&["tn", "ising", "--samples", "1000000000000"], "exceed");
+    refused(
+        &[
+            "tn",
+            "fredkin",
+            "--reverse-steps",
+            "2",
+            "--reverse-samples",
+            "1000000000000",
+        ],
+        "exceed",
+    );
+    refused(&["tn", "ising", "--beta", "0"], "--beta");
+    refused(&["tn", "ising", "--beta", "nan"], "--beta");
+    refused(
+        &["tn", "ising", "--reverse-steps", "3", "--noise-time", "-1"],
+        "--noise-time",
+    );
+    refused(&["tn", "compare", "--betas", "0.3,nan"], "--betas");
+    refused(&["tn", "compare", "--betas", "0.3,-0.1"], "--betas");
+    // Malformed table files name the file and line.
+    let bad = d.join("bad.txt");
+    std::fs::write(&bad, "0.5\n1.0\nabc\n2\n").unwrap();
+    refused(
+        &[
+            "tn",
+            "learn",
+            "--target",
+            "table",
+            "--table",
+            bad.to_str().unwrap(),
+        ],
+        "bad.txt:3",
+    );
+    std::fs::write(&bad, "0.5\n1.0\n2\n").unwrap();
+    refused(
+        &[
+            "tn",
+            "learn",
+            "--target",
+            "table",
+            "--table",
+            bad.to_str().unwrap(),
+        ],
+        "2^N",
+    );
+    std::fs::write(&bad, "0.5\nnan\n").unwrap();
+    refused(
+        &[
+            "tn",
+            "learn",
+            "--target",
+            "table",
+            "--table",
+            bad.to_str().unwrap(),
+        ],
+        "bad.txt:2",
+    );
+    // An existing chart is kept unless --force; a directory is never replaced.
+    let chart = d.join("c.svg");
+    std::fs::write(&chart, "mine").unwrap();
+    refused(
+        &[
+            "tn",
+            "compare",
+            "--l",
+            "4",
+            "--chart",
+            chart.to_str().unwrap(),
+        ],
+        "--force",
+    );
+    assert_eq!(std::fs::read_to_string(&chart).unwrap(), "mine");
+    refused(
+        &[
+            "tn",
+            "compare",
+            "--l",
+            "4",
+            "--chart",
+            d.to_str().unwrap(),
+            "--force",
+        ],
+        "not a regular file",
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
