@@ -57,7 +57,7 @@ fn inputs(batch: usize, width: usize) -> (Vec<f32>, Vec<f32>) {
     let mut x: Vec<f32> = (0..batch * width)
         .map(|i| ((i * 37 % 17) as f32 / 17.0) + 0.05)
         .collect();
-    for g in x.chunks_mut(width.min(3).max(1)) {
+    for g in x.chunks_mut(width.clamp(1, 3)) {
         let n = g.iter().map(|v| v * v).sum::<f32>().sqrt();
         g.iter_mut().for_each(|v| *v /= n);
     }
