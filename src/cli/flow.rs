@@ -553,8 +553,7 @@ fn evaluate(
         steps,
         solver: Solver::Euler,
         seed: 12345,
-        chunk: None,
-        precision: Precision::F32,
+        ..Default::default()
     };
     let t0 = Instant::now();
     let samples = fisherflow::flow::sample(device, &FlowModel::from_trainer(tr)?, &sc)?;
@@ -673,8 +672,8 @@ pub fn sample(opts: &ContextOptions, a: SampleArgs) -> Result<()> {
         steps: a.steps,
         solver,
         seed: a.seed,
-        chunk: None,
         precision,
+        ..Default::default()
     };
     let t0 = Instant::now();
     let bar = std::io::stderr().is_terminal().then(|| {

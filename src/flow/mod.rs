@@ -1,8 +1,10 @@
 //! Fisher-Flow: flow matching on the positive orthant of the sphere, with the linear simplex
 //! baseline, minibatch optimal transport, training and sampling.
 
+pub mod devices;
 pub mod field;
 pub mod kernels;
+pub mod ode;
 pub mod ot;
 pub mod sample;
 pub mod toybench;
@@ -14,5 +16,8 @@ pub use field::FieldNet;
 pub fn kernels() -> Vec<&'static crate::gpu::KernelDef> {
     [kernels::kernels(), ot::kernels()].concat()
 }
-pub use sample::{sample, sample_with_progress, FlowModel, SampleConfig, Solver};
+pub use ode::{Adaptive, Solver};
+pub use sample::{
+    sample, sample_with_progress, sample_with_stats, FlowModel, SampleConfig, SampleStats,
+};
 pub use train::{FlowConfig, Geometry, LrSchedule, OtMode, TrainConfig, Trainer};
