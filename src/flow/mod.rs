@@ -3,6 +3,7 @@
 
 pub mod field;
 pub mod kernels;
+pub mod meta;
 pub mod ot;
 pub mod sample;
 pub mod toybench;
@@ -14,5 +15,6 @@ pub use field::FieldNet;
 pub fn kernels() -> Vec<&'static crate::gpu::KernelDef> {
     [kernels::kernels(), ot::kernels(), field::kernels()].concat()
 }
-pub use sample::{sample, sample_with_progress, FlowModel, SampleConfig, Solver};
+pub use meta::{DataInfo, OtKind, RunConfig, ScheduleKind};
+pub use sample::{sample, sample_into, sample_with_progress, FlowModel, SampleConfig, Solver};
 pub use train::{FlowConfig, Geometry, LrSchedule, OtMode, TrainConfig, Trainer};

@@ -28,6 +28,7 @@ pub const STREAM_SAMPLE_PRIOR: u32 = 16;
 
 /// ODE integrator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Solver {
     /// One field evaluation per step.
     Euler,
@@ -168,9 +169,28 @@ pub fn sample_with_progress(
     cfg: &SampleConfig,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<SequenceDataset> {
+    let (l, k) = (model.config.mlp.seq_len, model.config.mlp.categories);
+    let mut tokens = Vec::with_capacity(cfg.n.saturating_mul(l).min(1 << 24));
+    sample_into(device, model, cfg, &mut |rows| {
+        tokens.extend_from_slice(rows);
+        progress(tokens.len() / l, cfg.n);
+        Ok(())
+    })?;
+    SequenceDataset::new(tokens, cfg.n, l, k, None)
+}
+
+/// [`sample`] chunk by chunk: `sink` receives the tokens of each chunk's sequences (whole rows,
+/// `cfg.n` sequences in all) as soon as they are drawn, so no more than a chunk is held; an
+/// error from `sink` stops the sampling.
+pub fn sample_into(
+    device: Device,
+    model: &FlowModel,
+    cfg: &SampleConfig,
+    sink: &mut dyn FnMut(&[u32]) -> Result<()>,
+) -> Result<()> {
     match device {
-        Device::Gpu(ctx) => sample_gpu(ctx, model, cfg, progress),
-        Device::Cpu => sample_cpu(model, cfg, progress),
+        Device::Gpu(ctx) => sample_gpu(ctx, model, cfg, sink),
+        Device::Cpu => sample_cpu(model, cfg, sink),
     }
 }
 
@@ -178,8 +198,8 @@ fn sample_gpu(
     ctx: &GpuContext,
     model: &FlowModel,
     cfg: &SampleConfig,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<SequenceDataset> {
+    sink: &mut dyn FnMut(&[u32]) -> Result<()>,
+) -> Result<()> {
     check(cfg)?;
     let (l, k) = (model.config.mlp.seq_len, model.config.mlp.categories);
     let c = chunk_size(Some(ctx), model, cfg);
@@ -244,26 +264,26 @@ fn sample_gpu(
     }
     fk::argmax(ctx, &mut rec, x, &ids)?;
     let mut rng = rng;
-    let mut tokens = Vec::with_capacity(cfg.n * l);
+    let mut done = 0;
     let mut chunk = 0u64;
-    while tokens.len() < cfg.n * l {
+    while done < cfg.n {
         rng.set_counter(ctx, chunk);
         rec.submit(ctx)?;
         let got = ids.to_vec(ctx)?;
-        let need = (cfg.n * l - tokens.len()).min(got.len());
-        tokens.extend_from_slice(&got[..need]);
+        let rows = (cfg.n - done).min(c);
+        sink(&got[..rows * l])?;
+        done += rows;
         chunk += 1;
-        progress(tokens.len() / l, cfg.n);
     }
-    SequenceDataset::new(tokens, cfg.n, l, k, None)
+    Ok(())
 }
 
 /// The CPU backend's sampler: the same integrators, in f64 for the manifold steps.
 fn sample_cpu(
     model: &FlowModel,
     cfg: &SampleConfig,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<SequenceDataset> {
+    sink: &mut dyn FnMut(&[u32]) -> Result<()>,
+) -> Result<()> {
     check(cfg)?;
     if cfg.precision != Precision::F32 {
         return Err(Error::InvalidArgument(format!(
@@ -300,9 +320,9 @@ fn sample_cpu(
         }
     };
     let dt = 1.0 / cfg.steps as f32;
-    let mut tokens = Vec::with_capacity(cfg.n * l);
+    let mut done = 0;
     let mut chunk = 0u64;
-    while tokens.len() < cfg.n * l {
+    while done < cfg.n {
         let mut x = match geometry {
             Geometry::Sphere => {
                 rng::cpu::sphere_prior(cfg.seed, chunk, STREAM_SAMPLE_PRIOR, c * l, k)
@@ -332,10 +352,10 @@ fn sample_cpu(
             };
         }
         let got = fk::argmax_cpu(&x, k);
-        let need = (cfg.n * l - tokens.len()).min(got.len());
-        tokens.extend_from_slice(&got[..need]);
+        let rows = (cfg.n - done).min(c);
+        sink(&got[..rows * l])?;
+        done += rows;
         chunk += 1;
-        progress(tokens.len() / l, cfg.n);
     }
-    SequenceDataset::new(tokens, cfg.n, l, k, None)
+    Ok(())
 }
