@@ -195,7 +195,7 @@ pub fn flag_error(flag: &str, e: Error) -> Error {
         Error::InvalidArgument(m) | Error::Shape(m) | Error::Parse(m) => m,
         e => e.to_string(),
     };
-    Error::InvalidArgument(format!("{flag}: {msg}"))
+    Error::InvalidArgument(format!("{flag} {msg}"))
 }
 
 fn parse_real(s: &str) -> std::result::Result<f32, String> {

@@ -215,8 +215,8 @@ pub fn train(opts: &ContextOptions, a: TrainArgs) -> Result<()> {
     }
     check_output(&a.out, true).map_err(|e| common::flag_error("--out", e))?;
     if let Some(curve) = &a.loss_curve {
-        check_output(curve, a.force)?;
-        check_not_input(curve, &[&a.out])?;
+        check_output(curve, a.force).map_err(|e| common::flag_error("--loss-curve", e))?;
+        check_not_input(curve, &[&a.out]).map_err(|e| common::flag_error("--loss-curve", e))?;
     }
     let resumed = if a.resume {
         Some(Checkpoint::load(&a.out).map_err(|e| match e {
