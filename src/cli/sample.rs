@@ -19,6 +19,7 @@ use super::{report, signals};
 
 /// Arguments of `fisherflow sample`.
 #[derive(clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct SampleArgs {
     /// A checkpoint written by `fisherflow train`.
     #[arg(long)]

@@ -46,6 +46,7 @@ const MAX_POINTS: u64 = 1 << 28;
 
 /// Arguments of `fisherflow sdflow`.
 #[derive(clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct Args {
     /// Target: ring8, moons, checkerboard, swissroll, or a file of points (one a line,
     /// whitespace or comma separated).

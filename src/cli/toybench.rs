@@ -20,6 +20,7 @@ fn d() -> ToyBenchConfig {
 
 /// Arguments of `fisherflow toy-bench`.
 #[derive(clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct Args {
     /// Category counts K (L = 4).
     #[arg(long, value_delimiter = ',', default_value = "5,20,80,160",

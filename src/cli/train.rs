@@ -31,6 +31,7 @@ pub enum Preset {
 
 /// Arguments of `fisherflow train`.
 #[derive(clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct TrainArgs {
     /// `toy`: the quick demo (toy target L=4, K=5; trains, samples and reports KL).
     #[arg(value_enum)]
