@@ -546,7 +546,7 @@ fn train_args(out: &str, steps: u64) -> Vec<String> {
 #[test]
 fn sigterm_stops_train_with_a_checkpoint_that_resumes() {
     let d = tmpdir("sigterm");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fisherflow"))
+    let child = Command::new(env!("CARGO_BIN_EXE_fisherflow"))
         .current_dir(&d)
         .args(train_args("m.safetensors", 100_000_000))
         .stdout(Stdio::piped())
@@ -634,7 +634,10 @@ fn checkpoints_fall_exactly_on_their_interval_and_a_killed_save_leaves_nothing_b
         child.wait().unwrap();
         let ck = fisherflow::checkpoint::Checkpoint::load(d.join("m.safetensors")).unwrap();
         let step: u64 = ck.meta("fisherflow.step").unwrap().parse().unwrap();
-        assert!(step > 0 && step % 7 == 0, "checkpoint at step {step}");
+        assert!(
+            step > 0 && step.is_multiple_of(7),
+            "checkpoint at step {step}"
+        );
         if !args.iter().any(|a| a == "--resume") {
             args.push("--resume".into());
         }
