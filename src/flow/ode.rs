@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 
 /// ODE integrator.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Solver {
     /// One field evaluation per step (first order), the paper's sampler.
     #[default]

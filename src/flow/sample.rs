@@ -171,14 +171,30 @@ pub fn sample_with_stats(
     cfg: &SampleConfig,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(SequenceDataset, SampleStats)> {
-    check(cfg)?;
     let (l, k) = (model.config.mlp.seq_len, model.config.mlp.categories);
-    let mut tokens = Vec::with_capacity(cfg.n * l);
-    let stats = match device {
-        Device::Gpu(ctx) => sample_gpu(ctx, model, cfg, &mut tokens, progress)?,
-        Device::Cpu => sample_cpu(model, cfg, &mut tokens, progress)?,
-    };
+    let mut tokens = Vec::with_capacity(cfg.n.saturating_mul(l).min(1 << 24));
+    let stats = sample_into(device, model, cfg, &mut |rows| {
+        tokens.extend_from_slice(rows);
+        progress(tokens.len() / l, cfg.n);
+        Ok(())
+    })?;
     Ok((SequenceDataset::new(tokens, cfg.n, l, k, None)?, stats))
+}
+
+/// [`sample`] chunk by chunk: `sink` receives the tokens of each chunk's sequences (whole rows,
+/// `cfg.n` sequences in all) as soon as they are drawn, so no more than a chunk is held; an
+/// error from `sink` stops the sampling.
+pub fn sample_into(
+    device: Device,
+    model: &FlowModel,
+    cfg: &SampleConfig,
+    sink: &mut dyn FnMut(&[u32]) -> Result<()>,
+) -> Result<SampleStats> {
+    check(cfg)?;
+    match device {
+        Device::Gpu(ctx) => sample_gpu(ctx, model, cfg, sink),
+        Device::Cpu => sample_cpu(model, cfg, sink),
+    }
 }
 
 /// Integrate `a` (holding the prior) from 0 to 1; returns the buffer holding the result and
@@ -203,18 +219,25 @@ fn integrate<D: OdeDevice, F: VectorField<D>>(
     }
 }
 
-/// Append the first `n·L` tokens of `got` to `tokens` (the rest of the last chunk is dropped).
-fn take(tokens: &mut Vec<u32>, got: &[u32], n: usize, l: usize) {
-    let need = (n * l - tokens.len()).min(got.len());
-    tokens.extend_from_slice(&got[..need]);
+/// Hand the first rows of a chunk's tokens `got` to `sink`, up to `n` sequences of `l` in all
+/// (`done` so far); returns the new count.
+fn emit(
+    sink: &mut dyn FnMut(&[u32]) -> Result<()>,
+    got: &[u32],
+    done: usize,
+    n: usize,
+    l: usize,
+) -> Result<usize> {
+    let rows = (n - done).min(got.len() / l);
+    sink(&got[..rows * l])?;
+    Ok(done + rows)
 }
 
 fn sample_gpu(
     ctx: &GpuContext,
     model: &FlowModel,
     cfg: &SampleConfig,
-    tokens: &mut Vec<u32>,
-    progress: &mut dyn FnMut(usize, usize),
+    sink: &mut dyn FnMut(&[u32]) -> Result<()>,
 ) -> Result<SampleStats> {
     let (l, k) = (model.config.mlp.seq_len, model.config.mlp.categories);
     let c = chunk_size(Some(ctx), model, cfg);
@@ -237,7 +260,8 @@ fn sample_gpu(
         fk::argmax(ctx, &mut dev.rec, &x, &ids)?;
         stats.evaluations = evals;
     }
-    while tokens.len() < cfg.n * l {
+    let mut done = 0;
+    while done < cfg.n {
         rng.set_counter(ctx, stats.chunks as u64);
         if cfg.solver == Solver::Dopri5 {
             prior(&mut dev, &rng)?;
@@ -248,9 +272,8 @@ fn sample_gpu(
         } else {
             dev.rec.submit(ctx)?;
         }
-        take(tokens, &ids.to_vec(ctx)?, cfg.n, l);
+        done = emit(sink, &ids.to_vec(ctx)?, done, cfg.n, l)?;
         stats.chunks += 1;
-        progress(tokens.len() / l, cfg.n);
     }
     Ok(stats)
 }
@@ -260,8 +283,7 @@ fn sample_gpu(
 fn sample_cpu(
     model: &FlowModel,
     cfg: &SampleConfig,
-    tokens: &mut Vec<u32>,
-    progress: &mut dyn FnMut(usize, usize),
+    sink: &mut dyn FnMut(&[u32]) -> Result<()>,
 ) -> Result<SampleStats> {
     if cfg.precision != Precision::F32 {
         return Err(Error::InvalidArgument(format!(
@@ -276,7 +298,8 @@ fn sample_cpu(
     let mut dev = CpuOde::new(geometry, c * l * k, k);
     let (a, b) = (dev.buffer()?, dev.buffer()?);
     let mut stats = SampleStats::default();
-    while tokens.len() < cfg.n * l {
+    let mut done = 0;
+    while done < cfg.n {
         let chunk = stats.chunks as u64;
         dev.bufs[a] = match geometry {
             Geometry::Sphere => {
@@ -288,10 +311,9 @@ fn sample_cpu(
         };
         let fold = geometry == Geometry::Sphere;
         let (x, evals) = integrate(&mut dev, &mut field, cfg, fold, &a, &b)?;
-        take(tokens, &fk::argmax_cpu(&dev.bufs[x], k), cfg.n, l);
+        done = emit(sink, &fk::argmax_cpu(&dev.bufs[x], k), done, cfg.n, l)?;
         stats.evaluations = stats.evaluations.max(evals);
         stats.chunks += 1;
-        progress(tokens.len() / l, cfg.n);
     }
     Ok(stats)
 }
