@@ -53,8 +53,26 @@ impl<T: CpuReal> CpuExecutor<T> {
         loss: Option<NodeId>,
         cfg: OptimConfig,
     ) -> Result<Self> {
+        Self::with_input_grads(graph, batch, outputs, loss, cfg, &[])
+    }
+
+    /// [`CpuExecutor::new`], differentiating the loss with respect to the named inputs instead
+    /// of the parameters when `inputs` is not empty (see [`Plan::build_wrt`]); read the
+    /// gradients with [`CpuExecutor::input_grad`] after [`Executor::forward_backward`].
+    pub fn with_input_grads(
+        graph: &Graph,
+        batch: usize,
+        outputs: &[NodeId],
+        loss: Option<NodeId>,
+        cfg: OptimConfig,
+        inputs: &[&str],
+    ) -> Result<Self> {
         cfg.validate()?;
-        let plan = Plan::build(graph, batch, outputs, loss)?;
+        let wrt = inputs
+            .iter()
+            .map(|n| graph.input_node(n))
+            .collect::<Result<Vec<_>>>()?;
+        let plan = Plan::build_wrt(graph, batch, outputs, loss, &wrt)?;
         let mem = Mem::new(&plan.buf_lens);
         let total = plan.buf_lens[PARAMS];
         let mut ex = Self {
@@ -124,6 +142,23 @@ impl<T: CpuReal> CpuExecutor<T> {
             .iter()
             .map(|v| v.to_f64())
             .collect())
+    }
+
+    /// The gradient of the loss with respect to input `name` (as f64), after
+    /// [`Executor::forward_backward`] of an executor made by [`CpuExecutor::with_input_grads`].
+    pub fn input_grad(&self, name: &str) -> Result<Vec<f64>> {
+        let id = self
+            .inputs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, id)| *id)
+            .ok_or_else(|| Error::InvalidArgument(format!("the graph has no input {name:?}")))?;
+        let l = self.plan.grads[id].ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "input {name:?} has no gradient (not asked for, or the loss does not depend on it)"
+            ))
+        })?;
+        Ok(self.sl(l).iter().map(|v| v.to_f64()).collect())
     }
 
     /// The loss as f64.

@@ -39,8 +39,9 @@ fn compile(
     outputs: &[NodeId],
     loss: Option<NodeId>,
     shared_params: Option<&GpuTensor<f32>>,
+    wrt: &[NodeId],
 ) -> Result<Compiled> {
-    let plan = Plan::build(graph, batch, outputs, loss)?;
+    let plan = Plan::build_wrt(graph, batch, outputs, loss, wrt)?;
     let max = ctx.max_binding();
     let mut bufs = Vec::with_capacity(plan.buf_lens.len());
     for (i, &n) in plan.buf_lens.iter().enumerate() {
@@ -205,8 +206,27 @@ impl<'c> GpuExecutor<'c> {
         loss: Option<NodeId>,
         cfg: OptimConfig,
     ) -> Result<Self> {
+        Self::with_input_grads(ctx, graph, batch, outputs, loss, cfg, &[])
+    }
+
+    /// [`GpuExecutor::new`], differentiating the loss with respect to the named inputs instead
+    /// of the parameters when `inputs` is not empty (see [`Plan::build_wrt`]); the gradients
+    /// are in [`GpuExecutor::input_grad_tensor`] after a forward and backward pass.
+    pub fn with_input_grads(
+        ctx: &'c GpuContext,
+        graph: &Graph,
+        batch: usize,
+        outputs: &[NodeId],
+        loss: Option<NodeId>,
+        cfg: OptimConfig,
+        inputs: &[&str],
+    ) -> Result<Self> {
         cfg.validate()?;
-        let c = compile(ctx, graph, batch, outputs, loss, None)?;
+        let wrt = inputs
+            .iter()
+            .map(|n| graph.input_node(n))
+            .collect::<Result<Vec<_>>>()?;
+        let c = compile(ctx, graph, batch, outputs, loss, None, &wrt)?;
         let total = c.plan.buf_lens[PARAMS];
         let m = GpuTensor::zeros(ctx, &[total])?;
         let v = GpuTensor::zeros(ctx, &[total])?;
@@ -265,6 +285,25 @@ impl<'c> GpuExecutor<'c> {
         self.c.output_tensor(node)
     }
 
+    /// The GPU tensor holding the gradient of input `name` (`[rows, cols]`), for an executor
+    /// made by [`GpuExecutor::with_input_grads`].
+    pub fn input_grad_tensor(&self, name: &str) -> Result<GpuTensor<f32>> {
+        let id = self.graph.input_node(name)?;
+        let l = self.c.plan.grads[id].ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "input {name:?} has no gradient (not asked for, or the loss does not depend on it)"
+            ))
+        })?;
+        self.c.bufs[l.buf].view(l.off, &self.c.plan.shapes[id])
+    }
+
+    /// Append the forward and backward passes (no optimizer step) to `rec`.
+    pub fn record_forward_backward(&self, rec: &mut Recorder) -> Result<()> {
+        self.need_loss()?;
+        rec.extend(&self.grad_rec);
+        Ok(())
+    }
+
     /// The buffer holding every parameter (see [`Plan::param_locs`] for the layout).
     pub fn params_tensor(&self) -> &GpuTensor<f32> {
         &self.c.bufs[PARAMS]
@@ -298,6 +337,7 @@ impl<'c> GpuExecutor<'c> {
             outputs,
             None,
             Some(&self.c.bufs[PARAMS]),
+            &[],
         )?;
         Ok(GpuForward {
             ctx: self.ctx,

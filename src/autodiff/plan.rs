@@ -95,6 +95,30 @@ impl Plan {
         outputs: &[NodeId],
         loss: Option<NodeId>,
     ) -> Result<Plan> {
+        Self::build_wrt(graph, batch, outputs, loss, &[])
+    }
+
+    /// [`Plan::build`], differentiating the loss with respect to the input nodes `inputs`
+    /// instead of the parameters when `inputs` is not empty (vector-Jacobian products: with a
+    /// loss `Σ v ⊙ w`, the gradient of input `x` is `wᵀ ∂v/∂x` row by row). The parameter
+    /// gradients are then not computed and stay zero.
+    pub fn build_wrt(
+        graph: &Graph,
+        batch: usize,
+        outputs: &[NodeId],
+        loss: Option<NodeId>,
+        inputs: &[NodeId],
+    ) -> Result<Plan> {
+        if let Some(&bad) = inputs.iter().find(|&&i| {
+            !matches!(
+                graph.nodes().get(i).map(|n| &n.kind),
+                Some(NodeKind::Input(..))
+            )
+        }) {
+            return Err(Error::InvalidArgument(format!(
+                "node {bad} is not an input; gradients are taken with respect to inputs"
+            )));
+        }
         if batch == 0 {
             return Err(Error::InvalidArgument("batch size must be positive".into()));
         }
@@ -122,7 +146,7 @@ impl Plan {
             }
         }
         if let Some(loss) = loss {
-            plan.lower_backward(graph, loss)?;
+            plan.lower_backward(graph, loss, inputs)?;
         }
         plan.check()?;
         Ok(plan)
@@ -176,15 +200,20 @@ impl Plan {
         })
     }
 
-    /// Gradient slots for every node on a path from a parameter to the loss, then each op's
-    /// backward lowering in reverse topological order.
-    fn lower_backward(&mut self, graph: &Graph, loss: NodeId) -> Result<()> {
+    /// Gradient slots for every node on a path from a parameter (or, when `inputs` is not
+    /// empty, from one of those inputs) to the loss, then each op's backward lowering in
+    /// reverse topological order.
+    fn lower_backward(&mut self, graph: &Graph, loss: NodeId, inputs: &[NodeId]) -> Result<()> {
         let nodes = graph.nodes();
         let on_path = graph.ancestors(&[loss])?;
         let mut req = vec![false; nodes.len()];
         for &id in &on_path {
-            req[id] = matches!(nodes[id].kind, NodeKind::Param(_))
-                || nodes[id].kind.operands().iter().any(|&o| req[o]);
+            let leaf = if inputs.is_empty() {
+                matches!(nodes[id].kind, NodeKind::Param(_))
+            } else {
+                inputs.contains(&id)
+            };
+            req[id] = leaf || nodes[id].kind.operands().iter().any(|&o| req[o]);
         }
         for &id in &on_path {
             if req[id] {
@@ -214,7 +243,12 @@ impl Plan {
             }
         }
         // Parameters the loss does not depend on get a zero gradient.
-        for (i, p) in graph.params().iter().enumerate() {
+        for (i, p) in graph
+            .params()
+            .iter()
+            .enumerate()
+            .filter(|_| inputs.is_empty())
+        {
             if !written[p.node] {
                 self.backward.push(Arc::new(Zero {
                     y: Loc {
