@@ -29,6 +29,9 @@ enum Command {
     Train(cli::train::TrainArgs),
     /// Draw sequences from a trained model.
     Sample(cli::sample::SampleArgs),
+    /// Negative log-likelihood of sequences under a trained model (exact or Hutchinson
+    /// divergence; see `fisherflow nll --help` for the quantity reported).
+    Nll(cli::nll::NllArgs),
     /// Compare generated sequences with a toy target, a dna: source or a data file.
     Eval(cli::sample::EvalArgs),
     /// Draw a synthetic data set (dna:…) to a FASTA file with class labels.
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
         Command::Train(a) => cli::train::train(&opts, a),
         Command::Sample(a) => cli::sample::sample(&opts, a),
         Command::Eval(a) => cli::sample::eval(a),
+        Command::Nll(a) => cli::nll::run(&opts, a),
         Command::Data(a) => cli::data::run(a),
         Command::ToyBench(a) => cli::toybench::run(&opts, a),
         Command::Bench(a) => cli::bench::run(&opts, a),

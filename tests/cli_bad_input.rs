@@ -116,6 +116,17 @@ fn fixture() -> PathBuf {
         Duration::from_secs(120),
     );
     assert!(o.status.success(), "{}", text(&o));
+    // A model too wide for the exact divergence (L·K = 1200).
+    let o = run_in(
+        &d,
+        &"train --data toy:L=3,K=400 --steps 1 --hidden 4 --batch 4 --cpu --eval-samples 0 \
+          --out wide.safetensors"
+            .split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>(),
+        Duration::from_secs(120),
+    );
+    assert!(o.status.success(), "{}", text(&o));
     d
 }
 
@@ -127,6 +138,7 @@ const MAX: &str = "18446744073709551615";
 fn cases() -> Vec<(String, &'static [&'static str])> {
     let t = "train --cpu --steps 2 --eval-samples 0";
     let s = "sample --model m.safetensors";
+    let n = "nll --cpu --model m.safetensors --max-seqs 8";
     let fixed: Vec<Case> = vec![
         // sizes: every size flag, at the largest value and past the host's memory
         (
@@ -360,6 +372,41 @@ fn cases() -> Vec<(String, &'static [&'static str])> {
             &["ids.txt", "length"],
         ),
         ("eval --samples ids.txt", &["--data"]),
+        // the likelihood
+        ("N --data toy:L=3,K=3", &["--data", "--model"]),
+        ("N --data toy:L=2,K=4", &["--data", "--model"]),
+        ("N --data ids.txt", &["--data", "--model"]),
+        ("N --data ragged.txt", &["ragged.txt"]),
+        (
+            "N --data toy:L=2,K=3 --div hutchinson --probes 0",
+            &["--probes"],
+        ),
+        (
+            "N --data toy:L=2,K=3 --div hutchinson --probes MAX",
+            &["--probes"],
+        ),
+        ("N --data toy:L=2,K=3 --steps 0", &["--steps"]),
+        ("N --data toy:L=2,K=3 --steps MAX", &["--steps"]),
+        ("N --data toy:L=2,K=3 --eps NaN", &["--eps"]),
+        ("N --data toy:L=2,K=3 --eps 1.5", &["--eps"]),
+        ("N --data toy:L=2,K=3 --eps 0", &["--eps"]),
+        ("N --data toy:L=2,K=3 --rtol inf", &["--rtol"]),
+        ("N --data toy:L=2,K=3 --max-seqs 0", &["--max-seqs"]),
+        ("N --data toy:L=2,K=3 --div nope", &["--div"]),
+        ("N", &["--data"]),
+        ("nll --cpu --data toy:L=2,K=3", &["--model"]),
+        (
+            "nll --cpu --model missing.safetensors --data toy:L=2,K=3",
+            &["missing.safetensors"],
+        ),
+        (
+            "nll --cpu --model corrupt.safetensors --data toy:L=2,K=3",
+            &["corrupt.safetensors", "--model"],
+        ),
+        (
+            "nll --cpu --model wide.safetensors --data toy:L=3,K=400",
+            &["--div exact"],
+        ),
         (
             "eval --samples ids.txt --data ids.txt --labels ids.txt",
             &["--labels"],
@@ -476,6 +523,8 @@ fn cases() -> Vec<(String, &'static [&'static str])> {
             let a = match a.split_once(' ') {
                 Some(("T", rest)) => format!("{t} {rest}"),
                 Some(("S", rest)) => format!("{s} {rest}"),
+                Some(("N", rest)) => format!("{n} {rest}"),
+                None if a == "N" => n.to_string(),
                 _ => a,
             };
             (a, needles)

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod common;
 pub mod data;
 pub mod devices;
+pub mod nll;
 pub mod report;
 pub mod sample;
 pub mod sdflow;

@@ -5,6 +5,7 @@ pub mod devices;
 pub mod field;
 pub mod kernels;
 pub mod meta;
+pub mod nll;
 pub mod ode;
 pub mod ot;
 pub mod sample;
@@ -15,7 +16,7 @@ pub use field::FieldNet;
 
 /// Every kernel of the Fisher-Flow families.
 pub fn kernels() -> Vec<&'static crate::gpu::KernelDef> {
-    [kernels::kernels(), ot::kernels()].concat()
+    [kernels::kernels(), ot::kernels(), nll::kernels::kernels()].concat()
 }
 pub use meta::{DataInfo, OtKind, RunConfig, ScheduleKind};
 pub use ode::{Adaptive, Solver};
