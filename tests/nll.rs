@@ -337,6 +337,7 @@ fn the_dequantized_figure_bounds_the_argmax_probability() {
     let model = linear_model(1, 2, &[1.5, 0.0, 0.0, -0.5]);
     let cfg = NllConfig {
         steps: 32,
+        protocol: Protocol::Dequantized,
         ..exact()
     };
     let m = 400;
@@ -383,6 +384,7 @@ fn a_zero_field_gives_exactly_the_prior() {
             let cfg = NllConfig {
                 divergence: div,
                 steps: 3,
+                protocol: Protocol::Dequantized,
                 ..Default::default()
             };
             let d = log_density(dev, &model, &x, 1.0, &cfg).unwrap();

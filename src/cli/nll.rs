@@ -16,14 +16,17 @@ use super::common::{self, flag_error, DataArgs, DeviceArgs};
 
 /// Arguments of `fisherflow nll`.
 ///
-/// The default protocol (dequantized) reports an upper bound on the negative log-likelihood
-/// of the discrete model the sampler draws from (argmax of x² at t = 1): each sequence's
-/// one-hot point is replaced by a uniform draw q in its argmax cell, the flow is integrated
-/// back from t = 1 to 0 with the divergence of the projected field on the product of spheres,
-/// and −log P(s) ≤ −log p_1(x) + L·log(K·p_0), p_0 = 2^K Γ(K/2)/(2π^{K/2}) the prior's
-/// density. A zero field gives log K per token. `--protocol vertex` instead reports the
-/// negative log-density at the one-hot point itself at t = 1 − eps (the field diverges at
-/// t = 1 on the vertices): a density on the spheres, not a probability, which can be negative.
+/// Each data sequence (one-hot points x = √onehot on the positive orthants) is integrated back
+/// to t = 0 along the model's flow while the divergence of the projected field on the product
+/// of spheres is accumulated; the prior's log-density (uniform on the orthants:
+/// p_0 = 2^K Γ(K/2)/(2π^{K/2}) per position) is added. The default protocol (vertex) reports
+/// −log p_{1−eps}(x), the negative log-density of the model at t = 1 − eps at the one-hot
+/// points (the field diverges at t = 1 on the vertices and was trained on t < 1): a density on
+/// the spheres, not a probability, which falls as the model concentrates on the data and can
+/// be negative. `--protocol dequantized` reports an upper bound on the NLL of the discrete
+/// model the sampler draws from (argmax at t = 1), with draws in the argmax cells
+/// (contracted towards the vertices by --contract): in the units of the data's entropy, but
+/// loose for a trained flow, whose mass is far more concentrated than the draws.
 #[derive(clap::Args)]
 #[command(allow_negative_numbers = true)]
 pub struct NllArgs {
@@ -53,8 +56,8 @@ pub struct NllArgs {
     /// Absolute tolerance of dopri5.
     #[arg(long, default_value_t = Adaptive::default().atol, value_parser = common::positive_f64)]
     atol: f64,
-    /// What is reported: dequantized (a bound on the discrete NLL) or vertex (the density at
-    /// the one-hot points at t = 1 − eps).
+    /// What is reported: vertex (the density at the one-hot points at t = 1 − eps) or
+    /// dequantized (a bound on the discrete NLL).
     #[arg(long, value_enum, default_value_t = NllConfig::default().protocol)]
     protocol: Protocol,
     /// With --protocol vertex: the points are taken at t = 1 − eps.

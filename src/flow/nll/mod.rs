@@ -40,24 +40,30 @@
 //! quarter circle).
 //!
 //! # What is reported for discrete data ([`Protocol`])
-//! A sequence of tokens is a vertex of the orthants (`x = √onehot`, on their boundary), where a
-//! trained flow concentrates its mass: the density there is not a probability and grows
-//! without bound as the model improves. Two quantities are offered:
-//! - [`Protocol::Dequantized`] (the default) bounds the negative log-likelihood of the discrete
-//!   model the sampler draws from, `P(s) = ∫_{A_s} p_1`, where `A_s` is the cell of points whose
-//!   argmax is `s` at every position (the sampler reads out `argmax x²`). With `q(x|s)` uniform
-//!   on `A_s` (density `K·p_0` per position: the cells split the orthant into `K` congruent
-//!   parts), Jensen's inequality gives
-//!   `−log P(s) ≤ E_q[−log p_1(x)] + L·log(K·p_0)`.
-//!   One draw of `x` per sequence estimates the bound without bias; the standard error over
-//!   sequences includes the draw. The points are inside the orthant, so the integration starts
-//!   at `t = 1`. The bound is in the units of the data's entropy: a zero field gives exactly
-//!   `log K` per token.
-//! - [`Protocol::Vertex`] reports `−log p_{1−ε}(x)` at the vertex itself, the negative
-//!   log-density of the model's marginal at time `1 − ε` (the model was trained on
-//!   `t ∈ [0, 1)` and its target field diverges like `1/(1−t)` at the vertices, so `t = 1` is
-//!   not evaluated). It is a density with respect to the sphere's area, not a probability: it
-//!   can be negative and it is not comparable with an entropy.
+//! A sequence of tokens is a vertex of the orthants (`x = √onehot`, on their boundary). The
+//! flow is trained to carry the prior onto these vertices, so its density at `t = 1` is a sum
+//! of ever narrower bumps around them, and the model's field at `t = 1` itself (never seen in
+//! training, `t ∈ [0, 1)`) follows a target that diverges like `1/(1−t)`. Two quantities are
+//! offered:
+//! - [`Protocol::Vertex`] (the default) reports `−log p_{1−ε}(x)` at the vertex itself: the
+//!   negative log-density of the model's marginal at time `1 − ε` (`ε = 10⁻³` by default),
+//!   integrated from `t = 1 − ε` back to 0. It is a density with respect to the area of
+//!   `(S^{K−1})^L`, not a probability: it falls as the model concentrates its mass on the data
+//!   and can be negative; its reference points are the prior's `−log p_0` per position (a zero
+//!   field) and the same figure for other models at the same `ε`, not the data's entropy.
+//! - [`Protocol::Dequantized`] bounds the negative log-likelihood of the discrete model the
+//!   sampler draws from, `P(s) = ∫_{A_s} p_1`, where `A_s` is the cell of points whose argmax
+//!   is `s` at every position (the sampler reads out `argmax x²`). With any density `q(x|s)`
+//!   supported in `A_s`, Jensen's inequality gives `−log P(s) ≤ E_q[log q(x|s) − log p_1(x)]`.
+//!   `q` draws a point uniform in the cell (density `K·p_0` per position: the cells split the
+//!   orthant into `K` congruent parts) and contracts it towards the vertex along the great
+//!   circle, the angle scaled by [`NllConfig::contract`]. One draw per sequence estimates the
+//!   bound without bias (the standard error over sequences includes the draw); the points are
+//!   inside the orthant and the integration starts at `t = 1`. It is in the units of the
+//!   data's entropy (a zero field gives exactly `log K` per token with `contract = 1`), but it
+//!   is tight only when `q` matches `p_1`, and a trained flow's `p_1` is concentrated far more
+//!   sharply than any such `q`: on the toy models the bound stays well above `log K`
+//!   (BENCHMARKS.md).
 
 pub mod field;
 pub mod kernels;
@@ -99,12 +105,12 @@ pub enum Divergence {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Protocol {
-    /// An upper bound on the NLL of the argmax-decoded model (uniform dequantisation in the
-    /// argmax cells), in the units of the data's entropy.
-    #[default]
-    Dequantized,
     /// The negative log-density of the model at time `1 − ε` at the one-hot points.
+    #[default]
     Vertex,
+    /// An upper bound on the NLL of the argmax-decoded model (dequantisation in the argmax
+    /// cells), in the units of the data's entropy.
+    Dequantized,
 }
 
 /// Likelihood settings.
@@ -134,7 +140,7 @@ pub struct NllConfig {
 }
 
 impl Default for NllConfig {
-    /// Exact divergence, 20 RK4 steps, the dequantised bound.
+    /// Exact divergence, 20 RK4 steps, the density at the vertices at `t = 1 − 10⁻³`.
     fn default() -> Self {
         Self {
             divergence: Divergence::Exact,
@@ -143,7 +149,7 @@ impl Default for NllConfig {
             steps: 20,
             adaptive: Adaptive::default(),
             seed: 0,
-            protocol: Protocol::Dequantized,
+            protocol: Protocol::Vertex,
             eps: 1e-3,
             contract: 1.0,
             chunk: None,
