@@ -7,7 +7,7 @@ use crate::autodiff::ops::elementwise::launch;
 use crate::autodiff::ops::finite;
 use crate::error::Result;
 use crate::gpu::u32_of;
-use crate::kernels::{Activation, Real};
+use crate::kernels::{cpu, Activation, Real};
 
 /// `y = f(x)`.
 #[derive(Debug)]
@@ -22,8 +22,15 @@ pub struct ActFwd {
 
 impl ActFwd {
     fn run<T: Real>(&self, mem: &mut Mem<T>) {
-        mem.put(self.y, false, |i, r| {
-            self.f.apply(r.get(self.x)[i].to_f64())
+        mem.with_dst(self.y, |y, r| {
+            let x = r.get(self.x);
+            match self.f {
+                Activation::LeakyRelu(s) => {
+                    let s = s as f64;
+                    cpu::map(y, x, false, |v| if v >= 0.0 { v } else { s * v })
+                }
+                f => cpu::map(y, x, false, |v| f.apply(v)),
+            }
         });
     }
 }
@@ -68,8 +75,15 @@ pub struct ActBwd {
 
 impl ActBwd {
     fn run<T: Real>(&self, mem: &mut Mem<T>) {
-        mem.put(self.gx, self.acc, |i, r| {
-            r.get(self.gy)[i].to_f64() * self.f.deriv(r.get(self.x)[i].to_f64())
+        mem.with_dst(self.gx, |gx, r| {
+            let (gy, x) = (r.get(self.gy), r.get(self.x));
+            match self.f {
+                Activation::LeakyRelu(s) => {
+                    let s = s as f64;
+                    cpu::map2(gx, gy, x, self.acc, |g, v| if v >= 0.0 { g } else { g * s })
+                }
+                f => cpu::map2(gx, gy, x, self.acc, |g, v| g * f.deriv(v)),
+            }
         });
     }
 }
