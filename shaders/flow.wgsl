@@ -25,6 +25,7 @@ struct FlowParams {
 @group(0) @binding(7) var<storage, read_write> out: array<f32>;
 @group(0) @binding(8) var<storage, read_write> out2: array<f32>;
 @group(0) @binding(9) var<storage, read_write> ids: array<u32>;
+@group(0) @binding(10) var<storage, read> z: array<f32>;
 
 // ---- gather_onehot: out[b, l, :] = onehot(tokens[idx(b), l]), idx(b) = floor(u[b] * n) ----
 
@@ -115,4 +116,16 @@ fn axpby(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     let i = thread_index(wid, nwg, lid);
     if (i >= p.rows * p.k) { return; }
     out[i] = p.dt * x[i] + p.b * out[i];
+}
+
+// ---- err_terms: out <- (z / (atol + rtol * max(|x|, |y|)))^2, the scaled squared error of
+// an embedded Runge-Kutta pair (z the error, x and y the points before and after); atol = dt,
+// rtol = b ----
+@compute @workgroup_size(256)
+fn err_terms(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let i = thread_index(wid, nwg, lid);
+    if (i >= p.rows * p.k) { return; }
+    let e = z[i] / (p.dt + p.b * max(abs(x[i]), abs(y[i])));
+    out[i] = e * e;
 }

@@ -399,3 +399,54 @@ fn geodesic_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
         }
     }
 }
+
+// Partial sums of the pull-back: (|u|^2, <w,x>, <w,u>), u scaled by dt.
+fn pull_terms(a: V, u: V, w: V) -> vec4<f32> {
+    let us = params.dt * u;
+    return vec4<f32>(vdot(us, us), vdot(w, a), vdot(w, us), 0.0);
+}
+
+// The inverse differential of exp_x at u_s = dt u (u = y, tangent at x), applied to w = z
+// (tangent at exp_x(u_s)): out = dexp_{u_s}^{-1}(w), tangent at x. With theta = |u_s|,
+// u_hat = u_s / theta and e = -sin(theta) x + cos(theta) u_hat the geodesic's direction at
+// exp_x(u_s), w = beta e + w_perp and out = beta u_hat + theta / sin(theta) w_perp, which is
+// A w + B u + C x with A = theta / sin(theta), B = dt beta (1 - theta cot(theta)) / theta and
+// C = theta beta. Runge-Kutta stages pulled back this way integrate in normal coordinates at
+// x, so the classical orders hold on the sphere.
+@compute @workgroup_size(256)
+fn pull_back(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let s = slot(wid, nwg, lid);
+    let h = head(s);
+    var hz = V(0.0);
+    if (h.on) {
+        hz = z[h.i];
+    }
+    let e = rest(s);
+    var acc = pull_terms(h.x, h.y, hz);
+    for (var i = e.x; i < e.y; i += params.lanes) {
+        acc += pull_terms(x[i], y[i], z[i]);
+    }
+    let r = row_sum(acc, lid, s.lane);
+    let theta = sqrt(r.x);
+    var a = 1.0;
+    var b = 0.0;
+    var c = -r.y;
+    if (theta >= EXP_TINY) {
+        let sc = sincos(theta);
+        let beta = -sc.x * r.y + sc.y * r.z / theta;
+        var g = theta / 3.0 + theta * theta * theta / 45.0; // (1 - theta cot theta) / theta
+        if (theta > 1e-2) {
+            g = (1.0 - theta * sc.y / sc.x) / theta;
+        }
+        a = 1.0 / sinc(theta);
+        b = params.dt * beta * g;
+        c = theta * beta;
+    }
+    if (h.on) {
+        out[h.i] = a * hz + b * h.y + c * h.x;
+        for (var i = e.x; i < e.y; i += params.lanes) {
+            out[i] = a * z[i] + b * y[i] + c * x[i];
+        }
+    }
+}

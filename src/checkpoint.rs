@@ -2,14 +2,15 @@
 //!
 //! [`Checkpoint::save`] writes to a temporary file in the destination's directory, flushes it to
 //! disk (`fsync`), then renames it over the destination, so a crash or an I/O failure never
-//! leaves a half-written checkpoint and never destroys the previous one.
+//! leaves a half-written checkpoint and never destroys the previous one. The metadata is
+//! written in sorted key order: one checkpoint always gives the same bytes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
+use crate::data::file::AtomicFile;
 use crate::error::{Error, Result};
 
 /// Named f32 tensors (`name -> (shape, row-major values)`) and string metadata.
@@ -100,13 +101,9 @@ impl Checkpoint {
                 .map_err(|e| ck(format!("tensor '{name}': {e}")))?;
             views.push((name.as_str(), v));
         }
-        let meta: HashMap<String, String> = self
-            .metadata
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let meta = if meta.is_empty() { None } else { Some(meta) };
-        safetensors::serialize(views, meta).map_err(|e| ck(format!("serializing: {e}")))
+        let bytes = safetensors::serialize(views, None::<HashMap<String, String>>)
+            .map_err(|e| ck(format!("serializing: {e}")))?;
+        with_sorted_metadata(bytes, &self.metadata)
     }
 
     /// Parse safetensors bytes (`what` names the source in error messages). Only f32 tensors
@@ -139,13 +136,15 @@ impl Checkpoint {
                 )));
             }
             let raw = view.data();
-            let n: usize = view.shape().iter().product();
-            if raw.len() != n * 4 {
+            let n = view
+                .shape()
+                .iter()
+                .try_fold(4usize, |a, &d| a.checked_mul(d));
+            if n != Some(raw.len()) {
                 return Err(ck(format!(
-                    "{what}: tensor '{name}' of shape {:?} has {} bytes, expected {}",
+                    "{what}: tensor '{name}' of shape {:?} has {} bytes, not 4 per value",
                     view.shape(),
                     raw.len(),
-                    n * 4
                 )));
             }
             let data: Vec<f32> = raw
@@ -171,7 +170,8 @@ impl Checkpoint {
         Self::from_bytes(&bytes, &path.display().to_string())
     }
 
-    /// Save atomically: temporary file in the same directory, fsync, rename over `path`.
+    /// Save atomically (see [`crate::data::file`]): temporary file in the same directory,
+    /// fsync, rename over `path` (over the file it points to, when `path` is a symbolic link).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         self.save_impl(path.as_ref(), None)
     }
@@ -186,44 +186,49 @@ impl Checkpoint {
 
     fn save_impl(&self, path: &Path, fail_after: Option<usize>) -> Result<()> {
         let bytes = self.to_bytes()?;
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
+        let as_ck = |e: Error| match e {
+            Error::InvalidArgument(m) => ck(m),
+            Error::Io(p, e) => ck(format!("{p}: {e}")),
+            e => e,
         };
-        let file_name = path
-            .file_name()
-            .ok_or_else(|| ck(format!("{}: not a file path", path.display())))?
-            .to_string_lossy()
-            .to_string();
-        let tmp = dir.join(format!(".{file_name}.tmp.{}", std::process::id()));
-        let result = (|| -> Result<()> {
-            let io = |e: std::io::Error| {
-                ck(format!(
-                    "writing {} (via {}): {e}",
-                    path.display(),
-                    tmp.display()
-                ))
-            };
-            let mut f = std::fs::File::create(&tmp).map_err(io)?;
-            match fail_after {
-                Some(n) if n < bytes.len() => {
-                    f.write_all(&bytes[..n]).map_err(io)?;
-                    return Err(io(std::io::Error::other("simulated write failure")));
-                }
-                _ => f.write_all(&bytes).map_err(io)?,
+        let mut f = AtomicFile::create(path, true).map_err(as_ck)?;
+        match fail_after {
+            Some(n) if n < bytes.len() => {
+                f.write(&bytes[..n]).map_err(as_ck)?;
+                Err(ck(format!(
+                    "writing {}: simulated write failure",
+                    path.display()
+                )))
             }
-            f.sync_all().map_err(io)?;
-            drop(f);
-            std::fs::rename(&tmp, path).map_err(io)?;
-            // Persist the rename itself (best effort: not every platform can open a directory).
-            if let Ok(d) = std::fs::File::open(&dir) {
-                let _ = d.sync_all();
+            _ => {
+                f.write(&bytes).map_err(as_ck)?;
+                f.commit().map_err(as_ck)
             }
-            Ok(())
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
         }
-        result
     }
+}
+
+/// Safetensors bytes without metadata, given the metadata in sorted key order (safetensors
+/// writes its own map in hash order, so two saves of one checkpoint would differ).
+fn with_sorted_metadata(bytes: Vec<u8>, meta: &BTreeMap<String, String>) -> Result<Vec<u8>> {
+    if meta.is_empty() {
+        return Ok(bytes);
+    }
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let header = std::str::from_utf8(&bytes[8..8 + n])
+        .map_err(|e| ck(format!("serializing: {e}")))?
+        .trim_end();
+    let tensors = header
+        .strip_prefix('{')
+        .and_then(|h| h.strip_suffix('}'))
+        .ok_or_else(|| ck("serializing: unexpected safetensors header".into()))?;
+    let meta = serde_json::to_string(meta).map_err(|e| ck(format!("serializing: {e}")))?;
+    let sep = if tensors.is_empty() { "" } else { "," };
+    let mut header = format!("{{\"__metadata__\":{meta}{sep}{tensors}}}").into_bytes();
+    header.resize(header.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + header.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&bytes[8 + n..]);
+    Ok(out)
 }

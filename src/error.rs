@@ -28,6 +28,8 @@ pub enum Error {
     NonFinite(String),
     /// An operating-system I/O error, with the path it concerned.
     Io(String, std::io::Error),
+    /// The run was stopped by a signal; the message says what was kept.
+    Stopped(String),
 }
 
 impl fmt::Display for Error {
@@ -44,6 +46,7 @@ impl fmt::Display for Error {
             Error::Checkpoint(m) => write!(f, "checkpoint error: {m}"),
             Error::NonFinite(m) => write!(f, "non-finite value: {m}"),
             Error::Io(path, e) => write!(f, "{path}: {e}"),
+            Error::Stopped(m) => write!(f, "{m}"),
         }
     }
 }

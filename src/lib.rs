@@ -49,6 +49,7 @@
 
 pub mod autodiff;
 pub mod bench;
+pub mod budget;
 pub mod checkpoint;
 pub mod data;
 pub mod device;

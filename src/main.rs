@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod cli;
 
@@ -26,15 +26,15 @@ enum Command {
     /// List GPU adapters and mark the one fisherflow would use.
     Devices(cli::devices::Args),
     /// Train a Fisher-Flow model (`train toy`: the quick demo with its KL report).
-    Train(cli::flow::TrainArgs),
+    Train(cli::train::TrainArgs),
     /// Draw sequences from a trained model.
-    Sample(cli::flow::SampleArgs),
+    Sample(cli::sample::SampleArgs),
     /// Compare generated sequences with a toy target, a dna: source or a data file.
-    Eval(cli::flow::EvalArgs),
+    Eval(cli::sample::EvalArgs),
     /// Draw a synthetic data set (dna:…) to a FASTA file with class labels.
     Data(cli::data::Args),
     /// KL on the toy target over K for Fisher-Flow, Fisher-Flow+OT and linear flow matching.
-    ToyBench(cli::flow::ToyBenchArgs),
+    ToyBench(cli::toybench::Args),
     /// Benchmarks with same-run baselines (table or --json).
     Bench(cli::bench::Args),
     /// Score-difference flow on point clouds.
@@ -43,19 +43,50 @@ enum Command {
     Tn(cli::tn::Args),
 }
 
+/// The arguments, with the flags given explicitly to `train` recorded (a resumed run says
+/// which of them it ignores).
+fn parse() -> Cli {
+    let matches = Cli::command().get_matches();
+    let mut args = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let (Command::Train(t), Some(m)) = (&mut args.command, matches.subcommand_matches("train")) {
+        t.given = m
+            .ids()
+            .filter(|id| {
+                m.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine)
+            })
+            .map(|id| id.to_string())
+            .collect();
+        if t.preset.is_none() && t.data.data.is_none() && !t.given.iter().any(|g| g == "resume") {
+            let mut cmd = Cli::command();
+            cmd.build();
+            let train = cmd
+                .find_subcommand_mut("train")
+                .expect("train is a subcommand");
+            eprintln!("{}", train.render_usage());
+            eprintln!(
+                "fisherflow train needs data: `fisherflow train toy` (the quick demo), \
+                 --data toy:L=4,K=20 | dna:L=128,classes=3 | FILE, or --resume; see --help"
+            );
+            std::process::exit(2);
+        }
+    }
+    args
+}
+
 fn main() -> ExitCode {
-    let args = Cli::parse();
+    cli::signals::install();
+    let args = parse();
     let opts = fisherflow::gpu::ContextOptions {
         adapter: args.adapter.clone(),
         backends: None,
     };
     let result = match args.command {
         Command::Devices(a) => cli::devices::run(&opts, a),
-        Command::Train(a) => cli::flow::train(&opts, a),
-        Command::Sample(a) => cli::flow::sample(&opts, a),
-        Command::Eval(a) => cli::flow::eval(a),
+        Command::Train(a) => cli::train::train(&opts, a),
+        Command::Sample(a) => cli::sample::sample(&opts, a),
+        Command::Eval(a) => cli::sample::eval(a),
         Command::Data(a) => cli::data::run(a),
-        Command::ToyBench(a) => cli::flow::toy_bench(&opts, a),
+        Command::ToyBench(a) => cli::toybench::run(&opts, a),
         Command::Bench(a) => cli::bench::run(&opts, a),
         Command::Sdflow(a) => cli::sdflow::run(&opts, a),
         Command::Tn(a) => cli::tn::run(&opts, a),
@@ -64,7 +95,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            match cli::signals::received() {
+                Some(sig) => ExitCode::from((128 + sig) as u8),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

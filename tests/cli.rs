@@ -4,9 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The binary, run in a directory of its own so that nothing in the working directory (a
+/// `model.safetensors` left by the demo) changes what it does.
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_fisherflow"));
-    c.env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    c.current_dir(tmpdir("cwd"));
     c
 }
 

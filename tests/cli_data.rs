@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fisherflow"))
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .current_dir(std::env::temp_dir())
         .args(args)
         .output()
         .expect("the binary runs")

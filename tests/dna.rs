@@ -703,10 +703,17 @@ fn outputs_are_atomic_and_never_clobbered_without_force() {
     assert!(m.contains("does not exist"), "{m}");
     #[cfg(unix)]
     {
+        // Writing through a symbolic link replaces the file it points to; the link stays.
         let link = d.join("link.fa");
         std::os::unix::fs::symlink(&f, &link).unwrap();
-        let m = err(write_atomic(&link, b"x", true));
-        assert!(m.contains("symbolic link"), "{m}");
+        let m = err(write_atomic(&link, b"x", false));
+        assert!(m.contains("--force"), "{m}");
+        write_atomic(&link, b"three", true).unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read(&f).unwrap(), b"three");
         let m = err(check_output(std::path::Path::new("/dev/null"), true));
         assert!(m.contains("special file"), "{m}");
     }

@@ -5,8 +5,8 @@ use fisherflow::data::metrics::kl_to_target;
 use fisherflow::data::toy::ToyTarget;
 use fisherflow::device::Device;
 use fisherflow::flow::{
-    sample, FlowConfig, FlowModel, Geometry, LrSchedule, OtMode, SampleConfig, Solver, TrainConfig,
-    Trainer,
+    sample, sample_with_stats, FlowConfig, FlowModel, Geometry, LrSchedule, OtMode, SampleConfig,
+    Solver, TrainConfig, Trainer,
 };
 use fisherflow::gpu::testing::gpu;
 use fisherflow::Error;
@@ -229,7 +229,7 @@ fn gpu_and_cpu_samplers_agree_for_every_solver() {
     let Some(ctx) = gpu() else { return };
     for geometry in [Geometry::Sphere, Geometry::Simplex] {
         let model = FlowModel::untrained(FlowConfig::new(3, 6, 32, geometry), 2).unwrap();
-        for solver in [Solver::Euler, Solver::Midpoint, Solver::Rk4] {
+        for solver in [Solver::Euler, Solver::Midpoint, Solver::Rk4, Solver::Dopri5] {
             let sc = SampleConfig {
                 n: 300,
                 steps: 8,
@@ -238,9 +238,22 @@ fn gpu_and_cpu_samplers_agree_for_every_solver() {
                 chunk: Some(128),
                 ..Default::default()
             };
-            let g = sample(Device::Gpu(ctx), &model, &sc).unwrap();
-            let c = sample(Device::Cpu, &model, &sc).unwrap();
+            let none = &mut |_, _| {};
+            let (g, gs) = sample_with_stats(Device::Gpu(ctx), &model, &sc, none).unwrap();
+            let (c, cs) = sample_with_stats(Device::Cpu, &model, &sc, none).unwrap();
             assert_eq!(g.n, 300);
+            let stages = solver.tableau().stages();
+            if solver == Solver::Dopri5 {
+                // Adaptive: whole steps of seven evaluations, about as many on both devices.
+                assert!(gs.evaluations % stages == 0 && gs.evaluations >= stages);
+                assert!(
+                    gs.evaluations.abs_diff(cs.evaluations) <= 2 * stages,
+                    "{gs:?} {cs:?}"
+                );
+            } else {
+                assert_eq!(gs.evaluations, 8 * stages);
+                assert_eq!(cs.evaluations, 8 * stages);
+            }
             let same = g
                 .tokens
                 .iter()

@@ -628,3 +628,68 @@ fn reference_properties() {
     // Orthogonal vertices: distance π/2.
     assert!((cpu::angle(&[1.0, 0.0], &[0.0, 1.0]) - std::f64::consts::FRAC_PI_2).abs() < 1e-15);
 }
+
+#[test]
+fn pull_back_inverts_the_differential_of_exp() {
+    // dexp_u(v) by central differences of exp_x, then the pull-back must return v.
+    let mut rng = Rng(31);
+    for (k, scale) in [(6, 0.3), (20, 1.2), (5, 1e-8), (33, 2.5)] {
+        let x = f64s(&rng.orthant(1, k));
+        let tangent = |rng: &mut Rng, s: f64| -> Vec<f64> {
+            let v = f64s(&rng.normals(k, 1.0));
+            cpu::proj_tangent(&x, &v, k).iter().map(|a| a * s).collect()
+        };
+        let u = tangent(&mut rng, scale);
+        let v = tangent(&mut rng, 1.0);
+        let h = 1e-6;
+        let at = |e: f64| {
+            let p: Vec<f64> = u.iter().zip(&v).map(|(a, b)| a + e * b).collect();
+            cpu::exp_row(&x, &p)
+        };
+        let (p, m) = (at(h), at(-h));
+        let w: Vec<f64> = p.iter().zip(&m).map(|(a, b)| (a - b) / (2.0 * h)).collect();
+        let back = cpu::pull_back_row(&x, &u, 1.0, &w);
+        for (a, b) in back.iter().zip(&v) {
+            assert!((a - b).abs() < 1e-6, "k={k} |u|={scale}: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn pull_back_matches_reference() {
+    let Some(ctx) = gpu() else { return };
+    for lanes in LANES {
+        with_lanes(ctx, lanes, pull_back_matches_reference_with);
+    }
+}
+
+fn pull_back_matches_reference_with(ctx: &GpuContext) {
+    let mut rng = Rng(37);
+    for (rows, k, dt) in [(40, 20, 0.3), (17, 7, 0.05), (3, 1040, 1.0), (9, 4, 1e-9)] {
+        let x = rng.orthant(rows, k);
+        let xs = f64s(&x);
+        let u: Vec<f32> = cpu::proj_tangent(&xs, &f64s(&rng.normals(rows * k, 0.7)), k)
+            .iter()
+            .map(|&a| a as f32)
+            .collect();
+        // w tangent at y = exp_x(dt u).
+        let us: Vec<f64> = u.iter().map(|&a| dt * a as f64).collect();
+        let y = cpu::exp_map(&xs, &us, k);
+        let w: Vec<f32> = cpu::proj_tangent(&y, &f64s(&rng.normals(rows * k, 1.0)), k)
+            .iter()
+            .map(|&a| a as f32)
+            .collect();
+        let shape = [rows, k];
+        let (gx, gu, gw, out) = (
+            up(ctx, &x, &shape),
+            up(ctx, &u, &shape),
+            up(ctx, &w, &shape),
+            GpuTensor::zeros(ctx, &shape).unwrap(),
+        );
+        let mut r = Run::new(ctx);
+        sphere::pull_back(ctx, &mut r.rec, &gx, &gu, dt as f32, &gw, &out).unwrap();
+        let got = r.go(&[&out]);
+        let want = cpu::pull_back(&xs, &f64s(&u), dt, &f64s(&w), k);
+        assert_close("pull_back", &got[0], &want, 2e-5, 2e-5);
+    }
+}

@@ -144,17 +144,63 @@ pub fn time_cpu(reps: usize, mut f: impl FnMut()) -> f64 {
     median(w)
 }
 
-/// Print measurements as an aligned table.
+/// Print measurements as an aligned table, with a header line that says what the ratio is.
 pub fn print_table(rows: &[Measurement]) {
     println!(
-        "{:<10} {:<40} {:>12} {:<10} {:>12} {:>8}  {:<28} timer",
-        "group", "benchmark", "value", "unit", "baseline", "ratio", "baseline is"
+        "ratio = value / baseline, both measured in this run on the same device; every unit is \
+         a rate, so a ratio above 1 means faster than the baseline"
     );
-    for r in rows {
-        println!(
-            "{:<10} {:<40} {:>12.3} {:<10} {:>12.3} {:>8.3}  {:<28} {}",
-            r.group, r.name, r.value, r.unit, r.baseline, r.ratio, r.baseline_name, r.timer
-        );
+    let header = [
+        "group",
+        "benchmark",
+        "value",
+        "unit",
+        "baseline",
+        "ratio",
+        "baseline is",
+        "timer",
+    ];
+    let cells: Vec<[String; 8]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.group.clone(),
+                r.name.clone(),
+                format!("{:.3}", r.value),
+                r.unit.clone(),
+                format!("{:.3}", r.baseline),
+                format!("{:.3}", r.ratio),
+                r.baseline_name.clone(),
+                r.timer.clone(),
+            ]
+        })
+        .collect();
+    let mut width = header.map(|h| h.chars().count());
+    for row in &cells {
+        for (w, c) in width.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    // Numbers right-aligned, text left-aligned.
+    let numeric = [false, false, true, false, true, true, false, false];
+    let line = |row: &[String]| {
+        let parts: Vec<String> = row
+            .iter()
+            .zip(width.iter().zip(numeric))
+            .map(|(c, (&w, num))| {
+                let pad = " ".repeat(w - c.chars().count());
+                if num {
+                    format!("{pad}{c}")
+                } else {
+                    format!("{c}{pad}")
+                }
+            })
+            .collect();
+        println!("{}", parts.join("  ").trim_end());
+    };
+    line(&header.map(String::from));
+    for row in &cells {
+        line(row);
     }
 }
 

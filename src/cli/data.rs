@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use fisherflow::data::dna::{DnaSource, DnaSpec, ALPHABET, DEFAULT_TRAIN_SEQUENCES, MAX_TOKENS};
 use fisherflow::data::dna_eval::{DnaFigures, DnaReport};
 use fisherflow::data::file::{check_output, write_atomic};
-use fisherflow::data::{Alphabet, LabelOptions, SequenceDataset};
+use fisherflow::data::{Alphabet, Format, LabelOptions, SequenceDataset};
 use fisherflow::{Error, Result};
 
-use super::flow::{guess_format, parse_format};
+use super::common::guess_format;
 
 /// Arguments of `fisherflow data`.
 #[derive(clap::Args)]
@@ -95,12 +95,13 @@ pub fn refuse_dna_options(a: &DnaEvalArgs) -> Result<()> {
     Ok(())
 }
 
-fn read_acgt(path: &Path, format: Option<&str>, labels: &LabelOptions) -> Result<SequenceDataset> {
+fn read_acgt(
+    path: &Path,
+    format: Option<Format>,
+    labels: &LabelOptions,
+) -> Result<SequenceDataset> {
     let acgt = Alphabet::new(ALPHABET, true)?;
-    let format = match format {
-        Some(f) => parse_format(f)?,
-        None => guess_format(path, true),
-    };
+    let format = format.unwrap_or_else(|| guess_format(path, true));
     SequenceDataset::read_labelled(path, format, Some(4), Some(&acgt), labels)
 }
 
@@ -108,7 +109,7 @@ fn read_acgt(path: &Path, format: Option<&str>, labels: &LabelOptions) -> Result
 pub fn eval_dna(
     spec: &str,
     samples_path: &Path,
-    samples_format: Option<&str>,
+    samples_format: Option<Format>,
     alphabet: Option<&str>,
     a: &DnaEvalArgs,
 ) -> Result<()> {

@@ -62,6 +62,9 @@ pub fn run(opts: &ContextOptions, _args: Args) -> Result<()> {
                 .unwrap_or_default()
         )));
     }
-    println!("(* = used by fisherflow; choose another with --adapter NAME or FISHERFLOW_ADAPTER, backends with WGPU_BACKEND)");
+    println!("(* = the adapter fisherflow picks; choose another with --adapter NAME or FISHERFLOW_ADAPTER, backends with WGPU_BACKEND)");
+    // The same choice `train` and `sample` make without --cpu/--gpu.
+    let choice = fisherflow::device::choose(opts, fisherflow::device::Backend::Auto)?;
+    println!("train and sample run on: {}", choice.reason);
     Ok(())
 }

@@ -1,8 +1,13 @@
-//! Subcommands of the `fisherflow` binary, one module each.
+//! Subcommands of the `fisherflow` binary, one module each, and what they share.
 
 pub mod bench;
+pub mod common;
 pub mod data;
 pub mod devices;
-pub mod flow;
+pub mod report;
+pub mod sample;
 pub mod sdflow;
+pub mod signals;
 pub mod tn;
+pub mod toybench;
+pub mod train;

@@ -56,6 +56,7 @@ pub struct SequenceDataset {
 
 /// File formats understood by [`SequenceDataset::read`] and [`SequenceDataset::write`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Format {
     /// Whitespace-separated integer ids, one sequence per line.
     Ids,
@@ -228,7 +229,11 @@ impl<'a> RowBuilder<'a> {
 }
 
 fn read_text(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| Error::Io(path.display().to_string(), e))?;
+    let mut bytes = std::fs::read(path).map_err(|e| Error::Io(path.display().to_string(), e))?;
+    // A byte-order mark (as some editors write) is not part of the first line.
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        bytes.drain(..3);
+    }
     String::from_utf8(bytes)
         .map_err(|e| Error::Parse(format!("{}: not UTF-8 text: {e}", path.display())))
 }
@@ -476,12 +481,19 @@ impl SequenceDataset {
     /// FASTA text (needs an alphabet); headers `>{prefix}{i}`, followed by ` class={c}` when
     /// the data are labelled; sequences wrapped at 80 columns.
     pub fn to_fasta_text(&self, prefix: &str) -> Result<String> {
+        self.to_fasta_text_from(prefix, 0)
+    }
+
+    /// [`to_fasta_text`](Self::to_fasta_text) with the headers numbered from `first` (for a
+    /// file written in chunks).
+    pub fn to_fasta_text_from(&self, prefix: &str, first: usize) -> Result<String> {
         let a = self.alphabet_for_write()?;
         let mut s = String::new();
         for i in 0..self.n {
+            let id = first + i;
             match self.label(i) {
-                Some(c) => s.push_str(&format!(">{prefix}{i} class={c}\n")),
-                None => s.push_str(&format!(">{prefix}{i}\n")),
+                Some(c) => s.push_str(&format!(">{prefix}{id} class={c}\n")),
+                None => s.push_str(&format!(">{prefix}{id}\n")),
             }
             for chunk in self.row(i).chunks(80) {
                 for &t in chunk {
@@ -511,14 +523,44 @@ impl SequenceDataset {
         }
     }
 
-    /// Write the dataset to `path` in `format` (character formats need an alphabet).
-    pub fn write(&self, path: impl AsRef<Path>, format: Format) -> Result<()> {
-        let text = match format {
+    /// The dataset as text in `format` (character formats need an alphabet); FASTA headers
+    /// are numbered from `first`.
+    pub fn to_text(&self, format: Format, first: usize) -> Result<String> {
+        Ok(match format {
             Format::Ids => self.to_ids_text(),
             Format::Chars => self.to_chars_text()?,
-            Format::Fasta => self.to_fasta_text("seq")?,
+            Format::Fasta => self.to_fasta_text_from("seq", first)?,
+        })
+    }
+
+    /// Write the dataset to `path` in `format` (character formats need an alphabet),
+    /// atomically, replacing a regular file that is there ([`file::write_atomic`]).
+    pub fn write(&self, path: impl AsRef<Path>, format: Format) -> Result<()> {
+        file::write_atomic(path.as_ref(), self.to_text(format, 0)?.as_bytes(), true)
+    }
+
+    /// A 64-bit FNV-1a hash of the shape, the tokens, the alphabet and the labels, as 16 hex
+    /// digits: what a resumed run compares to know it trains on the same data.
+    pub fn content_hash(&self) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |bytes: &[u8]| {
+            for &b in bytes {
+                h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+            }
         };
-        let p = path.as_ref();
-        std::fs::write(p, text).map_err(|e| Error::Io(p.display().to_string(), e))
+        for v in [self.n, self.len, self.vocab] {
+            eat(&(v as u64).to_le_bytes());
+        }
+        for &t in &self.tokens {
+            eat(&t.to_le_bytes());
+        }
+        eat(self.alphabet.as_deref().unwrap_or("").as_bytes());
+        if let Some(l) = &self.labels {
+            eat(&(l.classes as u64).to_le_bytes());
+            for &c in &l.ids {
+                eat(&c.to_le_bytes());
+            }
+        }
+        format!("{h:016x}")
     }
 }

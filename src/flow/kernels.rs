@@ -9,7 +9,9 @@ pub static SHADER: ShaderDef = ShaderDef::new(
     "flow",
     &[lib::GRID, include_str!("../../shaders/flow.wgsl")],
 )
-.slots(&["tokens", "u", "x", "y", "perm", "t", "out", "out2", "ids"]);
+.slots(&[
+    "tokens", "u", "x", "y", "perm", "t", "out", "out2", "ids", "z",
+]);
 
 /// One-hot rows of sampled sequences.
 pub static GATHER_ONEHOT: KernelDef =
@@ -34,9 +36,14 @@ pub static SIMPLEX_STEP: KernelDef =
 pub static AXPBY: KernelDef =
     KernelDef::new(&SHADER, "axpby", &["x", "out"]).params::<FlowParams>();
 
+/// Scaled squared errors of an embedded Runge–Kutta pair.
+pub static ERR_TERMS: KernelDef =
+    KernelDef::new(&SHADER, "err_terms", &["x", "y", "z", "out"]).params::<FlowParams>();
+
 /// Every kernel of the family.
 pub fn kernels() -> Vec<&'static KernelDef> {
     vec![
+        &ERR_TERMS,
         &GATHER_ONEHOT,
         &PERMUTE_ROWS,
         &ARGMAX,
@@ -375,4 +382,34 @@ pub fn axpby(
         v.len(),
         &[Arg::from(v), Arg::from(out)],
     )
+}
+
+/// Record `out ← (e / (atol + rtol·max(|x|, |y|)))²` element-wise (all four the same length).
+#[allow(clippy::too_many_arguments)]
+pub fn err_terms(
+    ctx: &GpuContext,
+    rec: &mut Recorder,
+    x: &GpuTensor<f32>,
+    y: &GpuTensor<f32>,
+    e: &GpuTensor<f32>,
+    atol: f32,
+    rtol: f32,
+    out: &GpuTensor<f32>,
+) -> Result<()> {
+    let n = x.len();
+    if [y.len(), e.len(), out.len()].iter().any(|&l| l != n) || n == 0 {
+        return Err(Error::Shape(format!(
+            "err_terms of {:?}, {:?}, {:?} into {:?}",
+            x.shape(),
+            y.shape(),
+            e.shape(),
+            out.shape()
+        )));
+    }
+    let p = FlowParams {
+        b: rtol,
+        ..params(n, 1, 1, 1, atol)?
+    };
+    let args = [x.into(), y.into(), e.into(), out.into()];
+    launch(ctx, rec, &ERR_TERMS, p, n, &args)
 }

@@ -2,8 +2,11 @@
 //! baseline, minibatch optimal transport, training and sampling.
 
 pub mod batch;
+pub mod devices;
 pub mod field;
 pub mod kernels;
+pub mod meta;
+pub mod ode;
 pub mod ot;
 pub mod sample;
 pub mod toybench;
@@ -15,5 +18,10 @@ pub use field::FieldNet;
 pub fn kernels() -> Vec<&'static crate::gpu::KernelDef> {
     [kernels::kernels(), ot::kernels()].concat()
 }
-pub use sample::{sample, sample_with_progress, FlowModel, SampleConfig, Solver};
+pub use meta::{DataInfo, OtKind, RunConfig, ScheduleKind};
+pub use ode::{Adaptive, Solver};
+pub use sample::{
+    sample, sample_into, sample_with_progress, sample_with_stats, FlowModel, SampleConfig,
+    SampleStats,
+};
 pub use train::{FlowConfig, Geometry, LrSchedule, OtMode, TrainConfig, Trainer};

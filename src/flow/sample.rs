@@ -1,65 +1,48 @@
 //! Sampling a trained flow: integrate `dx/dt = v_θ(x, t)` from the prior at `t = 0` to `t = 1`
-//! along geodesics (tangent Euler, midpoint or RK4 on the product of spheres; Euler-type steps
-//! on the simplex for the linear baseline), then read out `argmax x²`.
+//! with one of the integrators of [`ode`](super::ode) (geodesic Euler, midpoint, RK4 or
+//! adaptive Dormand–Prince on the product of spheres; the same methods in the flat geometry of
+//! the simplex baseline), then read out `argmax x²`.
 //!
 //! On the GPU the whole integration of a chunk of samples is one recording (prior, every
-//! network evaluation, every step, argmax) replayed once per chunk with a new RNG counter;
-//! chunks keep every buffer inside the adapter's binding limits. The network runs as a
-//! [`FieldNet`] with weights and activations in f32 or, where the adapter has `SHADER_F16`,
-//! f16 ([`SampleConfig::precision`]); the points and the geodesic steps stay f32.
+//! network evaluation, every step, argmax) replayed once per chunk with a new RNG counter
+//! (adaptive steps are decided on the host between steps); chunks keep every buffer inside the
+//! adapter's binding limits. The network runs as a [`FieldNet`] (the training graph compiled
+//! for inference) with weights and activations in f32 or, where the adapter has `SHADER_F16`,
+//! f16 ([`SampleConfig::precision`]); the points and the geodesic steps stay f32. The CPU
+//! backend runs the same integrators on the same graph's inference program.
 
-use crate::autodiff::{CpuExecutor, Executor, NamedTensor, OptimConfig};
+use crate::autodiff::NamedTensor;
 use crate::checkpoint::Checkpoint;
 use crate::data::SequenceDataset;
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::flow::devices::{CpuModelField, CpuOde, GpuModelField, GpuOde};
 use crate::flow::field::FieldNet;
 use crate::flow::kernels as fk;
+pub use crate::flow::ode::Solver;
+use crate::flow::ode::{integrate_adaptive, integrate_fixed, Adaptive, OdeDevice, VectorField};
 use crate::flow::train::{
     params_from, parse_meta, write_model_meta, FlowConfig, Geometry, Trainer, META_MODEL,
 };
-use crate::gpu::{GpuContext, GpuTensor, Recorder};
+use crate::gpu::{GpuContext, GpuTensor};
 use crate::kernels::rng::{self, GpuRng};
-use crate::kernels::{sphere, Precision};
+use crate::kernels::Precision;
 use crate::nn::Mlp;
 
 /// Philox stream of the sampler's prior.
 pub const STREAM_SAMPLE_PRIOR: u32 = 16;
-
-/// ODE integrator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Solver {
-    /// One field evaluation per step.
-    Euler,
-    /// Two evaluations per step (second order).
-    Midpoint,
-    /// Four evaluations per step (classic Runge–Kutta).
-    Rk4,
-}
-
-impl std::str::FromStr for Solver {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "euler" => Ok(Solver::Euler),
-            "midpoint" => Ok(Solver::Midpoint),
-            "rk4" => Ok(Solver::Rk4),
-            _ => Err(Error::InvalidArgument(format!(
-                "unknown solver {s:?}; use euler, midpoint or rk4"
-            ))),
-        }
-    }
-}
 
 /// Sampling settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SampleConfig {
     /// Number of sequences.
     pub n: usize,
-    /// Integration steps from t = 0 to 1.
+    /// Integration steps from t = 0 to 1 (fixed-step solvers).
     pub steps: usize,
     /// Integrator.
     pub solver: Solver,
+    /// Tolerances of [`Solver::Dopri5`].
+    pub adaptive: Adaptive,
     /// Seed of the prior draws.
     pub seed: u64,
     /// Sequences integrated together (`None`: chosen from the adapter's limits).
@@ -76,6 +59,7 @@ impl Default for SampleConfig {
             n: 1000,
             steps: 100,
             solver: Solver::Euler,
+            adaptive: Adaptive::default(),
             seed: 0,
             chunk: None,
             precision: Precision::F32,
@@ -156,6 +140,15 @@ fn chunk_size(ctx: Option<&GpuContext>, model: &FlowModel, cfg: &SampleConfig) -
     (want.max(4) / 4) * 4
 }
 
+/// What a sampling run did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SampleStats {
+    /// Field evaluations per sequence (over the whole integration).
+    pub evaluations: usize,
+    /// Chunks of sequences integrated.
+    pub chunks: usize,
+}
+
 /// Draw `cfg.n` sequences from `model` on `device`.
 pub fn sample(device: Device, model: &FlowModel, cfg: &SampleConfig) -> Result<SequenceDataset> {
     sample_with_progress(device, model, cfg, &mut |_, _| {})
@@ -168,142 +161,147 @@ pub fn sample_with_progress(
     cfg: &SampleConfig,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<SequenceDataset> {
+    Ok(sample_with_stats(device, model, cfg, progress)?.0)
+}
+
+/// [`sample_with_progress`], also returning what the integration did.
+pub fn sample_with_stats(
+    device: Device,
+    model: &FlowModel,
+    cfg: &SampleConfig,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(SequenceDataset, SampleStats)> {
+    let (l, k) = (model.config.mlp.seq_len, model.config.mlp.categories);
+    let mut tokens = Vec::with_capacity(cfg.n.saturating_mul(l).min(1 << 24));
+    let stats = sample_into(device, model, cfg, &mut |rows| {
+        tokens.extend_from_slice(rows);
+        progress(tokens.len() / l, cfg.n);
+        Ok(())
+    })?;
+    Ok((SequenceDataset::new(tokens, cfg.n, l, k, None)?, stats))
+}
+
+/// [`sample`] chunk by chunk: `sink` receives the tokens of each chunk's sequences (whole rows,
+/// `cfg.n` sequences in all) as soon as they are drawn, so no more than a chunk is held; an
+/// error from `sink` stops the sampling.
+pub fn sample_into(
+    device: Device,
+    model: &FlowModel,
+    cfg: &SampleConfig,
+    sink: &mut dyn FnMut(&[u32]) -> Result<()>,
+) -> Result<SampleStats> {
+    check(cfg)?;
     match device {
-        Device::Gpu(ctx) => sample_gpu(ctx, model, cfg, progress),
-        Device::Cpu => sample_cpu(model, cfg, progress),
+        Device::Gpu(ctx) => sample_gpu(ctx, model, cfg, sink),
+        Device::Cpu => sample_cpu(model, cfg, sink),
     }
+}
+
+/// Integrate `a` (holding the prior) from 0 to 1; returns the buffer holding the result and
+/// the field evaluations it took.
+fn integrate<D: OdeDevice, F: VectorField<D>>(
+    dev: &mut D,
+    field: &mut F,
+    cfg: &SampleConfig,
+    fold: bool,
+    a: &D::Buf,
+    b: &D::Buf,
+) -> Result<(D::Buf, usize)> {
+    match cfg.solver {
+        Solver::Dopri5 => {
+            let (x, st) = integrate_adaptive(dev, field, a, b, 0.0, 1.0, &cfg.adaptive, fold)?;
+            Ok((x, st.evaluations))
+        }
+        s => {
+            let x = integrate_fixed(dev, field, s, a, b, 0.0, 1.0, cfg.steps, fold)?;
+            Ok((x, cfg.steps * s.tableau().stages()))
+        }
+    }
+}
+
+/// Hand the first rows of a chunk's tokens `got` to `sink`, up to `n` sequences of `l` in all
+/// (`done` so far); returns the new count.
+fn emit(
+    sink: &mut dyn FnMut(&[u32]) -> Result<()>,
+    got: &[u32],
+    done: usize,
+    n: usize,
+    l: usize,
+) -> Result<usize> {
+    let rows = (n - done).min(got.len() / l);
+    sink(&got[..rows * l])?;
+    Ok(done + rows)
 }
 
 fn sample_gpu(
     ctx: &GpuContext,
     model: &FlowModel,
     cfg: &SampleConfig,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<SequenceDataset> {
-    check(cfg)?;
+    sink: &mut dyn FnMut(&[u32]) -> Result<()>,
+) -> Result<SampleStats> {
     let (l, k) = (model.config.mlp.seq_len, model.config.mlp.categories);
     let c = chunk_size(Some(ctx), model, cfg);
-    let net = FieldNet::new(ctx, model, c, cfg.precision)?;
-    let shape = [c, l, k];
-    let x = net.input();
-    let v = net.output();
-    let start = GpuTensor::<f32>::zeros(ctx, &shape)?;
-    let acc = GpuTensor::<f32>::zeros(ctx, &shape)?;
-    let ids = GpuTensor::<u32>::zeros(ctx, &[c * l])?;
-    let rng = GpuRng::new(ctx, cfg.seed, 0);
     let geometry = model.config.geometry;
-    let step = |rec: &mut Recorder,
-                from: &GpuTensor,
-                vel: &GpuTensor,
-                dt: f32,
-                out: &GpuTensor|
-     -> Result<()> {
-        match geometry {
-            Geometry::Sphere => sphere::euler_step(ctx, rec, from, vel, dt, out),
-            Geometry::Simplex => fk::simplex_step(ctx, rec, from, vel, dt, out),
-        }
+    let mut field = GpuModelField::new(FieldNet::new(ctx, model, c, cfg.precision)?);
+    let mut dev = GpuOde::new(ctx, geometry, [c, l, k]);
+    let (a, b) = (dev.buffer()?, dev.buffer()?);
+    let ids = GpuTensor::<u32>::zeros(ctx, &[c * l])?;
+    let mut rng = GpuRng::new(ctx, cfg.seed, 0);
+    let fold = geometry == Geometry::Sphere;
+    let prior = |dev: &mut GpuOde<'_>, rng: &GpuRng| match geometry {
+        Geometry::Sphere => rng::sphere_prior(ctx, &mut dev.rec, rng, STREAM_SAMPLE_PRIOR, &a),
+        Geometry::Simplex => rng::dirichlet1(ctx, &mut dev.rec, rng, STREAM_SAMPLE_PRIOR, &a),
     };
-    let bytes = x.bytes();
-    let mut rec = Recorder::new();
-    match geometry {
-        Geometry::Sphere => rng::sphere_prior(ctx, &mut rec, &rng, STREAM_SAMPLE_PRIOR, x)?,
-        Geometry::Simplex => rng::dirichlet1(ctx, &mut rec, &rng, STREAM_SAMPLE_PRIOR, x)?,
+    let mut stats = SampleStats::default();
+    if cfg.solver != Solver::Dopri5 {
+        // One recording for the whole integration, replayed per chunk.
+        prior(&mut dev, &rng)?;
+        let (x, evals) = integrate(&mut dev, &mut field, cfg, fold, &a, &b)?;
+        fk::argmax(ctx, &mut dev.rec, &x, &ids)?;
+        stats.evaluations = evals;
     }
-    let dt = 1.0 / cfg.steps as f32;
-    let field = |rec: &mut Recorder, time: f32| net.record(rec, time);
-    for s in 0..cfg.steps {
-        let t0 = s as f32 * dt;
-        // `start` holds x at the beginning of the step; stages write the network input `x`.
-        rec.copy(x.buffer(), 0, start.buffer(), 0, bytes);
-        match cfg.solver {
-            Solver::Euler => {
-                field(&mut rec, t0)?;
-                step(&mut rec, &start, v, dt, x)?;
-            }
-            Solver::Midpoint => {
-                field(&mut rec, t0)?;
-                step(&mut rec, &start, v, 0.5 * dt, x)?;
-                field(&mut rec, t0 + 0.5 * dt)?;
-                step(&mut rec, &start, v, dt, x)?;
-            }
-            Solver::Rk4 => {
-                field(&mut rec, t0)?;
-                rec.copy(v.buffer(), 0, acc.buffer(), 0, bytes);
-                step(&mut rec, &start, v, 0.5 * dt, x)?;
-                field(&mut rec, t0 + 0.5 * dt)?;
-                fk::axpby(ctx, &mut rec, 2.0, v, 1.0, &acc)?;
-                step(&mut rec, &start, v, 0.5 * dt, x)?;
-                field(&mut rec, t0 + 0.5 * dt)?;
-                fk::axpby(ctx, &mut rec, 2.0, v, 1.0, &acc)?;
-                step(&mut rec, &start, v, dt, x)?;
-                field(&mut rec, t0 + dt)?;
-                fk::axpby(ctx, &mut rec, 1.0, v, 1.0, &acc)?;
-                step(&mut rec, &start, &acc, dt / 6.0, x)?;
-            }
+    let mut done = 0;
+    while done < cfg.n {
+        rng.set_counter(ctx, stats.chunks as u64);
+        if cfg.solver == Solver::Dopri5 {
+            prior(&mut dev, &rng)?;
+            let (x, evals) = integrate(&mut dev, &mut field, cfg, fold, &a, &b)?;
+            fk::argmax(ctx, &mut dev.rec, &x, &ids)?;
+            std::mem::take(&mut dev.rec).submit(ctx)?;
+            stats.evaluations = stats.evaluations.max(evals);
+        } else {
+            dev.rec.submit(ctx)?;
         }
+        done = emit(sink, &ids.to_vec(ctx)?, done, cfg.n, l)?;
+        stats.chunks += 1;
     }
-    fk::argmax(ctx, &mut rec, x, &ids)?;
-    let mut rng = rng;
-    let mut tokens = Vec::with_capacity(cfg.n * l);
-    let mut chunk = 0u64;
-    while tokens.len() < cfg.n * l {
-        rng.set_counter(ctx, chunk);
-        rec.submit(ctx)?;
-        let got = ids.to_vec(ctx)?;
-        let need = (cfg.n * l - tokens.len()).min(got.len());
-        tokens.extend_from_slice(&got[..need]);
-        chunk += 1;
-        progress(tokens.len() / l, cfg.n);
-    }
-    SequenceDataset::new(tokens, cfg.n, l, k, None)
+    Ok(stats)
 }
 
-/// The CPU backend's sampler: the same integrators, in f64 for the manifold steps.
+/// The CPU backend's sampler: the same integrators on the model's inference program, the
+/// manifold maths in f64.
 fn sample_cpu(
     model: &FlowModel,
     cfg: &SampleConfig,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<SequenceDataset> {
-    check(cfg)?;
+    sink: &mut dyn FnMut(&[u32]) -> Result<()>,
+) -> Result<SampleStats> {
     if cfg.precision != Precision::F32 {
         return Err(Error::InvalidArgument(format!(
             "the CPU sampler runs in f32 only; {} sampling needs the GPU backend",
             cfg.precision
         )));
     }
-    let mlp = Mlp::new(model.config.mlp, 0)?;
     let (l, k) = (model.config.mlp.seq_len, model.config.mlp.categories);
     let c = chunk_size(None, model, cfg).min(1024);
-    let mut exe = CpuExecutor::<f32>::new(&mlp.graph, c, &[mlp.out], None, OptimConfig::default())?;
-    exe.load_params(&model.params)?;
     let geometry = model.config.geometry;
-    let mut field = |x: &[f32], time: f32| -> Result<Vec<f32>> {
-        exe.set_input(Mlp::X, x)?;
-        exe.set_input(Mlp::T, &vec![time; c])?;
-        exe.forward()?;
-        exe.output(mlp.out)
-    };
-    let step = |from: &[f32], vel: &[f32], dt: f32| -> Vec<f32> {
-        match geometry {
-            Geometry::Sphere => {
-                let f = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
-                sphere::reference::euler_step(&f(from), &f(vel), dt as f64, k)
-                    .into_iter()
-                    .map(|a| a as f32)
-                    .collect()
-            }
-            Geometry::Simplex => {
-                let mut out = from.to_vec();
-                fk::simplex_step_cpu(&mut out, vel, k, dt);
-                out
-            }
-        }
-    };
-    let dt = 1.0 / cfg.steps as f32;
-    let mut tokens = Vec::with_capacity(cfg.n * l);
-    let mut chunk = 0u64;
-    while tokens.len() < cfg.n * l {
-        let mut x = match geometry {
+    let mut field = CpuModelField::new(model, c)?;
+    let mut dev = CpuOde::new(geometry, c * l * k, k);
+    let (a, b) = (dev.buffer()?, dev.buffer()?);
+    let mut stats = SampleStats::default();
+    let mut done = 0;
+    while done < cfg.n {
+        let chunk = stats.chunks as u64;
+        dev.bufs[a] = match geometry {
             Geometry::Sphere => {
                 rng::cpu::sphere_prior(cfg.seed, chunk, STREAM_SAMPLE_PRIOR, c * l, k)
             }
@@ -311,31 +309,11 @@ fn sample_cpu(
                 rng::cpu::dirichlet1(cfg.seed, chunk, STREAM_SAMPLE_PRIOR, c * l, k)
             }
         };
-        for s in 0..cfg.steps {
-            let t0 = s as f32 * dt;
-            x = match cfg.solver {
-                Solver::Euler => step(&x, &field(&x, t0)?, dt),
-                Solver::Midpoint => {
-                    let mid = step(&x, &field(&x, t0)?, 0.5 * dt);
-                    step(&x, &field(&mid, t0 + 0.5 * dt)?, dt)
-                }
-                Solver::Rk4 => {
-                    let k1 = field(&x, t0)?;
-                    let k2 = field(&step(&x, &k1, 0.5 * dt), t0 + 0.5 * dt)?;
-                    let k3 = field(&step(&x, &k2, 0.5 * dt), t0 + 0.5 * dt)?;
-                    let k4 = field(&step(&x, &k3, dt), t0 + dt)?;
-                    let comb: Vec<f32> = (0..x.len())
-                        .map(|i| k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i])
-                        .collect();
-                    step(&x, &comb, dt / 6.0)
-                }
-            };
-        }
-        let got = fk::argmax_cpu(&x, k);
-        let need = (cfg.n * l - tokens.len()).min(got.len());
-        tokens.extend_from_slice(&got[..need]);
-        chunk += 1;
-        progress(tokens.len() / l, cfg.n);
+        let fold = geometry == Geometry::Sphere;
+        let (x, evals) = integrate(&mut dev, &mut field, cfg, fold, &a, &b)?;
+        done = emit(sink, &fk::argmax_cpu(&dev.bufs[x], k), done, cfg.n, l)?;
+        stats.evaluations = stats.evaluations.max(evals);
+        stats.chunks += 1;
     }
-    SequenceDataset::new(tokens, cfg.n, l, k, None)
+    Ok(stats)
 }

@@ -61,6 +61,22 @@ pub struct ToyBenchConfig {
     pub cosine: bool,
 }
 
+impl Default for ToyBenchConfig {
+    /// The benchmark of BENCHMARKS.md: 1,000 steps of batch 256, hidden 256, KL from 16,384
+    /// samples of 100 Euler steps, the papers' constant rate.
+    fn default() -> Self {
+        Self {
+            steps: 1000,
+            batch: 256,
+            hidden: 256,
+            samples: 16_384,
+            sample_steps: 100,
+            seed: 0,
+            cosine: false,
+        }
+    }
+}
+
 /// One row of the result table.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ToyRow {

@@ -76,10 +76,52 @@ fn make_instance(opts: &ContextOptions) -> wgpu::Instance {
         .backends
         .or_else(wgpu::Backends::from_env)
         .unwrap_or(wgpu::Backends::all());
+    let flags = wgpu::InstanceFlags::empty().with_env();
+    // Vulkan is the only backend built for these platforms.
+    #[cfg(all(unix, not(target_vendor = "apple"), not(target_os = "android")))]
+    if backends.contains(wgpu::Backends::VULKAN) {
+        if let Some(instance) = vulkan_compute_instance(flags) {
+            return instance;
+        }
+    }
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
     desc.backends = backends;
-    desc.flags = wgpu::InstanceFlags::empty().with_env();
+    desc.flags = flags;
     wgpu::Instance::new(desc)
+}
+
+/// A Vulkan instance without the window-system surface extensions (Xlib, XCB, Wayland), which
+/// compute never uses: with them enabled, Mesa's device-selection layer connects to the Wayland
+/// and X servers while the adapters are listed, which on a headless machine prints
+/// "XDG_RUNTIME_DIR is invalid or not set" for every command. `None` when Vulkan cannot start
+/// (the caller then lets wgpu report why).
+#[cfg(all(unix, not(target_vendor = "apple"), not(target_os = "android")))]
+fn vulkan_compute_instance(flags: wgpu::InstanceFlags) -> Option<wgpu::Instance> {
+    use wgpu::hal;
+    const WINDOW_SYSTEMS: [&[u8]; 3] = [
+        b"VK_KHR_xlib_surface",
+        b"VK_KHR_xcb_surface",
+        b"VK_KHR_wayland_surface",
+    ];
+    let desc = hal::InstanceDescriptor {
+        name: "fisherflow",
+        flags,
+        memory_budget_thresholds: Default::default(),
+        backend_options: Default::default(),
+        telemetry: None,
+        display: None,
+    };
+    let drop_window_systems: Box<hal::vulkan::CreateInstanceCallback<'_>> = Box::new(|args| {
+        args.extensions
+            .retain(|e| !WINDOW_SYSTEMS.contains(&e.to_bytes()));
+    });
+    // SAFETY: the descriptor is valid; the instance never creates a surface, so leaving out
+    // the extensions that only surfaces need removes nothing it uses.
+    let raw =
+        unsafe { hal::vulkan::Instance::init_with_callback(&desc, Some(drop_window_systems)) }
+            .ok()?;
+    // SAFETY: `raw` is a valid Vulkan instance that wgpu now owns.
+    Some(unsafe { wgpu::Instance::from_hal::<hal::api::Vulkan>(raw) })
 }
 
 fn adapter_filter(opts: &ContextOptions) -> Option<String> {

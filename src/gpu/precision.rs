@@ -6,6 +6,7 @@ use crate::gpu::GpuContext;
 /// Storage precision of the tensors a kernel reads and writes. Arithmetic is f32 either way:
 /// `F16` halves memory traffic and footprint, accumulations stay in f32 registers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Precision {
     /// 32-bit floats.
     #[default]

@@ -21,7 +21,7 @@ macro_rules! outputs {
             }
 
             /// Write the chart to `path`: PNG when the name ends in `.png`, SVG otherwise
-            /// (see [`write_file`](super::write_file)).
+            /// written atomically ([`crate::data::file::write_atomic`]).
             pub fn write(&self, path: &std::path::Path) -> Result<()> {
                 super::write_scene(&self.scene()?, path)
             }
@@ -43,7 +43,7 @@ pub use line::{LineChart, Series};
 pub use raster::{crc32, Image};
 pub use scatter::{ScatterChart, SAMPLE_COLOR, TARGET_COLOR};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// A line chart of named series of `(x, y)` points with a logarithmic y axis (and a
 /// logarithmic x axis when x spans more than a factor of 10). Non-positive or non-finite
@@ -113,31 +113,5 @@ fn write_scene(scene: &scene::Scene, path: &Path) -> Result<()> {
     } else {
         scene.to_svg().into_bytes()
     };
-    write_file(path, &bytes)
-}
-
-/// Write `bytes` to `path` atomically: to a temporary file in the same directory, then renamed
-/// over `path`. A `path` that exists and is not a regular file (a directory, a link, a device)
-/// is refused.
-pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path.display().to_string();
-    if let Ok(m) = std::fs::symlink_metadata(path) {
-        if !m.file_type().is_file() {
-            return Err(Error::InvalidArgument(format!(
-                "{name} exists and is not a regular file; not replacing it"
-            )));
-        }
-    }
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| Error::InvalidArgument(format!("{name}: not a file name")))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(file_name);
-    tmp_name.push(format!(".tmp.{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(|e| Error::Io(name, e))
+    crate::data::file::write_atomic(path, &bytes, true)
 }

@@ -74,9 +74,14 @@ pub static INTERPOLANT_TARGET: KernelDef = KernelDef::new(
 pub static GEODESIC_STEP: KernelDef =
     KernelDef::new(&SHADER, "geodesic_step", XYO).params::<Params>();
 
+/// `out ← dexp_{dt·u}^{-1}(w)`, a tangent vector at `exp_x(dt·u)` pulled back to `x`.
+pub static PULL_BACK: KernelDef =
+    KernelDef::new(&SHADER, "pull_back", &["x", "y", "z", "out"]).params::<Params>();
+
 /// Every kernel of the family.
 pub fn kernels() -> Vec<&'static KernelDef> {
     vec![
+        &PULL_BACK,
         &TO_SPHERE,
         &TO_SIMPLEX,
         &EXP_MAP,
@@ -505,6 +510,33 @@ pub fn geodesic_step(
         ..Default::default()
     };
     binary_rows(ctx, rec, &GEODESIC_STEP, ["x", "v"], x, v, out, o)
+}
+
+/// Record the pull-back of `w`, a tangent vector at `y = exp_x(dt·u)` (`u` tangent at `x`),
+/// to the tangent space at `x` through the inverse differential of `exp_x` at `dt·u`:
+/// `out ← dexp_{dt·u}^{-1}(w)`. Runge–Kutta stage velocities pulled back this way integrate in
+/// normal coordinates at `x` (Runge–Kutta–Munthe-Kaas), so every integrator keeps its order.
+#[allow(clippy::too_many_arguments)]
+pub fn pull_back(
+    ctx: &GpuContext,
+    rec: &mut Recorder,
+    x: &GpuTensor,
+    u: &GpuTensor,
+    dt: f32,
+    w: &GpuTensor,
+    out: &GpuTensor,
+) -> Result<()> {
+    check_dt(dt)?;
+    let (rows, k) = rows_k("x", x)?;
+    same_shape("x", x, "u", u)?;
+    same_shape("x", x, "w", w)?;
+    same_shape("x", x, "out", out)?;
+    let o = Opts {
+        dt,
+        ..Default::default()
+    };
+    let t = [Bind::Rows(x), Bind::Rows(u), Bind::Rows(w), Bind::Rows(out)];
+    launch(ctx, rec, &PULL_BACK, rows, k, o, &t)
 }
 
 /// Record the sampler's tangent Euler step `out ← |exp_x(dt·proj_x(v))| / ‖·‖`: the

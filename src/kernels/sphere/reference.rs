@@ -169,3 +169,35 @@ pub fn euler_row(x: &[f64], v: &[f64], dt: f64) -> Vec<f64> {
 pub fn euler_step(x: &[f64], v: &[f64], dt: f64, k: usize) -> Vec<f64> {
     rowwise(x, v, k, |x, v| euler_row(x, v, dt))
 }
+
+/// The pull-back of one row: `w` tangent at `exp_x(dt·u)` to the tangent space at `x`,
+/// `dexp_{dt·u}^{-1}(w) = β û + θ/sin θ (w − β e)` with `θ = ‖dt·u‖`, `û = dt·u/θ`,
+/// `e = −sin θ x + cos θ û` and `β = ⟨w, e⟩`; the tangent projection of `w` when `θ` is tiny.
+pub fn pull_back_row(x: &[f64], u: &[f64], dt: f64, w: &[f64]) -> Vec<f64> {
+    let us: Vec<f64> = u.iter().map(|v| dt * v).collect();
+    let theta = norm(&us);
+    if theta < EXP_TINY {
+        let c = dot(w, x);
+        return w.iter().zip(x).map(|(a, b)| a - c * b).collect();
+    }
+    let uh: Vec<f64> = us.iter().map(|v| v / theta).collect();
+    let e: Vec<f64> = x
+        .iter()
+        .zip(&uh)
+        .map(|(a, b)| -theta.sin() * a + theta.cos() * b)
+        .collect();
+    let beta = dot(w, &e);
+    let c = theta / theta.sin();
+    (0..x.len())
+        .map(|i| beta * uh[i] + c * (w[i] - beta * e[i]))
+        .collect()
+}
+
+/// [`pull_back_row`] per row.
+pub fn pull_back(x: &[f64], u: &[f64], dt: f64, w: &[f64], k: usize) -> Vec<f64> {
+    x.chunks(k)
+        .zip(u.chunks(k))
+        .zip(w.chunks(k))
+        .flat_map(|((x, u), w)| pull_back_row(x, u, dt, w))
+        .collect()
+}

@@ -1,0 +1,252 @@
+//! `fisherflow sample` (streamed to disk chunk by chunk) and `fisherflow eval`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use fisherflow::budget::{self, MAX_SAMPLE_STEPS};
+use fisherflow::checkpoint::Checkpoint;
+use fisherflow::data::dna::DnaSpec;
+use fisherflow::data::file::{check_not_input, check_output, AtomicFile};
+use fisherflow::data::{Alphabet, Format, SequenceDataset};
+use fisherflow::flow::{meta, sample_into, Adaptive, FlowModel, SampleConfig, Solver};
+use fisherflow::gpu::ContextOptions;
+use fisherflow::kernels::Precision;
+use fisherflow::{Error, Result};
+
+use super::common::{self, flag_error, guess_format, DataArgs, DeviceArgs};
+use super::{report, signals};
+
+/// Arguments of `fisherflow sample`.
+#[derive(clap::Args)]
+#[command(allow_negative_numbers = true)]
+pub struct SampleArgs {
+    /// A checkpoint written by `fisherflow train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Number of sequences.
+    #[arg(long, default_value_t = SampleConfig::default().n,
+          value_parser = super::common::count(1, u64::MAX))]
+    n: usize,
+    /// Integration steps (fixed-step solvers).
+    #[arg(long, default_value_t = SampleConfig::default().steps,
+          value_parser = super::common::count(1, MAX_SAMPLE_STEPS as u64))]
+    steps: usize,
+    /// Integrator: euler (1st order), midpoint (2nd), rk4 (4th), or dopri5 (adaptive 5(4),
+    /// steps chosen by --rtol and --atol).
+    #[arg(long, value_enum, default_value_t = SampleConfig::default().solver)]
+    solver: Solver,
+    /// Relative tolerance of dopri5.
+    #[arg(long, default_value_t = Adaptive::default().rtol, value_parser = super::common::positive_f64)]
+    rtol: f64,
+    /// Absolute tolerance of dopri5.
+    #[arg(long, default_value_t = Adaptive::default().atol, value_parser = super::common::positive_f64)]
+    atol: f64,
+    /// Seed of the prior draws.
+    #[arg(long, default_value_t = SampleConfig::default().seed)]
+    seed: u64,
+    /// Output file, written atomically as the samples are drawn.
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace an existing --out.
+    #[arg(long)]
+    force: bool,
+    /// Output format [default: chars when the model was trained on an alphabet, else ids].
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    #[command(flatten)]
+    device: DeviceArgs,
+    /// Storage of the network's weights and activations: f16 runs on the GPU only (it needs
+    /// the adapter's SHADER_F16 feature; implies --gpu).
+    #[arg(long, value_enum, default_value_t = SampleConfig::default().precision)]
+    precision: Precision,
+}
+
+/// Bytes of `n` sequences of length `l` over `k` tokens in `format`, at most.
+fn output_bytes(format: Format, n: usize, l: usize, k: usize) -> u128 {
+    let per_token = match format {
+        Format::Ids => (k.max(2) - 1).ilog10() as u64 + 2,
+        Format::Chars | Format::Fasta => 1,
+    };
+    let line_breaks = match format {
+        Format::Fasta => l.div_ceil(80) as u64 + 1,
+        _ => 1,
+    };
+    let header = match format {
+        Format::Fasta => 5 + n.max(1).ilog10() as u64 + 1,
+        _ => 0,
+    };
+    budget::bytes(&[n, l], per_token).saturating_add(budget::bytes(&[n], line_breaks + header))
+}
+
+/// `fisherflow sample`.
+pub fn sample(opts: &ContextOptions, a: SampleArgs) -> Result<()> {
+    check_output(&a.out, a.force).map_err(|e| flag_error("--out", e))?;
+    check_not_input(&a.out, &[&a.model]).map_err(|e| flag_error("--out", e))?;
+    if a.precision == Precision::F16 && a.device.cpu {
+        return Err(Error::InvalidArgument(
+            "--precision f16 runs on the GPU backend; drop --cpu".into(),
+        ));
+    }
+    let ck = Checkpoint::load(&a.model)?;
+    let model = FlowModel::from_checkpoint(&ck)?;
+    let (l, k) = (model.config.mlp.seq_len, model.config.mlp.categories);
+    let alphabet = meta::alphabet(&ck);
+    let format = a.format.unwrap_or(if alphabet.is_some() {
+        Format::Chars
+    } else {
+        Format::Ids
+    });
+    if format != Format::Ids && alphabet.is_none() {
+        return Err(Error::InvalidArgument(format!(
+            "--format {format:?}: {} was trained on token ids without an alphabet; use --format ids",
+            a.model.display()
+        )));
+    }
+    let dir = fisherflow::data::file::resolve(&a.out)?;
+    let dir = dir.parent().filter(|d| !d.as_os_str().is_empty());
+    let need = output_bytes(format, a.n, l, k);
+    if let Some(free) = budget::disk_available(dir.unwrap_or(std::path::Path::new("."))) {
+        if need > free {
+            return Err(Error::InvalidArgument(format!(
+                "--n {}: the samples take up to {} on disk, more than the {} free for --out {}",
+                a.n,
+                budget::human(need),
+                budget::human(free),
+                a.out.display()
+            )));
+        }
+    }
+    let device = DeviceArgs {
+        gpu: a.device.gpu || a.precision == Precision::F16,
+        ..a.device
+    };
+    let choice = device.choose(opts)?;
+    let sc = SampleConfig {
+        n: a.n,
+        steps: a.steps,
+        solver: a.solver,
+        adaptive: Adaptive {
+            rtol: a.rtol,
+            atol: a.atol,
+            ..Default::default()
+        },
+        seed: a.seed,
+        chunk: None,
+        precision: a.precision,
+    };
+    let mut out = AtomicFile::create(&a.out, a.force)?;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let pb = indicatif::ProgressBar::new(sc.n as u64);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} sequences  {per_sec}  [{elapsed_precise} < {eta}]",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        pb
+    });
+    signals::graceful();
+    let t0 = Instant::now();
+    let mut done = 0usize;
+    let stats = sample_into(choice.device(), &model, &sc, &mut |rows| {
+        if signals::stop_requested() {
+            return Err(signals::stopped(&format!(
+                "{} was left as it was",
+                a.out.display()
+            )));
+        }
+        let n = rows.len() / l;
+        let chunk = SequenceDataset::new(rows.to_vec(), n, l, k, alphabet.clone())?;
+        out.write(chunk.to_text(format, done)?.as_bytes())?;
+        done += n;
+        match &bar {
+            Some(pb) => pb.set_position(done as u64),
+            None if done < a.n => eprintln!("sampled {done}/{} sequences", a.n),
+            None => {}
+        }
+        Ok(())
+    })?;
+    out.commit()?;
+    if let Some(pb) = &bar {
+        pb.finish_and_clear();
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    eprintln!(
+        "wrote {} sequences to {} ({}, {} field evaluations per sequence, {} network, {:.1}s, \
+         {:.0} samples/s)",
+        a.n,
+        a.out.display(),
+        a.solver.name(),
+        stats.evaluations,
+        a.precision,
+        secs,
+        a.n as f64 / secs
+    );
+    Ok(())
+}
+
+/// Arguments of `fisherflow eval`.
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// Generated sequences (same formats as the data).
+    #[arg(long)]
+    samples: PathBuf,
+    /// Format of the samples file [default: guessed as for --data].
+    #[arg(long, value_enum)]
+    samples_format: Option<Format>,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    dna: super::data::DnaEvalArgs,
+}
+
+/// `fisherflow eval`.
+pub fn eval(a: EvalArgs) -> Result<()> {
+    let spec = a.data.data.clone().ok_or_else(|| {
+        Error::InvalidArgument("--data is required (toy:..., dna:... or a file)".into())
+    })?;
+    if !a.samples.is_file() {
+        return Err(Error::InvalidArgument(format!(
+            "--samples {}: no such file",
+            a.samples.display()
+        )));
+    }
+    if DnaSpec::is_spec(&spec) {
+        let (fmt, alphabet) = (a.samples_format, a.data.alphabet.as_deref());
+        return super::data::eval_dna(&spec, &a.samples, fmt, alphabet, &a.dna);
+    }
+    super::data::refuse_dna_options(&a.dna)?;
+    common::check_file_fits(&a.samples)?;
+    let loaded = common::load(&spec, &a.data, 0)?;
+    let alphabet = a
+        .data
+        .alphabet
+        .as_deref()
+        .or(loaded.data.alphabet.as_deref())
+        .map(|s| Alphabet::new(s, true))
+        .transpose()
+        .map_err(|e| flag_error("--alphabet", e))?;
+    let format = a
+        .samples_format
+        .unwrap_or_else(|| guess_format(&a.samples, alphabet.is_some()));
+    let samples = SequenceDataset::read(
+        &a.samples,
+        format,
+        Some(loaded.data.vocab),
+        alphabet.as_ref(),
+    )?;
+    if samples.len != loaded.data.len {
+        return Err(Error::Shape(format!(
+            "{}: the samples have length {}, the data {}",
+            a.samples.display(),
+            samples.len,
+            loaded.data.len
+        )));
+    }
+    println!(
+        "{} samples of length {} over {} tokens",
+        samples.n, samples.len, samples.vocab
+    );
+    report::print_scaled(&[("samples", &samples)], &loaded)
+}

@@ -1,0 +1,352 @@
+//! The integrator's devices ([`OdeDevice`]) for both geometries: recorded GPU kernels
+//! ([`GpuOde`]) and the CPU backend ([`CpuOde`], f64 arithmetic on f32 storage), and the
+//! vector fields the samplers integrate: a trained model (on either device) or a linear field
+//! `x ↦ x·Aᵀ` (for measuring orders).
+
+use crate::autodiff::CpuProgram;
+use crate::error::{Error, Result};
+use crate::flow::field::FieldNet;
+use crate::flow::kernels as fk;
+use crate::flow::ode::{OdeDevice, VectorField};
+use crate::flow::sample::FlowModel;
+use crate::flow::train::Geometry;
+use crate::gpu::{GpuContext, GpuTensor, Recorder};
+use crate::kernels::linalg::{gemm, Gemm, View};
+use crate::kernels::reduce::{self, SumOf};
+use crate::kernels::sphere;
+use crate::nn::Mlp;
+
+/// Recorded GPU kernels over `[rows, L, K]` tensors. The recording is the caller's to run
+/// (fixed steps); [`OdeDevice::error_norm`] runs what was recorded so far.
+pub struct GpuOde<'c> {
+    ctx: &'c GpuContext,
+    geometry: Geometry,
+    shape: [usize; 3],
+    /// The recording the integrator appends to.
+    pub rec: Recorder,
+    scratch: Option<(GpuTensor<f32>, GpuTensor<f32>)>,
+}
+
+impl<'c> GpuOde<'c> {
+    /// A device for states of `shape` (`[rows, L, K]`) in `geometry`.
+    pub fn new(ctx: &'c GpuContext, geometry: Geometry, shape: [usize; 3]) -> Self {
+        Self {
+            ctx,
+            geometry,
+            shape,
+            rec: Recorder::new(),
+            scratch: None,
+        }
+    }
+    /// The context.
+    pub fn context(&self) -> &'c GpuContext {
+        self.ctx
+    }
+}
+
+impl OdeDevice for GpuOde<'_> {
+    type Buf = GpuTensor<f32>;
+    fn buffer(&mut self) -> Result<GpuTensor<f32>> {
+        GpuTensor::zeros(self.ctx, &self.shape)
+    }
+    fn exp(
+        &mut self,
+        x: &GpuTensor,
+        u: &GpuTensor,
+        h: f32,
+        fold: bool,
+        out: &GpuTensor,
+    ) -> Result<()> {
+        match self.geometry {
+            Geometry::Sphere => sphere::geodesic_step(self.ctx, &mut self.rec, x, u, h, fold, out),
+            Geometry::Simplex => fk::simplex_step(self.ctx, &mut self.rec, x, u, h, out),
+        }
+    }
+    fn pull_back(
+        &mut self,
+        x: &GpuTensor,
+        u: &GpuTensor,
+        h: f32,
+        w: &GpuTensor,
+        out: &GpuTensor,
+    ) -> Result<()> {
+        match self.geometry {
+            Geometry::Sphere => sphere::pull_back(self.ctx, &mut self.rec, x, u, h, w, out),
+            // Flat: the differential of x + u is the identity.
+            Geometry::Simplex => fk::axpby(self.ctx, &mut self.rec, 1.0, w, 0.0, out),
+        }
+    }
+    fn axpby(&mut self, a: f32, v: &GpuTensor, b: f32, out: &GpuTensor) -> Result<()> {
+        fk::axpby(self.ctx, &mut self.rec, a, v, b, out)
+    }
+    fn error_norm(
+        &mut self,
+        x: &GpuTensor,
+        y: &GpuTensor,
+        e: &GpuTensor,
+        atol: f64,
+        rtol: f64,
+    ) -> Result<f64> {
+        if self.scratch.is_none() {
+            self.scratch = Some((self.buffer()?, GpuTensor::zeros(self.ctx, &[1])?));
+        }
+        let (terms, total) = self.scratch.as_ref().expect("made above");
+        let (at, rt) = (atol as f32, rtol as f32);
+        fk::err_terms(self.ctx, &mut self.rec, x, y, e, at, rt, terms)?;
+        reduce::sum_reduce(
+            self.ctx,
+            &mut self.rec,
+            SumOf::Values,
+            View::of(terms),
+            None,
+            1.0 / terms.len() as f32,
+            View::of(total),
+        )?;
+        std::mem::take(&mut self.rec).run(self.ctx)?;
+        Ok((total.to_vec(self.ctx)?[0] as f64).sqrt())
+    }
+}
+
+/// The CPU backend's device: buffers in an arena, maths in f64 on f32 storage.
+pub struct CpuOde {
+    geometry: Geometry,
+    k: usize,
+    len: usize,
+    /// The buffers ([`OdeDevice::Buf`] indexes them).
+    pub bufs: Vec<Vec<f32>>,
+}
+
+impl CpuOde {
+    /// A device for states of `len` values in rows of `k` in `geometry`.
+    pub fn new(geometry: Geometry, len: usize, k: usize) -> Self {
+        Self {
+            geometry,
+            k,
+            len,
+            bufs: Vec::new(),
+        }
+    }
+
+    /// Run `f` with buffer `out` writable and the others readable (an operation never reads
+    /// the buffer it writes: that one reads as empty).
+    fn with_out<R>(&mut self, out: usize, f: impl FnOnce(&mut [f32], &[Vec<f32>]) -> R) -> R {
+        let mut o = std::mem::take(&mut self.bufs[out]);
+        let r = f(&mut o, &self.bufs);
+        self.bufs[out] = o;
+        r
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(&p, &q)| p as f64 * q as f64).sum()
+}
+
+/// `x ← ψ_x(h·v)` per row of `k`: the sphere's geodesic step (the same maths as the
+/// `geodesic_step` kernel, in f64) or the simplex step.
+fn exp_rows(geometry: Geometry, k: usize, x: &mut [f32], v: &[f32], h: f32, fold: bool) {
+    if geometry == Geometry::Simplex {
+        return fk::simplex_step_cpu(x, v, k, h);
+    }
+    let h = h as f64;
+    for (xr, vr) in x.chunks_mut(k).zip(v.chunks(k)) {
+        let c = dot(xr, vr);
+        let u = |i: usize| h * (vr[i] as f64 - c * xr[i] as f64);
+        let n = (0..k).map(|i| u(i) * u(i)).sum::<f64>().sqrt();
+        let (a, b) = if n < sphere::reference::EXP_TINY {
+            (1.0, 1.0)
+        } else {
+            (n.cos(), n.sin() / n)
+        };
+        let y = |i: usize| {
+            let v = a * xr[i] as f64 + b * u(i);
+            if fold {
+                v.abs()
+            } else {
+                v
+            }
+        };
+        let m = (0..k).map(|i| y(i) * y(i)).sum::<f64>().sqrt();
+        let out: Vec<f64> = (0..k).map(|i| y(i) / m).collect();
+        for (d, s) in xr.iter_mut().zip(out) {
+            *d = s as f32;
+        }
+    }
+}
+
+/// One row of the pull-back ([`sphere::reference::pull_back_row`] on f32 storage).
+fn pull_back_row(x: &[f32], u: &[f32], h: f64, w: &[f32], out: &mut [f32]) {
+    let f = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
+    let r = sphere::reference::pull_back_row(&f(x), &f(u), h, &f(w));
+    for (d, s) in out.iter_mut().zip(r) {
+        *d = s as f32;
+    }
+}
+
+impl OdeDevice for CpuOde {
+    type Buf = usize;
+    fn buffer(&mut self) -> Result<usize> {
+        self.bufs.push(vec![0.0; self.len]);
+        Ok(self.bufs.len() - 1)
+    }
+    fn exp(&mut self, x: &usize, u: &usize, h: f32, fold: bool, out: &usize) -> Result<()> {
+        let (k, geometry) = (self.k, self.geometry);
+        self.with_out(*out, |o, bufs| {
+            o.copy_from_slice(&bufs[*x]);
+            exp_rows(geometry, k, o, &bufs[*u], h, fold)
+        });
+        Ok(())
+    }
+    fn pull_back(&mut self, x: &usize, u: &usize, h: f32, w: &usize, out: &usize) -> Result<()> {
+        let (k, geometry) = (self.k, self.geometry);
+        self.with_out(*out, |o, bufs| match geometry {
+            // Flat: the differential of x + u is the identity.
+            Geometry::Simplex => o.copy_from_slice(&bufs[*w]),
+            Geometry::Sphere => {
+                let rows = bufs[*x]
+                    .chunks(k)
+                    .zip(bufs[*u].chunks(k))
+                    .zip(bufs[*w].chunks(k));
+                for (orow, ((xr, ur), wr)) in o.chunks_mut(k).zip(rows) {
+                    pull_back_row(xr, ur, h as f64, wr, orow);
+                }
+            }
+        });
+        Ok(())
+    }
+    fn axpby(&mut self, a: f32, v: &usize, b: f32, out: &usize) -> Result<()> {
+        self.with_out(*out, |o, bufs| {
+            for (d, s) in o.iter_mut().zip(&bufs[*v]) {
+                *d = if b == 0.0 {
+                    a * s
+                } else {
+                    (a as f64 * *s as f64 + b as f64 * *d as f64) as f32
+                };
+            }
+        });
+        Ok(())
+    }
+    fn error_norm(&mut self, x: &usize, y: &usize, e: &usize, atol: f64, rtol: f64) -> Result<f64> {
+        let (xs, ys, es) = (&self.bufs[*x], &self.bufs[*y], &self.bufs[*e]);
+        let s: f64 = (0..xs.len())
+            .map(|i| {
+                let sc = atol + rtol * (xs[i].abs().max(ys[i].abs()) as f64);
+                (es[i] as f64 / sc).powi(2)
+            })
+            .sum();
+        Ok((s / xs.len() as f64).sqrt())
+    }
+}
+
+/// A trained model's vector field on the GPU.
+pub struct GpuModelField<'c> {
+    net: FieldNet<'c>,
+}
+
+impl<'c> GpuModelField<'c> {
+    /// The field of `model` for `rows` sequences.
+    pub fn new(net: FieldNet<'c>) -> Self {
+        Self { net }
+    }
+}
+
+impl VectorField<GpuOde<'_>> for GpuModelField<'_> {
+    fn eval(&mut self, dev: &mut GpuOde<'_>, x: &GpuTensor, t: f32, out: &GpuTensor) -> Result<()> {
+        let (inp, res) = (self.net.input(), self.net.output());
+        dev.rec.copy(x.buffer(), 0, inp.buffer(), 0, x.bytes());
+        self.net.record(&mut dev.rec, t)?;
+        dev.rec.copy(res.buffer(), 0, out.buffer(), 0, out.bytes());
+        Ok(())
+    }
+}
+
+/// A trained model's vector field on the CPU backend (its inference program).
+pub struct CpuModelField {
+    program: CpuProgram,
+    out: crate::autodiff::NodeId,
+}
+
+impl CpuModelField {
+    /// The field of `model` for `rows` sequences.
+    pub fn new(model: &FlowModel, rows: usize) -> Result<Self> {
+        let mlp = Mlp::new(model.config.mlp, 0)?;
+        let program = CpuProgram::new(&mlp.graph, rows, &[mlp.out], &model.params)?;
+        Ok(Self {
+            program,
+            out: mlp.out,
+        })
+    }
+}
+
+impl VectorField<CpuOde> for CpuModelField {
+    fn eval(&mut self, dev: &mut CpuOde, x: &usize, t: f32, out: &usize) -> Result<()> {
+        self.program
+            .input_mut(Mlp::X)?
+            .copy_from_slice(&dev.bufs[*x]);
+        self.program.input_mut(Mlp::T)?.fill(t);
+        self.program.run();
+        dev.bufs[*out].copy_from_slice(self.program.output(self.out)?);
+        Ok(())
+    }
+}
+
+/// The linear field `f(x) = x·Aᵀ` per row of length `k` (`A` is `[k, k]`, row-major); for a
+/// skew-symmetric `A` it is tangent to the sphere and its flow is `exp(tA)·x`.
+pub struct LinearField {
+    a: Vec<f32>,
+    k: usize,
+    gpu: Option<GpuTensor<f32>>,
+}
+
+impl LinearField {
+    /// The field of `a` (`[k, k]`).
+    pub fn new(a: Vec<f32>, k: usize) -> Result<Self> {
+        if a.len() != k * k || k == 0 {
+            return Err(Error::Shape(format!(
+                "a linear field needs a [{k}, {k}] matrix, got {} values",
+                a.len()
+            )));
+        }
+        Ok(Self { a, k, gpu: None })
+    }
+}
+
+impl VectorField<CpuOde> for LinearField {
+    fn eval(&mut self, dev: &mut CpuOde, x: &usize, _t: f32, out: &usize) -> Result<()> {
+        let k = self.k;
+        dev.with_out(*out, |o, bufs| {
+            for (orow, xrow) in o.chunks_mut(k).zip(bufs[*x].chunks(k)) {
+                for (i, d) in orow.iter_mut().enumerate() {
+                    *d = dot(&self.a[i * k..(i + 1) * k], xrow) as f32;
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+impl VectorField<GpuOde<'_>> for LinearField {
+    fn eval(
+        &mut self,
+        dev: &mut GpuOde<'_>,
+        x: &GpuTensor,
+        _t: f32,
+        out: &GpuTensor,
+    ) -> Result<()> {
+        let ctx = dev.context();
+        if self.gpu.is_none() {
+            self.gpu = Some(GpuTensor::from_slice(ctx, &self.a, &[self.k, self.k])?);
+        }
+        let a = self.gpu.as_ref().expect("uploaded above");
+        let rows = x.len() / self.k;
+        let g = Gemm::new(rows, self.k, self.k).trans_b(true);
+        gemm(
+            ctx,
+            &mut dev.rec,
+            &g,
+            View::of(x),
+            View::of(a),
+            None,
+            View::of(out),
+        )
+    }
+}
