@@ -253,6 +253,10 @@ impl Backward<'_> {
     pub fn value(&self, id: NodeId) -> Loc {
         self.values[id].expect("operand of a needed node is needed")
     }
+    /// This node's value.
+    pub fn y(&self) -> Loc {
+        self.value(self.node)
+    }
     /// `[rows, cols]` of node `id`.
     pub fn shape(&self, id: NodeId) -> [usize; 2] {
         self.shapes[id]

@@ -63,7 +63,8 @@ impl Instr for ActFwd {
 pub struct ActBwd {
     /// The activation.
     pub f: Activation,
-    /// The forward input.
+    /// The forward input, or its output where the derivative is a function of the output
+    /// ([`Activation::derivative_from_output`]).
     pub x: Loc,
     /// The output gradient.
     pub gy: Loc,
@@ -140,7 +141,14 @@ impl Op for Act {
         cx.emit(ActFwd { f: self.f, x, y });
     }
     fn backward(&self, cx: &mut Backward<'_>) {
-        let (x, gy, f) = (cx.value(self.a), cx.gy(), self.f);
+        // From the output where it determines the derivative: the input then need not be
+        // kept (a linear layer under the activation becomes one gemm, see `plan`).
+        let x = if self.f.derivative_from_output() {
+            cx.y()
+        } else {
+            cx.value(self.a)
+        };
+        let (gy, f) = (cx.gy(), self.f);
         cx.grad(self.a, |gx, acc| ActBwd { f, x, gy, gx, acc });
     }
     fn as_activation(&self) -> Option<(NodeId, Activation)> {
