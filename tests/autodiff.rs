@@ -549,3 +549,24 @@ fn a_linear_layer_under_a_leaky_relu_is_one_gemm() {
         assert!(ex.unwrap().plan().values[z].is_some());
     }
 }
+
+#[test]
+fn cpu_thread_counts_are_checked() {
+    use fisherflow::kernels::cpu::{parse_threads, threads, MAX_THREADS};
+    assert_eq!(parse_threads("3").unwrap(), 3);
+    assert_eq!(parse_threads(" 1\n").unwrap(), 1);
+    assert_eq!(parse_threads("256").unwrap(), MAX_THREADS);
+    for bad in [
+        "0",
+        "-2",
+        "two",
+        "",
+        "257",
+        "1.5",
+        "99999999999999999999999",
+    ] {
+        let e = parse_threads(bad).unwrap_err().to_string();
+        assert!(e.contains("FISHERFLOW_THREADS"), "{bad:?}: {e}");
+    }
+    assert!((1..=MAX_THREADS).contains(&threads()));
+}
