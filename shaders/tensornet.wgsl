@@ -63,6 +63,40 @@ fn uniform01(sample: u32, site: u32) -> f32 {
     return to_unit(philox(vec4<u32>(sample, site, params.stream, 0u), vec2<u32>(params.seed, 0u)).x);
 }
 
+// The state of site k for sample gidx: drawn by inverse CDF from the weights w of its d states
+// (mode 0; written to `samples`), or read from `samples` (mode 1, log-probabilities).
+fn choose_state(w: array<f32, 4>, total: f32, d: u32, gidx: u32, k: u32, n: u32) -> u32 {
+    if (params.mode != 0u) {
+        return min(samples[gidx * n + k], d - 1u);
+    }
+    let r = uniform01(params.first + gidx, k) * total;
+    var s_pick = 0u;
+    var cum = 0.0;
+    var found = false;
+    for (var s = 0u; s < d; s = s + 1u) {
+        if (w[s] > 0.0) {
+            if (!found) {
+                s_pick = s;
+            }
+            cum = cum + w[s];
+            if (!found && r < cum) {
+                s_pick = s;
+                found = true;
+            }
+        }
+    }
+    if (!found) {
+        // Rounding left r >= cum: take the last state with positive weight.
+        for (var s = 0u; s < d; s = s + 1u) {
+            if (w[s] > 0.0) {
+                s_pick = s;
+            }
+        }
+    }
+    samples[gidx * n + k] = s_pick;
+    return s_pick;
+}
+
 @compute @workgroup_size(64)
 fn run(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
        @builtin(local_invocation_index) lid: u32) {
@@ -129,35 +163,7 @@ fn run(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
                 total = total + w[s];
             }
             let gidx = base + b;
-            var s_pick = 0u;
-            if (params.mode == 0u) {
-                let r = uniform01(params.first + gidx, k) * total;
-                var cum = 0.0;
-                var found = false;
-                for (var s = 0u; s < d; s = s + 1u) {
-                    if (w[s] > 0.0) {
-                        if (!found) {
-                            s_pick = s;
-                        }
-                        cum = cum + w[s];
-                        if (!found && r < cum) {
-                            s_pick = s;
-                            found = true;
-                        }
-                    }
-                }
-                if (!found) {
-                    // Rounding left r >= cum: take the last state with positive weight.
-                    for (var s = 0u; s < d; s = s + 1u) {
-                        if (w[s] > 0.0) {
-                            s_pick = s;
-                        }
-                    }
-                }
-                samples[gidx * n + k] = s_pick;
-            } else {
-                s_pick = min(samples[gidx * n + k], d - 1u);
-            }
+            let s_pick = choose_state(w, total, d, gidx, k, n);
             let ws = w[s_pick];
             if (ws > 0.0 && total > 0.0 && lacc[b] > DEAD) {
                 lacc[b] = lacc[b] + log(ws / total);
@@ -250,34 +256,7 @@ fn run_small(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
         for (var s = 0u; s < d; s = s + 1u) {
             total = total + w[s];
         }
-        var s_pick = 0u;
-        if (params.mode == 0u) {
-            let r = uniform01(params.first + gidx, k) * total;
-            var cum = 0.0;
-            var found = false;
-            for (var s = 0u; s < d; s = s + 1u) {
-                if (w[s] > 0.0) {
-                    if (!found) {
-                        s_pick = s;
-                    }
-                    cum = cum + w[s];
-                    if (!found && r < cum) {
-                        s_pick = s;
-                        found = true;
-                    }
-                }
-            }
-            if (!found) {
-                for (var s = 0u; s < d; s = s + 1u) {
-                    if (w[s] > 0.0) {
-                        s_pick = s;
-                    }
-                }
-            }
-            samples[gidx * n + k] = s_pick;
-        } else {
-            s_pick = min(samples[gidx * n + k], d - 1u);
-        }
+        let s_pick = choose_state(w, total, d, gidx, k, n);
         var ws = w[s_pick];
         if (ws > 0.0 && total > 0.0 && !dead) {
             lp = lp + log(ws / total);

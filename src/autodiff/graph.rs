@@ -303,12 +303,12 @@ impl Graph {
 
     /// `a + b` (same shapes).
     pub fn add(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
-        ops::elementwise::Add::build(self, a, b)
+        ops::elementwise::Elementwise::build(self, ops::elementwise::BinOp::Add, a, b)
     }
 
     /// `a ⊙ b` (same shapes).
     pub fn mul(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
-        ops::elementwise::Mul::build(self, a, b)
+        ops::elementwise::Elementwise::build(self, ops::elementwise::BinOp::Mul, a, b)
     }
 
     /// `s·a`.

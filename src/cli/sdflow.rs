@@ -274,14 +274,7 @@ pub fn run(opts: &ContextOptions, args: Args) -> Result<()> {
     } else {
         head(ctx, &target_t, m / 2)?
     };
-    let fig = Figures {
-        mmd: sdflow::mmd2(ctx, flow.particles(), &ref_t, h)?,
-        energy: sdflow::energy_distance(ctx, flow.particles(), &ref_t)?,
-        noise_mmd: sdflow::mmd2(ctx, &init_t, &ref_t, h)?,
-        noise_energy: sdflow::energy_distance(ctx, &init_t, &ref_t)?,
-        floor_mmd: sdflow::mmd2(ctx, &fitted, &ref_t, h)?,
-        floor_energy: sdflow::energy_distance(ctx, &fitted, &ref_t)?,
-    };
+    let fig = Figures::measure(ctx, [flow.particles(), &init_t, &fitted], &ref_t, h)?;
     fig.print(&format!("{} particles", args.n), which, h);
     if let Some(path) = &args.plot {
         let chart = ScatterChart::from_rows(
@@ -345,6 +338,26 @@ struct Figures {
 }
 
 impl Figures {
+    /// MMD² and energy distance to `reference` of the result, the starting noise and the fitted
+    /// target sample (in that order in `sets`).
+    fn measure(
+        ctx: &GpuContext,
+        sets: [&GpuTensor; 3],
+        reference: &GpuTensor,
+        h: f64,
+    ) -> Result<Self> {
+        let mmd = |t: &GpuTensor| sdflow::mmd2(ctx, t, reference, h);
+        let energy = |t: &GpuTensor| sdflow::energy_distance(ctx, t, reference);
+        Ok(Self {
+            mmd: mmd(sets[0])?,
+            energy: energy(sets[0])?,
+            noise_mmd: mmd(sets[1])?,
+            noise_energy: energy(sets[1])?,
+            floor_mmd: mmd(sets[2])?,
+            floor_energy: energy(sets[2])?,
+        })
+    }
+
     fn print(&self, what: &str, against: &str, h: f64) {
         println!(
             "final, against {against} (lower is better; both are unbiased estimates whose value \
@@ -471,14 +484,7 @@ fn run_model(
     } else {
         head(ctx, &target_t, m / 2)?
     };
-    let fig = Figures {
-        mmd: sdflow::mmd2(ctx, &out_t, &ref_t, h)?,
-        energy: sdflow::energy_distance(ctx, &out_t, &ref_t)?,
-        noise_mmd: sdflow::mmd2(ctx, &noise_t, &ref_t, h)?,
-        noise_energy: sdflow::energy_distance(ctx, &noise_t, &ref_t)?,
-        floor_mmd: sdflow::mmd2(ctx, &fitted, &ref_t, h)?,
-        floor_energy: sdflow::energy_distance(ctx, &fitted, &ref_t)?,
-    };
+    let fig = Figures::measure(ctx, [&out_t, &noise_t, &fitted], &ref_t, h)?;
     fig.print(&format!("{} fresh generator samples", args.n), which, h);
     if let Some(path) = &args.plot {
         let chart = ScatterChart::from_rows(

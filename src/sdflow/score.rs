@@ -378,6 +378,19 @@ impl NaiveScoreDiff {
     }
 }
 
+/// Run a score-difference plan built by `build(state, out)` once and return its output.
+fn run_once(
+    ctx: &GpuContext,
+    queries: &GpuTensor,
+    sigma: f32,
+    build: impl FnOnce(&GpuTensor<u32>, &GpuTensor) -> Result<Recorder>,
+) -> Result<GpuTensor> {
+    let state = sigma_state(ctx, sigma)?;
+    let out = GpuTensor::zeros(ctx, queries.shape())?;
+    build(&state, &out)?.run(ctx)?;
+    Ok(out)
+}
+
 /// v at every query (tiled kernel), shape `[n_queries, d]`.
 pub fn score_difference(
     ctx: &GpuContext,
@@ -387,13 +400,9 @@ pub fn score_difference(
     sigma: f32,
     leave_one_out: bool,
 ) -> Result<GpuTensor> {
-    let state = sigma_state(ctx, sigma)?;
-    let out = GpuTensor::zeros(ctx, queries.shape())?;
-    let plan = ScoreDiff::new(ctx, queries, target, source, &state, &out, leave_one_out)?;
-    let mut rec = Recorder::new();
-    plan.record(&mut rec);
-    rec.run(ctx)?;
-    Ok(out)
+    run_once(ctx, queries, sigma, |state, out| {
+        Ok(ScoreDiff::new(ctx, queries, target, source, state, out, leave_one_out)?.rec)
+    })
 }
 
 /// v at every query with the naive two-pass baseline, shape `[n_queries, d]`.
@@ -405,13 +414,9 @@ pub fn score_difference_naive(
     sigma: f32,
     leave_one_out: bool,
 ) -> Result<GpuTensor> {
-    let state = sigma_state(ctx, sigma)?;
-    let out = GpuTensor::zeros(ctx, queries.shape())?;
-    let plan = NaiveScoreDiff::new(ctx, queries, target, source, &state, &out, leave_one_out)?;
-    let mut rec = Recorder::new();
-    plan.record(&mut rec);
-    rec.run(ctx)?;
-    Ok(out)
+    run_once(ctx, queries, sigma, |state, out| {
+        Ok(NaiveScoreDiff::new(ctx, queries, target, source, state, out, leave_one_out)?.rec)
+    })
 }
 
 /// Softmax-weighted mean Σ_j w_j s_j of `set` at `q` in f64, with index `skip` left out.

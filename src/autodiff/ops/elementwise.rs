@@ -1,4 +1,5 @@
-//! Element-wise ops: `Add`, `Mul`, `Affine` (`s·a + c`: scale and add-scalar) and `BiasAdd`
+//! Element-wise ops: `Elementwise` (`a + b`, `a ⊙ b`), `Affine` (`s·a + c`: scale and
+//! add-scalar) and `BiasAdd`
 //! (a row vector added to every row), with the `ScaleAdd`, `Binary` and `BiasAddRows`
 //! instructions (kernels of `shaders/autodiff.wgsl`).
 
@@ -191,75 +192,40 @@ impl Instr for BiasAddRows {
     }
 }
 
-/// `a + b` (same shape).
+/// `a + b` or `a ⊙ b` (same shape).
 #[derive(Debug)]
-pub struct Add {
+pub struct Elementwise {
+    op: BinOp,
     a: NodeId,
     b: NodeId,
 }
 
-impl Add {
-    /// Add `a + b` to `g`.
-    pub fn build(g: &mut Graph, a: NodeId, b: NodeId) -> Result<NodeId> {
-        let s = same_shape(g, "add", a, b)?;
-        g.add_op(Add { a, b }, s)
+impl Elementwise {
+    /// Add `a op b` to `g`.
+    pub fn build(g: &mut Graph, op: BinOp, a: NodeId, b: NodeId) -> Result<NodeId> {
+        let what = match op {
+            BinOp::Add => "add",
+            BinOp::Mul => "mul",
+        };
+        let s = same_shape(g, what, a, b)?;
+        g.add_op(Elementwise { op, a, b }, s)
     }
 }
 
-impl Op for Add {
+impl Op for Elementwise {
     fn name(&self) -> &'static str {
-        "add"
-    }
-    fn operands(&self) -> Vec<NodeId> {
-        vec![self.a, self.b]
-    }
-    fn forward(&self, cx: &mut Forward<'_>) {
-        let (a, b, y) = (cx.value(self.a), cx.value(self.b), cx.y());
-        cx.emit(Binary {
-            op: BinOp::Add,
-            a,
-            b,
-            y,
-            acc: false,
-        });
-    }
-    fn backward(&self, cx: &mut Backward<'_>) {
-        let gy = cx.gy();
-        for o in [self.a, self.b] {
-            cx.grad(o, |d, acc| ScaleAdd::copy(gy, d, acc));
+        match self.op {
+            BinOp::Add => "add",
+            BinOp::Mul => "mul",
         }
     }
-    fn as_add(&self) -> Option<(NodeId, NodeId)> {
-        Some((self.a, self.b))
-    }
-}
-
-/// `a ⊙ b` (same shape).
-#[derive(Debug)]
-pub struct Mul {
-    a: NodeId,
-    b: NodeId,
-}
-
-impl Mul {
-    /// Add `a ⊙ b` to `g`.
-    pub fn build(g: &mut Graph, a: NodeId, b: NodeId) -> Result<NodeId> {
-        let s = same_shape(g, "mul", a, b)?;
-        g.add_op(Mul { a, b }, s)
-    }
-}
-
-impl Op for Mul {
-    fn name(&self) -> &'static str {
-        "mul"
-    }
     fn operands(&self) -> Vec<NodeId> {
         vec![self.a, self.b]
     }
     fn forward(&self, cx: &mut Forward<'_>) {
         let (a, b, y) = (cx.value(self.a), cx.value(self.b), cx.y());
         cx.emit(Binary {
-            op: BinOp::Mul,
+            op: self.op,
             a,
             b,
             y,
@@ -269,14 +235,20 @@ impl Op for Mul {
     fn backward(&self, cx: &mut Backward<'_>) {
         let (va, vb, gy) = (cx.value(self.a), cx.value(self.b), cx.gy());
         for (o, other) in [(self.a, vb), (self.b, va)] {
-            cx.grad(o, |d, acc| Binary {
-                op: BinOp::Mul,
-                a: gy,
-                b: other,
-                y: d,
-                acc,
-            });
+            match self.op {
+                BinOp::Add => cx.grad(o, |d, acc| ScaleAdd::copy(gy, d, acc)),
+                BinOp::Mul => cx.grad(o, |d, acc| Binary {
+                    op: BinOp::Mul,
+                    a: gy,
+                    b: other,
+                    y: d,
+                    acc,
+                }),
+            }
         }
+    }
+    fn as_add(&self) -> Option<(NodeId, NodeId)> {
+        (self.op == BinOp::Add).then_some((self.a, self.b))
     }
 }
 

@@ -4,7 +4,7 @@
 //! | module | ops | instructions |
 //! |---|---|---|
 //! | [`matmul`] | `MatMul`, `Linear` | `Gemm` (bias, activation, accumulation) |
-//! | [`elementwise`] | `Add`, `Mul`, `Affine` (scale, add scalar), `BiasAdd` | `ScaleAdd`, `Binary`, `BiasAddRows` |
+//! | [`elementwise`] | `Elementwise` (add, mul), `Affine` (scale, add scalar), `BiasAdd` | `ScaleAdd`, `Binary`, `BiasAddRows` |
 //! | [`act`] | `Act` | `ActFwd`, `ActBwd` |
 //! | [`concat`] | `Concat` | `ColCopy` |
 //! | [`reduce`] | `Sum` (and mean), `MseLoss` | `SumOf`, `Broadcast`, `SqDiffGrad`, `ColSum` |
