@@ -31,6 +31,19 @@ enum Command {
     Sample(cli::sample::SampleArgs),
     /// Negative log-likelihood of sequences under a trained model (exact or Hutchinson
     /// divergence; see `fisherflow nll --help` for the quantity reported).
+    ///
+    /// Each data sequence (one-hot points x = √onehot on the positive orthants) is integrated
+    /// back to t = 0 along the model's flow while the divergence of the projected field on the
+    /// product of spheres is accumulated; the prior's log-density (uniform on the orthants,
+    /// p_0 = 2^K Γ(K/2)/(2π^{K/2}) per position) is added. The default protocol (vertex)
+    /// reports −log p_{1−eps}(x), the negative log-density of the model at t = 1 − eps at the
+    /// one-hot points (the field diverges at t = 1 on the vertices and was trained on t < 1): a
+    /// density on the spheres, not a probability, which falls as the model concentrates on the
+    /// data and can be negative. `--protocol dequantized` reports an upper bound on the NLL of
+    /// the discrete model the sampler draws from (argmax at t = 1), with draws in the argmax
+    /// cells (contracted towards the vertices by --contract): in the units of the data's
+    /// entropy, but loose for a trained flow, whose mass is far more concentrated than the
+    /// draws.
     Nll(cli::nll::NllArgs),
     /// Compare generated sequences with a toy target, a dna: source or a data file.
     Eval(cli::sample::EvalArgs),
