@@ -14,7 +14,7 @@ use crate::gpu::{GpuContext, GpuTensor, Recorder};
 use crate::kernels::linalg::{gemm, Gemm, View};
 use crate::kernels::reduce::{self, SumOf};
 use crate::kernels::sphere;
-use crate::nn::Mlp;
+use crate::nn::Network;
 
 /// Recorded GPU kernels over `[rows, L, K]` tensors. The recording is the caller's to run
 /// (fixed steps); [`OdeDevice::error_norm`] runs what was recorded so far.
@@ -268,7 +268,7 @@ pub struct CpuModelField {
 impl CpuModelField {
     /// The field of `model` for `rows` sequences.
     pub fn new(model: &FlowModel, rows: usize) -> Result<Self> {
-        let mlp = Mlp::new(model.config.mlp, 0)?;
+        let mlp = model.config.network(0)?;
         let program = CpuProgram::new(&mlp.graph, rows, &[mlp.out], &model.params)?;
         Ok(Self {
             program,
@@ -280,9 +280,9 @@ impl CpuModelField {
 impl VectorField<CpuOde> for CpuModelField {
     fn eval(&mut self, dev: &mut CpuOde, x: &usize, t: f32, out: &usize) -> Result<()> {
         self.program
-            .input_mut(Mlp::X)?
+            .input_mut(Network::X)?
             .copy_from_slice(&dev.bufs[*x]);
-        self.program.input_mut(Mlp::T)?.fill(t);
+        self.program.input_mut(Network::T)?.fill(t);
         self.program.run();
         dev.bufs[*out].copy_from_slice(self.program.output(self.out)?);
         Ok(())

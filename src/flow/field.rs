@@ -1,5 +1,5 @@
 //! The trained vector field as an inference network for the samplers: the training graph of
-//! the [`Mlp`] compiled as an inference program ([`GpuProgram`]), with its weights and
+//! the [`Network`] compiled as an inference program ([`GpuProgram`]), with its weights and
 //! activations stored in f32 or f16 ([`Precision`]) and every dot product accumulated in f32.
 //!
 //! The program is derived from the graph, not written again: each residual block is one gemm
@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::flow::sample::FlowModel;
 use crate::gpu::{GpuContext, GpuTensor, Recorder};
 use crate::kernels::Precision;
-use crate::nn::Mlp;
+use crate::nn::Network;
 
 /// The vector field of a [`FlowModel`] for a fixed number of rows, ready to record.
 #[derive(Debug)]
@@ -28,10 +28,10 @@ impl<'c> FieldNet<'c> {
     /// `p`. Errors when the adapter lacks f16 support, when a parameter is missing or
     /// misshapen, or (f16) when a parameter lies outside f16's range.
     pub fn new(ctx: &'c GpuContext, model: &FlowModel, rows: usize, p: Precision) -> Result<Self> {
-        let mlp = Mlp::new(model.config.mlp, 0)?;
+        let mlp = model.config.network(0)?;
         let (l, k) = (model.config.mlp.seq_len, model.config.mlp.categories);
         let program = GpuProgram::new(ctx, &mlp.graph, rows, &[mlp.out], p, &model.params)?;
-        let x = program.input(Mlp::X)?.reshape(&[rows, l, k])?;
+        let x = program.input(Network::X)?.reshape(&[rows, l, k])?;
         let out = program.output(mlp.out)?.reshape(&[rows, l, k])?;
         Ok(Self {
             program,
@@ -71,7 +71,7 @@ impl<'c> FieldNet<'c> {
     /// Record one evaluation of `v(x, t)` at time `t` for every row: reads
     /// [`FieldNet::input`], writes [`FieldNet::output`].
     pub fn record(&self, rec: &mut Recorder, t: f32) -> Result<()> {
-        self.program.record_fill(rec, Mlp::T, t)?;
+        self.program.record_fill(rec, Network::T, t)?;
         rec.extend(self.program.recording());
         Ok(())
     }

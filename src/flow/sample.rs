@@ -27,7 +27,6 @@ use crate::flow::train::{
 use crate::gpu::{GpuContext, GpuTensor};
 use crate::kernels::rng::{self, GpuRng};
 use crate::kernels::Precision;
-use crate::nn::Mlp;
 
 /// Philox stream of the sampler's prior.
 pub const STREAM_SAMPLE_PRIOR: u32 = 16;
@@ -86,7 +85,7 @@ impl FlowModel {
     }
     /// A freshly initialised (untrained) model.
     pub fn untrained(config: FlowConfig, seed: u64) -> Result<Self> {
-        let m = Mlp::new(config.mlp, seed)?;
+        let m = config.network(seed)?;
         Ok(Self {
             config,
             params: m.graph.initial_params(),
@@ -95,7 +94,7 @@ impl FlowModel {
     /// Read the model from a checkpoint (a training checkpoint or a model-only one).
     pub fn from_checkpoint(ck: &Checkpoint) -> Result<Self> {
         let config: FlowConfig = parse_meta(ck, META_MODEL)?;
-        let m = Mlp::new(config.mlp, 0)?;
+        let m = config.network(0)?;
         Ok(Self {
             config,
             params: params_from(ck, &m)?,
@@ -128,8 +127,7 @@ fn check(cfg: &SampleConfig) -> Result<()> {
 /// Sequences integrated together: a multiple of 4, at most 8192, and small enough that the
 /// widest activation fits one storage binding.
 fn chunk_size(ctx: Option<&GpuContext>, model: &FlowModel, cfg: &SampleConfig) -> usize {
-    let m = &model.config.mlp;
-    let widest = (m.hidden.max(m.width()) + m.time_dim) * 4;
+    let widest = model.config.widest_row() * 4;
     let limit = ctx.map_or(u64::MAX, |c| c.limits().max_storage_buffer_binding_size) as usize;
     let by_limit = (limit / widest).max(4);
     let want = cfg

@@ -23,7 +23,7 @@ use crate::flow::{kernels as fk, ot};
 use crate::gpu::{GpuContext, GpuTensor, Recorder};
 use crate::kernels::rng::{self, GpuRng};
 use crate::kernels::sphere;
-use crate::nn::{Mlp, MlpConfig};
+use crate::nn::{Arch, MlpConfig, Network};
 
 /// Philox stream of the batch indices.
 pub const STREAM_INDEX: u32 = 1;
@@ -70,6 +70,9 @@ pub struct FlowConfig {
     pub mlp: MlpConfig,
     /// Sphere (Fisher-Flow) or simplex (linear baseline).
     pub geometry: Geometry,
+    /// The network's architecture (checkpoints written before it read as the MLP).
+    #[serde(default)]
+    pub arch: Arch,
 }
 
 impl FlowConfig {
@@ -86,8 +89,24 @@ impl FlowConfig {
                 ..MlpConfig::default()
             },
             geometry,
+            arch: Arch::Mlp,
         }
     }
+
+    /// The field network (its graph and nodes); `seed` fixes the initial parameters.
+    pub fn network(&self, seed: u64) -> Result<Network> {
+        Network::build(&self.mlp, self.arch, 0, seed)
+    }
+
+    /// Values of the widest activation of one sequence.
+    pub fn widest_row(&self) -> usize {
+        let m = &self.mlp;
+        match self.arch {
+            Arch::Mlp => m.hidden.max(m.width()) + m.time_dim,
+            Arch::Conv { .. } => m.seq_len.saturating_mul(m.hidden.max(m.categories)),
+        }
+    }
+
     fn check_data(&self, data: &SequenceDataset) -> Result<()> {
         if data.len != self.mlp.seq_len || data.vocab != self.mlp.categories {
             return Err(Error::Shape(format!(
@@ -223,7 +242,7 @@ enum Backend<'c> {
 pub struct Trainer<'c> {
     flow: FlowConfig,
     cfg: TrainConfig,
-    model: Mlp,
+    model: Network,
     data: SequenceDataset,
     step: u64,
     backend: Backend<'c>,
@@ -254,7 +273,7 @@ impl<'c> Trainer<'c> {
             }
         }
         cfg.schedule.validate()?;
-        let model = Mlp::new(flow.mlp, cfg.seed)?;
+        let model = flow.network(cfg.seed)?;
         let backend = match device.gpu() {
             None => Backend::Cpu(Box::new(CpuExecutor::new(
                 &model.graph,
@@ -310,7 +329,7 @@ impl<'c> Trainer<'c> {
         self.step
     }
     /// The network graph and its nodes.
-    pub fn model(&self) -> &Mlp {
+    pub fn model(&self) -> &Network {
         &self.model
     }
     /// Which backend runs the steps.
@@ -383,9 +402,9 @@ impl<'c> Trainer<'c> {
         if host {
             let (xt, t, ut) = host_batch(&self.flow, &self.cfg, &self.data, step)?;
             let exe = self.exe_mut();
-            exe.set_input(Mlp::X, &xt)?;
-            exe.set_input(Mlp::T, &t)?;
-            exe.set_input(Mlp::TARGET, &ut)?;
+            exe.set_input(Network::X, &xt)?;
+            exe.set_input(Network::T, &t)?;
+            exe.set_input(Network::TARGET, &ut)?;
         }
         Ok(())
     }
@@ -429,7 +448,7 @@ impl<'c> Trainer<'c> {
             Backend::Gpu { exe, .. } => {
                 let ctx = exe.context();
                 let read = |n: &str| -> Result<Vec<f32>> { exe.input_tensor(n)?.to_vec(ctx) };
-                Ok((read(Mlp::X)?, read(Mlp::T)?, read(Mlp::TARGET)?))
+                Ok((read(Network::X)?, read(Network::T)?, read(Network::TARGET)?))
             }
             Backend::Cpu(_) => Err(Error::InvalidArgument(
                 "the CPU backend keeps no GPU batch".into(),
@@ -533,9 +552,9 @@ fn record_device_batch(
     let u = GpuTensor::<f32>::zeros(ctx, &[b])?;
     let x0 = GpuTensor::<f32>::zeros(ctx, &shape)?;
     let x1 = GpuTensor::<f32>::zeros(ctx, &shape)?;
-    let xt = exe.input_tensor(Mlp::X)?.reshape(&shape)?;
-    let ut = exe.input_tensor(Mlp::TARGET)?.reshape(&shape)?;
-    let t = exe.input_tensor(Mlp::T)?.reshape(&[b])?;
+    let xt = exe.input_tensor(Network::X)?.reshape(&shape)?;
+    let ut = exe.input_tensor(Network::TARGET)?.reshape(&shape)?;
+    let t = exe.input_tensor(Network::T)?.reshape(&[b])?;
     rng::uniform(ctx, rec, rng, STREAM_INDEX, &u)?;
     fk::gather_onehot(ctx, rec, &tokens, &u, &x1)?;
     match flow.geometry {
