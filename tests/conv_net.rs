@@ -8,7 +8,7 @@ use fisherflow::data::dna::DnaSource;
 use fisherflow::data::SequenceDataset;
 use fisherflow::device::Device;
 use fisherflow::flow::{
-    sample, FlowConfig, FlowModel, Geometry, SampleConfig, TrainConfig, Trainer,
+    sample, Conditioning, FlowConfig, FlowModel, Geometry, SampleConfig, TrainConfig, Trainer,
 };
 use fisherflow::gpu::testing::gpu;
 use fisherflow::kernels::Precision;
@@ -43,8 +43,8 @@ fn sphere_points(rng: &mut Rng, rows: usize, k: usize) -> Vec<f32> {
 #[test]
 fn the_conv_network_has_finite_difference_gradients() {
     let flow = conv_config(6, 3, 4, 2, 3);
-    for classes in [0, 2] {
-        let net = Network::build(&flow.mlp, flow.arch, classes, 3).unwrap();
+    for (arch, classes) in [(flow.arch, 0), (flow.arch, 2), (Arch::Mlp, 2)] {
+        let net = Network::build(&flow.mlp, arch, classes, 3).unwrap();
         let b = 2;
         let cfg = OptimConfig::default();
         let mut ex =
@@ -76,7 +76,7 @@ fn the_conv_network_has_finite_difference_gradients() {
                 ex.set_param_f64(pi, &base).unwrap();
                 assert!(
                     (fd - analytic[j]).abs() <= 1e-5 * (1.0 + fd.abs()),
-                    "classes {classes}: d loss / d {}[{j}]: finite difference {fd}, backward {}",
+                    "{arch:?}, classes {classes}: d loss / d {}[{j}]: finite difference {fd}, backward {}",
                     info.name,
                     analytic[j]
                 );
@@ -185,4 +185,64 @@ fn sequences_of_1024_train_on_both_backends() {
     tr.train_steps(2).unwrap();
     let g = tr.take_mean_loss().unwrap().unwrap();
     assert!((g - cpu).abs() <= 1e-3 * cpu, "gpu {g}, cpu {cpu}");
+}
+
+#[test]
+fn conditional_training_agrees_between_backends_and_labels_are_checked() {
+    let mut flow = conv_config(16, 4, 8, 2, 5);
+    flow.cond = Conditioning {
+        classes: 3,
+        drop: 0.25,
+    };
+    let data = dna(16, 200);
+    let cpu = losses(Device::Cpu, flow, &data, 3);
+    let model = FlowModel::untrained(flow, 0).unwrap();
+    let cfg = SampleConfig {
+        n: 8,
+        steps: 4,
+        class: Some(1),
+        ..SampleConfig::default()
+    };
+    let a = sample(Device::Cpu, &model, &cfg).unwrap();
+    // The class changes the field: another class gives other samples from the same prior.
+    let other = sample(
+        Device::Cpu,
+        &model,
+        &SampleConfig {
+            class: Some(2),
+            ..cfg
+        },
+    )
+    .unwrap();
+    assert_ne!(a.tokens, other.tokens);
+    let bad = sample(
+        Device::Cpu,
+        &model,
+        &SampleConfig {
+            class: Some(3),
+            ..cfg
+        },
+    );
+    assert!(bad.unwrap_err().to_string().contains("--class 3"));
+    let unconditional = FlowModel::untrained(conv_config(16, 4, 8, 2, 5), 0).unwrap();
+    let bad = sample(Device::Cpu, &unconditional, &cfg);
+    assert!(bad.unwrap_err().to_string().contains("unconditional"));
+    // Unlabelled data, or data with another number of classes, are refused.
+    let mut unlabelled = data.clone();
+    unlabelled.labels = None;
+    let tc = TrainConfig::default();
+    assert!(Trainer::new(Device::Cpu, flow, tc, unlabelled).is_err());
+    let mut two = flow;
+    two.cond.classes = 2;
+    assert!(Trainer::new(Device::Cpu, two, tc, data.clone()).is_err());
+    let Some(ctx) = gpu() else { return };
+    let g = losses(Device::Gpu(ctx), flow, &data, 3);
+    for (i, (a, b)) in g.iter().zip(&cpu).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-3 * b.abs(),
+            "step {i}: gpu {a}, cpu {b}"
+        );
+    }
+    let gs = sample(Device::Gpu(ctx), &model, &cfg).unwrap();
+    assert_eq!(gs.tokens, a.tokens);
 }

@@ -12,8 +12,8 @@ use fisherflow::data::file::{check_not_input, check_output};
 use fisherflow::device::Device;
 use fisherflow::flow::meta::{demo, SINKHORN_EPS, SINKHORN_ITERS};
 use fisherflow::flow::{
-    DataInfo, FlowConfig, FlowModel, Geometry, LrSchedule, OtKind, RunConfig, ScheduleKind,
-    TrainConfig, Trainer,
+    Conditioning, DataInfo, FlowConfig, FlowModel, Geometry, LrSchedule, OtKind, RunConfig,
+    ScheduleKind, TrainConfig, Trainer,
 };
 use fisherflow::gpu::ContextOptions;
 use fisherflow::nn::{Arch, MlpConfig};
@@ -67,6 +67,17 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = MlpConfig::default().hidden,
           value_parser = super::common::count(1, u64::MAX))]
     hidden: usize,
+    /// Condition the model on the class labels of the data (FASTA `class=C` headers, --labels,
+    /// or a dna: source).
+    #[arg(long)]
+    conditional: bool,
+    /// Probability of training a label as the null class (for classifier-free guidance).
+    #[arg(long, default_value_t = 0.0, requires = "conditional",
+          value_parser = common::probability)]
+    cond_drop: f32,
+    /// Class labels of the sequences of a --data file, one integer a line.
+    #[arg(long)]
+    labels: Option<PathBuf>,
     /// Residual blocks.
     #[arg(long, default_value_t = MlpConfig::default().blocks,
           value_parser = super::common::count(0, MAX_BLOCKS as u64))]
@@ -269,6 +280,7 @@ pub fn train(opts: &ContextOptions, a: TrainArgs) -> Result<()> {
         RunConfig::default().steps
     });
     let mut data_args = a.data.clone();
+    data_args.labels = a.labels.clone();
     if let (None, Some(info)) = (&data_args.alphabet, &stored) {
         data_args.alphabet = info.alphabet.clone();
     }
@@ -319,7 +331,22 @@ pub fn train(opts: &ContextOptions, a: TrainArgs) -> Result<()> {
     check_sizes(&sizes, device, &data_flag)?;
     let (flow, cfg) = match &resumed {
         Some(_) => (flow, cfg),
-        None => settings(&a, (loaded.data.len, loaded.data.vocab), steps),
+        None => {
+            let (mut flow, cfg) = settings(&a, (loaded.data.len, loaded.data.vocab), steps);
+            if a.conditional {
+                let classes = loaded.data.classes().ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "--conditional: --data {spec} has no class labels (write class=C in \
+                         every FASTA header, or give --labels FILE)"
+                    ))
+                })?;
+                flow.cond = Conditioning {
+                    classes,
+                    drop: a.cond_drop,
+                };
+            }
+            (flow, cfg)
+        }
     };
     if let Some(info) = &stored {
         if !a.accept_changed_data {
@@ -392,7 +419,9 @@ fn strip(e: Error) -> String {
 
 /// Says which given flags a resumed run ignores (it keeps the checkpoint's settings).
 fn note_ignored(a: &TrainArgs) {
-    const KEPT: [&str; 13] = [
+    const KEPT: [&str; 15] = [
+        "conditional",
+        "cond_drop",
         "arch",
         "kernel",
         "hidden",

@@ -263,6 +263,7 @@ impl VectorField<GpuOde<'_>> for GpuModelField<'_> {
 pub struct CpuModelField {
     program: CpuProgram,
     out: crate::autodiff::NodeId,
+    cond: Option<crate::flow::Conditioning>,
 }
 
 impl CpuModelField {
@@ -270,10 +271,26 @@ impl CpuModelField {
     pub fn new(model: &FlowModel, rows: usize) -> Result<Self> {
         let mlp = model.config.network(0)?;
         let program = CpuProgram::new(&mlp.graph, rows, &[mlp.out], &model.params)?;
-        Ok(Self {
+        let mut f = Self {
             program,
             out: mlp.out,
-        })
+            cond: mlp.labels.map(|_| model.config.cond),
+        };
+        f.set_class(None)?;
+        Ok(f)
+    }
+}
+
+impl CpuModelField {
+    /// Evaluate the field for `class` (`None`: the null class); a no-op for an
+    /// unconditional model.
+    pub fn set_class(&mut self, class: Option<u32>) -> Result<()> {
+        let rows = self.program.plan().batch;
+        if let Some(labels) = &self.cond {
+            let l = labels.labels(class, rows)?;
+            self.program.set_input(Network::LABELS, &l)?;
+        }
+        Ok(())
     }
 }
 

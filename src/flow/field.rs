@@ -16,7 +16,9 @@ use crate::nn::Network;
 /// The vector field of a [`FlowModel`] for a fixed number of rows, ready to record.
 #[derive(Debug)]
 pub struct FieldNet<'c> {
+    ctx: &'c GpuContext,
     program: GpuProgram<'c>,
+    cond: Option<crate::flow::Conditioning>,
     precision: Precision,
     rows: usize,
     x: GpuTensor<f32>,
@@ -33,13 +35,28 @@ impl<'c> FieldNet<'c> {
         let program = GpuProgram::new(ctx, &mlp.graph, rows, &[mlp.out], p, &model.params)?;
         let x = program.input(Network::X)?.reshape(&[rows, l, k])?;
         let out = program.output(mlp.out)?.reshape(&[rows, l, k])?;
-        Ok(Self {
+        let net = Self {
+            ctx,
             program,
+            cond: mlp.labels.map(|_| model.config.cond),
             precision: p,
             rows,
             x,
             out,
-        })
+        };
+        net.set_class(None)?;
+        Ok(net)
+    }
+
+    /// Evaluate the field for `class` (`None`: the null class); a no-op for an
+    /// unconditional model.
+    pub fn set_class(&self, class: Option<u32>) -> Result<()> {
+        if let Some(c) = &self.cond {
+            let labels = c.labels(class, self.rows)?;
+            let input = self.program.input(Network::LABELS)?;
+            input.write(self.ctx, &labels)?;
+        }
+        Ok(())
     }
 
     /// The input points `x` `[rows, L, K]` (f32): write or record into it before

@@ -1,6 +1,7 @@
 //! Fisher-Flow: flow matching on the positive orthant of the sphere, with the linear simplex
 //! baseline, minibatch optimal transport, training and sampling.
 
+pub mod cond;
 pub mod devices;
 pub mod field;
 pub mod kernels;
@@ -11,6 +12,7 @@ pub mod sample;
 pub mod toybench;
 pub mod train;
 
+pub use cond::Conditioning;
 pub use field::FieldNet;
 
 /// Every kernel of the Fisher-Flow families.

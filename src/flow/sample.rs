@@ -49,6 +49,8 @@ pub struct SampleConfig {
     /// Storage of the network's weights and activations on the GPU (f16 needs the adapter's
     /// `SHADER_F16`; the CPU sampler runs f32 only).
     pub precision: Precision,
+    /// The class of every sample (class-conditional models; `None`: the null class).
+    pub class: Option<u32>,
 }
 
 impl Default for SampleConfig {
@@ -62,6 +64,7 @@ impl Default for SampleConfig {
             seed: 0,
             chunk: None,
             precision: Precision::F32,
+            class: None,
         }
     }
 }
@@ -189,6 +192,7 @@ pub fn sample_into(
     sink: &mut dyn FnMut(&[u32]) -> Result<()>,
 ) -> Result<SampleStats> {
     check(cfg)?;
+    model.config.cond.check_class(cfg.class)?;
     match device {
         Device::Gpu(ctx) => sample_gpu(ctx, model, cfg, sink),
         Device::Cpu => sample_cpu(model, cfg, sink),
@@ -240,7 +244,9 @@ fn sample_gpu(
     let (l, k) = (model.config.mlp.seq_len, model.config.mlp.categories);
     let c = chunk_size(Some(ctx), model, cfg);
     let geometry = model.config.geometry;
-    let mut field = GpuModelField::new(FieldNet::new(ctx, model, c, cfg.precision)?);
+    let net = FieldNet::new(ctx, model, c, cfg.precision)?;
+    net.set_class(cfg.class)?;
+    let mut field = GpuModelField::new(net);
     let mut dev = GpuOde::new(ctx, geometry, [c, l, k]);
     let (a, b) = (dev.buffer()?, dev.buffer()?);
     let ids = GpuTensor::<u32>::zeros(ctx, &[c * l])?;
@@ -293,6 +299,7 @@ fn sample_cpu(
     let c = chunk_size(None, model, cfg).min(1024);
     let geometry = model.config.geometry;
     let mut field = CpuModelField::new(model, c)?;
+    field.set_class(cfg.class)?;
     let mut dev = CpuOde::new(geometry, c * l * k, k);
     let (a, b) = (dev.buffer()?, dev.buffer()?);
     let mut stats = SampleStats::default();

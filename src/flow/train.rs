@@ -19,6 +19,7 @@ use crate::checkpoint::Checkpoint;
 use crate::data::SequenceDataset;
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::flow::cond::{batch_labels, Conditioning};
 use crate::flow::{kernels as fk, ot};
 use crate::gpu::{GpuContext, GpuTensor, Recorder};
 use crate::kernels::rng::{self, GpuRng};
@@ -73,6 +74,9 @@ pub struct FlowConfig {
     /// The network's architecture (checkpoints written before it read as the MLP).
     #[serde(default)]
     pub arch: Arch,
+    /// Class conditioning (none in checkpoints written before it).
+    #[serde(default)]
+    pub cond: Conditioning,
 }
 
 impl FlowConfig {
@@ -90,21 +94,18 @@ impl FlowConfig {
             },
             geometry,
             arch: Arch::Mlp,
+            cond: Conditioning::default(),
         }
     }
 
     /// The field network (its graph and nodes); `seed` fixes the initial parameters.
     pub fn network(&self, seed: u64) -> Result<Network> {
-        Network::build(&self.mlp, self.arch, 0, seed)
+        Network::build(&self.mlp, self.arch, self.cond.classes, seed)
     }
 
     /// Values of the widest activation of one sequence.
     pub fn widest_row(&self) -> usize {
-        let m = &self.mlp;
-        match self.arch {
-            Arch::Mlp => m.hidden.max(m.width()) + m.time_dim,
-            Arch::Conv { .. } => m.seq_len.saturating_mul(m.hidden.max(m.categories)),
-        }
+        self.arch.widest_row(&self.mlp)
     }
 
     fn check_data(&self, data: &SequenceDataset) -> Result<()> {
@@ -117,7 +118,7 @@ impl FlowConfig {
         if data.n == 0 {
             return Err(Error::Shape("the data set is empty".into()));
         }
-        Ok(())
+        self.cond.check(data)
     }
 }
 
@@ -273,6 +274,7 @@ impl<'c> Trainer<'c> {
             }
         }
         cfg.schedule.validate()?;
+        flow.cond.check_ot(cfg.ot != OtMode::None)?;
         let model = flow.network(cfg.seed)?;
         let backend = match device.gpu() {
             None => Backend::Cpu(Box::new(CpuExecutor::new(
@@ -405,6 +407,9 @@ impl<'c> Trainer<'c> {
             exe.set_input(Network::X, &xt)?;
             exe.set_input(Network::T, &t)?;
             exe.set_input(Network::TARGET, &ut)?;
+        }
+        if let Some(labels) = batch_labels(&self.flow, &self.cfg, &self.data, step) {
+            self.exe_mut().set_input(Network::LABELS, &labels)?;
         }
         Ok(())
     }

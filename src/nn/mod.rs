@@ -24,6 +24,14 @@ impl Arch {
     /// The kernel size of the convolutional network by default (the Fisher-Flow DNA models').
     pub const KERNEL: usize = 9;
 
+    /// Values of the widest activation of one sequence.
+    pub fn widest_row(&self, m: &MlpConfig) -> usize {
+        match self {
+            Arch::Mlp => m.hidden.max(m.width()) + m.time_dim,
+            Arch::Conv { .. } => m.seq_len.saturating_mul(m.hidden.max(m.categories)),
+        }
+    }
+
     /// `mlp` or `conv(kernel 9)`, for messages.
     pub fn describe(&self) -> String {
         match self {
