@@ -1,6 +1,7 @@
 //! Fisher-Flow: flow matching on the positive orthant of the sphere, with the linear simplex
 //! baseline, minibatch optimal transport, training and sampling.
 
+pub mod batch;
 pub mod cond;
 pub mod devices;
 pub mod field;

@@ -26,6 +26,9 @@ use crate::kernels::rng::{self, GpuRng};
 use crate::kernels::sphere;
 use crate::nn::{Arch, MlpConfig, Network};
 
+pub use crate::flow::batch::host_batch;
+use crate::flow::batch::HostBatcher;
+
 /// Philox stream of the batch indices.
 pub const STREAM_INDEX: u32 = 1;
 /// Philox stream of the prior `x0`.
@@ -153,81 +156,6 @@ impl Default for TrainConfig {
     }
 }
 
-/// One training batch built on the host: `(x_t, t, u_t)`, row-major.
-pub fn host_batch(
-    flow: &FlowConfig,
-    cfg: &TrainConfig,
-    data: &SequenceDataset,
-    step: u64,
-) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
-    let (b, l, k) = (cfg.batch, flow.mlp.seq_len, flow.mlp.categories);
-    let seed = cfg.seed;
-    let u = rng::cpu::uniform(seed, step, STREAM_INDEX, b);
-    let idx: Vec<u32> = u
-        .iter()
-        .map(|&v| ((v * data.n as f32) as u32).min(data.n as u32 - 1))
-        .collect();
-    let x0 = match flow.geometry {
-        Geometry::Sphere => rng::cpu::sphere_prior(seed, step, STREAM_PRIOR, b * l, k),
-        Geometry::Simplex => rng::cpu::dirichlet1(seed, step, STREAM_PRIOR, b * l, k),
-    };
-    let t = rng::cpu::uniform(seed, step, STREAM_TIME, b);
-    let onehot = |i: u32| {
-        let mut row = vec![0f32; l * k];
-        for (pos, &tok) in data.row(i as usize).iter().enumerate() {
-            row[pos * k + tok as usize] = 1.0;
-        }
-        row
-    };
-    let mut x1: Vec<f32> = Vec::with_capacity(b * l * k);
-    for &i in &idx {
-        x1.extend(onehot(i));
-    }
-    let pairs: Option<Vec<u32>> = match cfg.ot {
-        OtMode::None => None,
-        OtMode::Exact | OtMode::Sinkhorn { .. } => {
-            let cost = ot::cost_matrix(&x0, &x1, b, b, l, k)?;
-            Some(match cfg.ot {
-                OtMode::Exact => ot::hungarian(&cost, b, b)?
-                    .into_iter()
-                    .map(|j| j as u32)
-                    .collect(),
-                OtMode::Sinkhorn { eps, iters } => {
-                    let opts = ot::SinkhornOptions {
-                        eps: eps as f64,
-                        iters: iters as usize,
-                    };
-                    let plan = ot::sinkhorn(&cost, b, b, &opts)?.plan(&cost);
-                    let up = rng::cpu::uniform(seed, step, STREAM_PAIRS, b);
-                    ot::sample_pairs(&plan, b, b, &up)?
-                }
-                OtMode::None => unreachable!(),
-            })
-        }
-    };
-    if let Some(p) = pairs {
-        let per = l * k;
-        let mut paired = Vec::with_capacity(x1.len());
-        for &j in &p {
-            paired.extend_from_slice(&x1[j as usize * per..(j as usize + 1) * per]);
-        }
-        x1 = paired;
-    }
-    Ok(match flow.geometry {
-        Geometry::Sphere => {
-            let f = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
-            let tt: Vec<f64> = t.iter().map(|&a| a as f64).collect();
-            let (xt, ut) = sphere::reference::interpolant_target(&f(&x0), &f(&x1), &tt, l, k);
-            let g = |v: Vec<f64>| v.into_iter().map(|a| a as f32).collect::<Vec<f32>>();
-            (g(xt), t, g(ut))
-        }
-        Geometry::Simplex => {
-            let (xt, ut) = fk::linear_interpolant_cpu(&x0, &x1, &t, l * k);
-            (xt, t, ut)
-        }
-    })
-}
-
 enum Backend<'c> {
     Cpu(Box<CpuExecutor<f32>>),
     Gpu {
@@ -247,6 +175,7 @@ pub struct Trainer<'c> {
     data: SequenceDataset,
     step: u64,
     backend: Backend<'c>,
+    host: HostBatcher,
 }
 
 impl<'c> Trainer<'c> {
@@ -309,6 +238,7 @@ impl<'c> Trainer<'c> {
             }
         };
         Ok(Self {
+            host: HostBatcher::new(&flow, &cfg),
             flow,
             cfg,
             model,
@@ -402,11 +332,14 @@ impl<'c> Trainer<'c> {
             }
         };
         if host {
-            let (xt, t, ut) = host_batch(&self.flow, &self.cfg, &self.data, step)?;
-            let exe = self.exe_mut();
-            exe.set_input(Network::X, &xt)?;
-            exe.set_input(Network::T, &t)?;
-            exe.set_input(Network::TARGET, &ut)?;
+            let (xt, t, ut) = self.host.fill(&self.flow, &self.cfg, &self.data, step)?;
+            let exe: &mut dyn Executor = match &mut self.backend {
+                Backend::Cpu(e) => e.as_mut(),
+                Backend::Gpu { exe, .. } => exe.as_mut(),
+            };
+            exe.set_input(Network::X, xt)?;
+            exe.set_input(Network::T, t)?;
+            exe.set_input(Network::TARGET, ut)?;
         }
         if let Some(labels) = batch_labels(&self.flow, &self.cfg, &self.data, step) {
             self.exe_mut().set_input(Network::LABELS, &labels)?;
@@ -414,19 +347,21 @@ impl<'c> Trainer<'c> {
         Ok(())
     }
 
-    /// Run one training step with a GPU timestamp around every dispatch and return each
-    /// dispatch's label and time in nanoseconds (GPU backend with timestamp queries only).
+    /// Run one training step with a timer around every part and return each part's label
+    /// and time in nanoseconds: on the GPU every dispatch (timestamp queries); on the CPU the
+    /// host batch, every instruction and the optimizer (wall clock).
     pub fn profile_step(&mut self) -> Result<Vec<(String, f64)>> {
-        if matches!(self.backend, Backend::Cpu(_)) {
-            return Err(Error::InvalidArgument(
-                "profiling needs the GPU backend".into(),
-            ));
-        }
+        let t0 = std::time::Instant::now();
         self.prepare_step()?;
-        let Backend::Gpu { exe, rec, .. } = &self.backend else {
-            unreachable!("checked above")
+        let batch_ns = t0.elapsed().as_nanos() as f64;
+        let times = match &mut self.backend {
+            Backend::Cpu(exe) => {
+                let mut t = vec![("host batch".to_string(), batch_ns)];
+                t.extend(exe.profile_step()?);
+                t
+            }
+            Backend::Gpu { exe, rec, .. } => rec.run_profiled(exe.context())?,
         };
-        let times = rec.run_profiled(exe.context())?;
         self.step += 1;
         Ok(times)
     }

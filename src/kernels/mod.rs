@@ -4,6 +4,7 @@
 
 mod act;
 pub mod conv;
+pub mod cpu;
 pub mod linalg;
 pub mod optim;
 mod real;
