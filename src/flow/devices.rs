@@ -14,7 +14,7 @@ use crate::gpu::{GpuContext, GpuTensor, Recorder};
 use crate::kernels::linalg::{gemm, Gemm, View};
 use crate::kernels::reduce::{self, SumOf};
 use crate::kernels::sphere;
-use crate::nn::Mlp;
+use crate::nn::Network;
 
 /// Recorded GPU kernels over `[rows, L, K]` tensors. The recording is the caller's to run
 /// (fixed steps); [`OdeDevice::error_norm`] runs what was recorded so far.
@@ -287,26 +287,43 @@ impl VectorField<GpuOde<'_>> for GpuModelField<'_> {
 pub struct CpuModelField {
     program: CpuProgram,
     out: crate::autodiff::NodeId,
+    cond: Option<crate::flow::Conditioning>,
 }
 
 impl CpuModelField {
     /// The field of `model` for `rows` sequences.
     pub fn new(model: &FlowModel, rows: usize) -> Result<Self> {
-        let mlp = Mlp::new(model.config.mlp, 0)?;
+        let mlp = model.config.network(0)?;
         let program = CpuProgram::new(&mlp.graph, rows, &[mlp.out], &model.params)?;
-        Ok(Self {
+        let mut f = Self {
             program,
             out: mlp.out,
-        })
+            cond: mlp.labels.map(|_| model.config.cond),
+        };
+        f.set_class(None)?;
+        Ok(f)
+    }
+}
+
+impl CpuModelField {
+    /// Evaluate the field for `class` (`None`: the null class); a no-op for an
+    /// unconditional model.
+    pub fn set_class(&mut self, class: Option<u32>) -> Result<()> {
+        let rows = self.program.plan().batch;
+        if let Some(labels) = &self.cond {
+            let l = labels.labels(class, rows)?;
+            self.program.set_input(Network::LABELS, &l)?;
+        }
+        Ok(())
     }
 }
 
 impl VectorField<CpuOde> for CpuModelField {
     fn eval(&mut self, dev: &mut CpuOde, x: &usize, t: f32, out: &usize) -> Result<()> {
         self.program
-            .input_mut(Mlp::X)?
+            .input_mut(Network::X)?
             .copy_from_slice(&dev.bufs[*x]);
-        self.program.input_mut(Mlp::T)?.fill(t);
+        self.program.input_mut(Network::T)?.fill(t);
         self.program.run();
         dev.bufs[*out].copy_from_slice(self.program.output(self.out)?);
         Ok(())
