@@ -169,12 +169,17 @@ pub struct TrainSizes {
     pub data_n: usize,
     /// Samples drawn for the final evaluation.
     pub eval_n: usize,
+    /// Kernel size of the convolutional network (0: the MLP).
+    pub kernel: usize,
 }
 
 impl TrainSizes {
     /// Trainable scalars of the MLP (the formula of [`crate::nn::MlpConfig::param_count`]),
     /// saturating.
     pub fn params(&self) -> u128 {
+        if self.kernel > 0 {
+            return self.conv_params();
+        }
         let (lk, h, e) = (
             (self.len as u128).saturating_mul(self.vocab as u128),
             self.hidden as u128,
@@ -191,10 +196,41 @@ impl TrainSizes {
         ])
     }
 
+    /// Trainable scalars of the convolutional network.
+    fn conv_params(&self) -> u128 {
+        let (k, h, e) = (
+            self.vocab as u128,
+            self.hidden as u128,
+            self.time_dim as u128,
+        );
+        let block = sum(&[
+            5 * h,
+            h.saturating_mul(h),
+            (self.kernel as u128).saturating_mul(h).saturating_mul(h),
+        ]);
+        sum(&[
+            k.saturating_mul(h) + h,
+            e + e.saturating_mul(h) + h,
+            block.saturating_mul(self.blocks as u128),
+            2 * h + h.saturating_mul(k) + k,
+        ])
+    }
+
     /// f32 values of the activations of one sequence through forward and backward.
-    fn per_sequence(&self) -> u128 {
+    pub fn per_sequence(&self) -> u128 {
         let lk = (self.len as u128).saturating_mul(self.vocab as u128);
         let (h, e) = (self.hidden as u128, self.time_dim as u128);
+        if self.kernel > 0 {
+            // inputs, target, output and gradients; per block (and the output's norm) the
+            // normalised, shifted, activated and convolved values, the residual sum and their
+            // gradients, all [L, H].
+            let lh = (self.len as u128).saturating_mul(h);
+            return sum(&[
+                lk.saturating_mul(8),
+                lh.saturating_mul(12)
+                    .saturating_mul(self.blocks as u128 + 1),
+            ]);
+        }
         // inputs, target, output and their gradients; per layer the concatenated input, the
         // pre-activation, the activation and their gradients.
         sum(&[
@@ -247,7 +283,11 @@ impl TrainSizes {
     pub fn largest_binding(&self) -> u128 {
         let lk = (self.len as u128).saturating_mul(self.vocab as u128);
         let (h, e) = (self.hidden as u128, self.time_dim as u128);
-        let widest = lk.max(h).saturating_add(e);
+        let widest = if self.kernel > 0 {
+            (self.len as u128).saturating_mul(h.max(self.vocab as u128))
+        } else {
+            lk.max(h).saturating_add(e)
+        };
         [
             self.params().saturating_mul(4),
             widest.saturating_mul(self.batch as u128).saturating_mul(4),
@@ -262,5 +302,7 @@ impl TrainSizes {
 /// Bounds on settings that shape a network rather than its memory (a graph of a million
 /// blocks takes long to build even when it would fit).
 pub const MAX_BLOCKS: usize = 256;
+/// The largest convolution kernel.
+pub const MAX_KERNEL: usize = 1025;
 /// The most integration steps of one sampling run (the steps are recorded ahead).
 pub const MAX_SAMPLE_STEPS: usize = 100_000;

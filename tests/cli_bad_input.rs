@@ -178,6 +178,34 @@ fn cases() -> Vec<(String, &'static [&'static str])> {
             &["--blocks"],
         ),
         (
+            "T --data toy:L=2,K=3 --arch conv --kernel 0 --out new.safetensors",
+            &["--kernel"],
+        ),
+        (
+            "T --data toy:L=2,K=3 --arch transformer --out new.safetensors",
+            &["--arch"],
+        ),
+        (
+            "T --data dna:L=1024 --arch conv --batch 100000000 --out new.safetensors",
+            &["--batch"],
+        ),
+        (
+            "T --data toy:L=2,K=3 --conditional --out new.safetensors",
+            &["--conditional"],
+        ),
+        (
+            "T --data dna:L=8 --conditional --cond-drop 1 --out new.safetensors",
+            &["--cond-drop"],
+        ),
+        (
+            "T --data dna:L=8 --cond-drop 0.1 --out new.safetensors",
+            &["--conditional"],
+        ),
+        (
+            "T --data dna:L=8 --labels labels.txt --out new.safetensors",
+            &["--labels"],
+        ),
+        (
             "T --data toy:L=2,K=3 --eval-samples MAX",
             &["--eval-samples"],
         ),

@@ -79,7 +79,7 @@ proptest! {
         blocks in any::<usize>(), batch in any::<usize>(), data_n in any::<usize>(),
         eval_n in any::<usize>(), ot in any::<bool>(),
     ) {
-        let s = TrainSizes { len, vocab, hidden, blocks, time_dim: 64, batch, ot, data_n, eval_n };
+        let s = TrainSizes { len, vocab, hidden, blocks, time_dim: 64, batch, ot, data_n, eval_n, kernel: 0 };
         let host = |s: &TrainSizes| s.host_bytes(true);
         let knobs = vec![Knob::new("--batch", batch, |s: &mut TrainSizes| s.batch = 512)];
         let r = budget::check(&s, &[Estimate { what: "host memory", limit: Some(1 << 30), need: &host }], &knobs);
@@ -106,6 +106,7 @@ fn the_blamed_flag_is_the_one_that_made_the_run_too_large() {
         ot: false,
         data_n: 100_000,
         eval_n: 8192,
+        kernel: 0,
     };
     let knobs = || {
         vec![

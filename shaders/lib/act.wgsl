@@ -7,6 +7,7 @@ const ACT_RELU: u32 = 1u;
 const ACT_LEAKY_RELU: u32 = 2u;
 const ACT_SILU: u32 = 3u;
 const ACT_GELU: u32 = 4u;
+const ACT_SIN: u32 = 5u;
 
 const GELU_C: f32 = 0.7978845608028654; // sqrt(2/pi)
 
@@ -21,6 +22,7 @@ fn act_apply(code: u32, slope: f32, x: f32) -> f32 {
         case ACT_LEAKY_RELU: { return select(slope * x, x, x >= 0.0); }
         case ACT_SILU: { return x / (1.0 + exp(-x)); }
         case ACT_GELU: { return 0.5 * x * (1.0 + tanh(gelu_arg(x))); }
+        case ACT_SIN: { return sin(x); }
         default: { return x; }
     }
 }
@@ -38,6 +40,7 @@ fn act_deriv(code: u32, slope: f32, x: f32) -> f32 {
             let th = tanh(gelu_arg(x));
             return 0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * GELU_C * (1.0 + 0.134145 * x * x);
         }
+        case ACT_SIN: { return cos(x); }
         default: { return 1.0; }
     }
 }

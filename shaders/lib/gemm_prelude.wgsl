@@ -19,7 +19,11 @@ struct GemmParams {
     bias_off: u32,
     alpha: f32,
     slope: f32,     // leaky relu slope
-    _pad: u32,
+    seq: u32,       // the implicit-gemm convolutions of conv.wgsl: positions per sequence,
+    chans: u32,     // channels per position of the convolved operand,
+    taps: u32,      // kernel size,
+    dil: u32,       // dilation,
+    flip: u32,      // 1: the transposed convolution (input gradient)
 }
 
 @group(0) @binding(0) var<uniform> params: GemmParams;

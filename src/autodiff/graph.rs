@@ -20,6 +20,9 @@ pub enum Dim {
     Batch,
     /// A fixed size.
     Fixed(usize),
+    /// The batch size times a fixed factor (`[B·L, C]`: every position of `B` sequences of
+    /// length `L`).
+    BatchTimes(usize),
 }
 
 impl Dim {
@@ -28,6 +31,16 @@ impl Dim {
         match self {
             Dim::Batch => batch,
             Dim::Fixed(n) => n,
+            Dim::BatchTimes(n) => batch.saturating_mul(n),
+        }
+    }
+
+    /// This dimension times `n` (`Batch` becomes `BatchTimes(n)`).
+    pub fn times(self, n: usize) -> Dim {
+        match self {
+            Dim::Batch => Dim::BatchTimes(n),
+            Dim::Fixed(m) => Dim::Fixed(m * n),
+            Dim::BatchTimes(m) => Dim::BatchTimes(m * n),
         }
     }
 }
@@ -37,6 +50,7 @@ impl std::fmt::Display for Dim {
         match self {
             Dim::Batch => write!(f, "B"),
             Dim::Fixed(n) => write!(f, "{n}"),
+            Dim::BatchTimes(n) => write!(f, "B·{n}"),
         }
     }
 }
@@ -342,6 +356,37 @@ impl Graph {
     /// Concatenate along the last (feature) axis; all parts have the same rows.
     pub fn concat(&mut self, parts: &[NodeId]) -> Result<NodeId> {
         ops::concat::Concat::build(self, parts)
+    }
+
+    /// 1D convolution over sequences of `seq` rows (same padding): `x: [rows, cin]`,
+    /// `w: [taps·cin, cout]` (tap-major), dilation `dil`, optional bias `b: [1, cout]`.
+    pub fn conv1d(
+        &mut self,
+        x: NodeId,
+        w: NodeId,
+        b: Option<NodeId>,
+        seq: usize,
+        dil: usize,
+    ) -> Result<NodeId> {
+        ops::conv::Conv1d::build(self, x, w, b, seq, dil)
+    }
+
+    /// Layer norm over the columns: every row normalised (`eps` 1e-5), then `⊙ γ + β` with
+    /// `γ, β: [1, cols]`.
+    pub fn layer_norm(&mut self, x: NodeId, gamma: NodeId, beta: NodeId) -> Result<NodeId> {
+        let n = ops::seq::Normalize::build(self, x, 1e-5)?;
+        ops::seq::ChannelAffine::build(self, n, gamma, beta)
+    }
+
+    /// `x[r] + v[r / seq]`: a per-sequence vector `v: [rows / seq, cols]` added at every
+    /// position.
+    pub fn seq_add(&mut self, x: NodeId, v: NodeId, seq: usize) -> Result<NodeId> {
+        ops::seq::SeqAdd::build(self, x, v, seq)
+    }
+
+    /// Rows of `table: [n, cols]` picked by the labels of input `labels: [rows, 1]`.
+    pub fn embedding(&mut self, labels: NodeId, table: NodeId) -> Result<NodeId> {
+        ops::seq::Embedding::build(self, labels, table)
     }
 
     /// Sum of all elements (`[1, 1]`).

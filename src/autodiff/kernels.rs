@@ -55,9 +55,46 @@ pub static TO_F32: KernelDef =
 pub static FILL_F32: KernelDef =
     KernelDef::new(&SHADER, "fill_f32", &["outf"]).params::<AutodiffParams>();
 
+/// `shaders/seq.wgsl`: the kernels of the sequence-model ops (normalisation, per-channel
+/// affine maps, per-sequence broadcasts, embeddings), in f32 or f16 storage.
+pub static SEQ: ShaderDef = ShaderDef::storage_generic(
+    "seq",
+    &[lib::GRID, lib::TREE, include_str!("../../shaders/seq.wgsl")],
+)
+.slots(&["x", "y", "z", "out"]);
+
+/// Normalisation of every row.
+pub static NORM_FWD: KernelDef = KernelDef::new(&SEQ, "norm_fwd", XO).params::<SeqParams>();
+/// Its input gradient.
+pub static NORM_BWD: KernelDef = KernelDef::new(&SEQ, "norm_bwd", XYO).params::<SeqParams>();
+/// `out = x ⊙ y[col] + z[col]`.
+pub static CHAN_AFFINE: KernelDef =
+    KernelDef::new(&SEQ, "chan_affine", &["x", "y", "z", "out"]).params::<SeqParams>();
+/// `out (+)= x ⊙ y[col]`.
+pub static CHAN_SCALE: KernelDef = KernelDef::new(&SEQ, "chan_scale", XYO).params::<SeqParams>();
+/// `out[col] (+)= Σ_r x ⊙ y`.
+pub static COL_DOT: KernelDef = KernelDef::new(&SEQ, "col_dot", XYO).params::<SeqParams>();
+/// `out = x + y[sequence]`.
+pub static SEQ_ADD: KernelDef = KernelDef::new(&SEQ, "seq_add", XYO).params::<SeqParams>();
+/// `out[sequence] (+)= Σ_positions x`.
+pub static SEQ_SUM: KernelDef = KernelDef::new(&SEQ, "seq_sum", XO).params::<SeqParams>();
+/// `out = y[label x]`.
+pub static EMBED: KernelDef = KernelDef::new(&SEQ, "embed", XYO).params::<SeqParams>();
+/// The table gradient of [`EMBED`].
+pub static EMBED_GRAD: KernelDef = KernelDef::new(&SEQ, "embed_grad", XYO).params::<SeqParams>();
+
 /// Every kernel of the family.
 pub fn kernels() -> Vec<&'static KernelDef> {
     vec![
+        &NORM_FWD,
+        &NORM_BWD,
+        &CHAN_AFFINE,
+        &CHAN_SCALE,
+        &COL_DOT,
+        &SEQ_ADD,
+        &SEQ_SUM,
+        &EMBED,
+        &EMBED_GRAD,
         &TO_STORAGE,
         &TO_F32,
         &FILL_F32,
@@ -110,5 +147,27 @@ crate::gpu_params! {
         pub _pad1: u32,
         /// Padding.
         pub _pad2: u32,
+    }
+}
+
+crate::gpu_params! {
+    /// The uniform block of `seq.wgsl` (fields unused by a kernel are ignored).
+    pub struct SeqParams {
+        /// Rows.
+        pub rows: u32,
+        /// Columns.
+        pub cols: u32,
+        /// Rows per sequence.
+        pub seq: u32,
+        /// Rows of an embedding table.
+        pub n: u32,
+        /// 1: accumulate into the output.
+        pub acc: u32,
+        /// Normalisation epsilon.
+        pub eps: f32,
+        /// Padding.
+        pub _pad0: u32,
+        /// Padding.
+        pub _pad1: u32,
     }
 }

@@ -15,7 +15,6 @@ use crate::flow::FieldNet;
 use crate::flow::{sample, FlowConfig, FlowModel, Geometry, SampleConfig, TrainConfig, Trainer};
 use crate::gpu::{GpuContext, Recorder};
 use crate::kernels::Precision;
-use crate::nn::Mlp;
 
 fn steps_per_s(tr: &mut Trainer<'_>, steps: usize) -> Result<f64> {
     tr.train_steps(2)?;
@@ -117,7 +116,7 @@ impl FlowBenchSize {
 /// ([`GpuExecutor::compile_forward`]), the way the sampler evaluated the network before.
 fn field_rows(ctx: &GpuContext, model: &FlowModel, rows: usize) -> Result<Vec<Measurement>> {
     let rows = rows.div_ceil(4) * 4;
-    let mlp = Mlp::new(model.config.mlp, 0)?;
+    let mlp = model.config.network(0)?;
     let mut holder =
         GpuExecutor::new(ctx, &mlp.graph, 4, &[mlp.out], None, OptimConfig::default())?;
     holder.load_params(&model.params)?;

@@ -1,12 +1,12 @@
 //! What several subcommands share: where the data come from, the device flags, and parsers
 //! for numeric flags that refuse NaN, infinities and values outside their range.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use fisherflow::budget;
 use fisherflow::data::dna::{DnaSource, DnaSpec, ALPHABET, DEFAULT_TRAIN_SEQUENCES};
 use fisherflow::data::toy::{ToySpec, ToyTarget};
-use fisherflow::data::{Alphabet, Format, SequenceDataset};
+use fisherflow::data::{Alphabet, Format, LabelOptions, SequenceDataset};
 use fisherflow::device::{self, Backend, Choice};
 use fisherflow::gpu::ContextOptions;
 use fisherflow::{Error, Result};
@@ -30,6 +30,10 @@ pub struct DataArgs {
     /// --alphabet is given, else ids].
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+    /// Class labels of a sequence file, one integer a line (set by the commands that read
+    /// them).
+    #[arg(skip)]
+    pub labels: Option<PathBuf>,
 }
 
 /// `--cpu` / `--gpu`.
@@ -138,6 +142,12 @@ pub fn check_file_fits(path: &Path) -> Result<()> {
 
 /// The data named `spec` (`seed` draws a toy or dna: training set).
 pub fn load(spec: &str, args: &DataArgs, seed: u64) -> Result<Loaded> {
+    if args.labels.is_some() && (is_toy(spec) || DnaSpec::is_spec(spec)) {
+        return Err(Error::InvalidArgument(format!(
+            "--labels labels the sequences of a file; --data {spec} is generated (dna: sources \
+             carry their own labels)"
+        )));
+    }
     if is_toy(spec) {
         let target = ToyTarget::from_spec(if spec == "toy" { "toy:" } else { spec })?;
         let data = target.sample(TOY_TRAIN_SEQUENCES, seed ^ 0x5eed)?;
@@ -181,7 +191,12 @@ pub fn load(spec: &str, args: &DataArgs, seed: u64) -> Result<Loaded> {
             "--data {spec}: {format:?} data need --alphabet (the characters of the tokens)"
         )));
     }
-    let data = SequenceDataset::read(path, format, None, alphabet.as_ref())?;
+    let opts = LabelOptions {
+        file: args.labels.as_deref(),
+        classes: None,
+        required: false,
+    };
+    let data = SequenceDataset::read_labelled(path, format, None, alphabet.as_ref(), &opts)?;
     Ok(Loaded {
         spec: spec.to_string(),
         data,
@@ -237,6 +252,16 @@ pub fn non_negative(s: &str) -> std::result::Result<f32, String> {
         Ok(v)
     } else {
         Err(format!("{s} must not be negative"))
+    }
+}
+
+/// A finite real number in `[0, 1)` (a probability that is not certainty).
+pub fn probability(s: &str) -> std::result::Result<f32, String> {
+    let v = non_negative(s)?;
+    if v < 1.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s} must be below 1"))
     }
 }
 

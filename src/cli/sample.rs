@@ -24,6 +24,10 @@ pub struct SampleArgs {
     /// A checkpoint written by `fisherflow train`.
     #[arg(long)]
     model: PathBuf,
+    /// The class of every sample (a model trained with --conditional; without it, the null
+    /// class).
+    #[arg(long)]
+    class: Option<u32>,
     /// Number of sequences.
     #[arg(long, default_value_t = SampleConfig::default().n,
           value_parser = super::common::count(1, u64::MAX))]
@@ -122,6 +126,7 @@ pub fn sample(opts: &ContextOptions, a: SampleArgs) -> Result<()> {
         seed: a.seed,
         chunk: None,
         precision: a.precision,
+        class: a.class,
     };
     let mut out = AtomicFile::create(&a.out, a.force)?;
     let bar = std::io::stderr().is_terminal().then(|| {

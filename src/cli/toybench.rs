@@ -92,6 +92,7 @@ pub fn run(opts: &ContextOptions, a: Args) -> Result<()> {
             ot: true,
             data_n: 100_000,
             eval_n: c.samples,
+            kernel: 0,
         };
         super::train::check_sizes(&sizes, choice.device(), "--k")?;
     }

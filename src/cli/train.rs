@@ -6,17 +6,17 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use fisherflow::autodiff::OptimConfig;
-use fisherflow::budget::{self, Estimate, Knob, TrainSizes, MAX_BLOCKS};
+use fisherflow::budget::{self, Estimate, Knob, TrainSizes, MAX_BLOCKS, MAX_KERNEL};
 use fisherflow::checkpoint::Checkpoint;
 use fisherflow::data::file::{check_not_input, check_output};
 use fisherflow::device::Device;
 use fisherflow::flow::meta::{demo, SINKHORN_EPS, SINKHORN_ITERS};
 use fisherflow::flow::{
-    DataInfo, FlowConfig, FlowModel, Geometry, LrSchedule, OtKind, RunConfig, ScheduleKind,
-    TrainConfig, Trainer,
+    Conditioning, DataInfo, FlowConfig, FlowModel, Geometry, LrSchedule, OtKind, RunConfig,
+    ScheduleKind, TrainConfig, Trainer,
 };
 use fisherflow::gpu::ContextOptions;
-use fisherflow::nn::MlpConfig;
+use fisherflow::nn::{Arch, MlpConfig};
 use fisherflow::{Error, Result};
 
 use super::common::{self, planned_shape, DataArgs, DeviceArgs, Loaded};
@@ -27,6 +27,15 @@ use super::{report, signals};
 pub enum Preset {
     /// Toy target L=4, K=5; trains 2,000 steps, samples and reports KL against its baselines.
     Toy,
+}
+
+/// The field network.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArchKind {
+    /// An MLP over the flattened sequence (the papers' toy model).
+    Mlp,
+    /// Residual blocks of dilated 1D convolutions over the positions (for long sequences).
+    Conv,
 }
 
 /// Arguments of `fisherflow train`.
@@ -46,11 +55,30 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = TrainConfig::default().batch,
           value_parser = super::common::count(1, u64::MAX))]
     batch: usize,
-    /// Hidden width of the MLP.
+    /// The field network: mlp (flattened sequence) or conv (dilated convolutions over the
+    /// positions).
+    #[arg(long, value_enum, default_value_t = ArchKind::Mlp)]
+    arch: ArchKind,
+    /// Kernel size of the convolutions (--arch conv).
+    #[arg(long, default_value_t = Arch::KERNEL,
+          value_parser = super::common::count(1, MAX_KERNEL as u64))]
+    kernel: usize,
+    /// Hidden width (channels of --arch conv).
     #[arg(long, default_value_t = MlpConfig::default().hidden,
           value_parser = super::common::count(1, u64::MAX))]
     hidden: usize,
-    /// Residual blocks of the MLP.
+    /// Condition the model on the class labels of the data (FASTA `class=C` headers, --labels,
+    /// or a dna: source).
+    #[arg(long)]
+    conditional: bool,
+    /// Probability of training a label as the null class (for classifier-free guidance).
+    #[arg(long, default_value_t = 0.0, requires = "conditional",
+          value_parser = common::probability)]
+    cond_drop: f32,
+    /// Class labels of the sequences of a --data file, one integer a line.
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// Residual blocks.
     #[arg(long, default_value_t = MlpConfig::default().blocks,
           value_parser = super::common::count(0, MAX_BLOCKS as u64))]
     blocks: usize,
@@ -125,6 +153,9 @@ pub struct TrainArgs {
 fn settings(a: &TrainArgs, (len, vocab): (usize, usize), steps: u64) -> (FlowConfig, TrainConfig) {
     let mut flow = FlowConfig::new(len, vocab, a.hidden, a.method);
     flow.mlp.blocks = a.blocks;
+    if a.arch == ArchKind::Conv {
+        flow.arch = Arch::Conv { kernel: a.kernel };
+    }
     let cfg = TrainConfig {
         batch: a.batch,
         optim: OptimConfig {
@@ -254,6 +285,7 @@ pub fn train(opts: &ContextOptions, a: TrainArgs) -> Result<()> {
         RunConfig::default().steps
     });
     let mut data_args = a.data.clone();
+    data_args.labels = a.labels.clone();
     if let (None, Some(info)) = (&data_args.alphabet, &stored) {
         data_args.alphabet = info.alphabet.clone();
     }
@@ -289,6 +321,10 @@ pub fn train(opts: &ContextOptions, a: TrainArgs) -> Result<()> {
         ot: cfg.ot != fisherflow::flow::OtMode::None,
         data_n: 0,
         eval_n: a.eval_samples.unwrap_or(eval_default),
+        kernel: match flow.arch {
+            Arch::Mlp => 0,
+            Arch::Conv { kernel } => kernel,
+        },
     };
     let data_flag = format!("--data {spec}");
     if let Some((n, l, k)) = planned_shape(&spec)? {
@@ -300,7 +336,22 @@ pub fn train(opts: &ContextOptions, a: TrainArgs) -> Result<()> {
     check_sizes(&sizes, device, &data_flag)?;
     let (flow, cfg) = match &resumed {
         Some(_) => (flow, cfg),
-        None => settings(&a, (loaded.data.len, loaded.data.vocab), steps),
+        None => {
+            let (mut flow, cfg) = settings(&a, (loaded.data.len, loaded.data.vocab), steps);
+            if a.conditional {
+                let classes = loaded.data.classes().ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "--conditional: --data {spec} has no class labels (write class=C in \
+                         every FASTA header, or give --labels FILE)"
+                    ))
+                })?;
+                flow.cond = Conditioning {
+                    classes,
+                    drop: a.cond_drop,
+                };
+            }
+            (flow, cfg)
+        }
     };
     if let Some(info) = &stored {
         if !a.accept_changed_data {
@@ -321,9 +372,20 @@ pub fn train(opts: &ContextOptions, a: TrainArgs) -> Result<()> {
         }
     }
     eprintln!(
-        "data: {} ({} sequences, L={}, K={}); model: {:?} flow, hidden {}, {} blocks; batch {}, lr {} ({}), OT {:?}",
+        "data: {} ({} sequences, L={}, K={}); model: {:?} flow, {}, hidden {}, {} blocks; batch {}, lr {} ({}), OT {:?}",
         loaded.spec, loaded.data.n, loaded.data.len, loaded.data.vocab, flow.geometry,
-        flow.mlp.hidden, flow.mlp.blocks, cfg.batch, cfg.optim.lr, cfg.schedule, cfg.ot
+        flow.arch.describe(), flow.mlp.hidden, flow.mlp.blocks, cfg.batch, cfg.optim.lr,
+        cfg.schedule, cfg.ot
+    );
+    eprintln!(
+        "memory per step: {} MiB of activations{}, {} MiB of parameters, gradients and moments",
+        (sizes.per_sequence() * sizes.batch as u128 * 4) >> 20,
+        if device.gpu().is_some() {
+            " on the device"
+        } else {
+            ""
+        },
+        (sizes.params() * 16) >> 20
     );
     let mut tr = Trainer::new(device, flow, cfg, loaded.data.clone())?;
     if let Some(ck) = &resumed {
@@ -362,7 +424,11 @@ fn strip(e: Error) -> String {
 
 /// Says which given flags a resumed run ignores (it keeps the checkpoint's settings).
 fn note_ignored(a: &TrainArgs) {
-    const KEPT: [&str; 11] = [
+    const KEPT: [&str; 15] = [
+        "conditional",
+        "cond_drop",
+        "arch",
+        "kernel",
         "hidden",
         "blocks",
         "batch",

@@ -1,5 +1,5 @@
 //! The trained vector field as an inference network for the samplers: the training graph of
-//! the [`Mlp`] compiled as an inference program ([`GpuProgram`]), with its weights and
+//! the [`Network`] compiled as an inference program ([`GpuProgram`]), with its weights and
 //! activations stored in f32 or f16 ([`Precision`]) and every dot product accumulated in f32.
 //!
 //! The program is derived from the graph, not written again: each residual block is one gemm
@@ -11,12 +11,14 @@ use crate::error::Result;
 use crate::flow::sample::FlowModel;
 use crate::gpu::{GpuContext, GpuTensor, Recorder};
 use crate::kernels::Precision;
-use crate::nn::Mlp;
+use crate::nn::Network;
 
 /// The vector field of a [`FlowModel`] for a fixed number of rows, ready to record.
 #[derive(Debug)]
 pub struct FieldNet<'c> {
+    ctx: &'c GpuContext,
     program: GpuProgram<'c>,
+    cond: Option<crate::flow::Conditioning>,
     precision: Precision,
     rows: usize,
     x: GpuTensor<f32>,
@@ -28,18 +30,33 @@ impl<'c> FieldNet<'c> {
     /// `p`. Errors when the adapter lacks f16 support, when a parameter is missing or
     /// misshapen, or (f16) when a parameter lies outside f16's range.
     pub fn new(ctx: &'c GpuContext, model: &FlowModel, rows: usize, p: Precision) -> Result<Self> {
-        let mlp = Mlp::new(model.config.mlp, 0)?;
+        let mlp = model.config.network(0)?;
         let (l, k) = (model.config.mlp.seq_len, model.config.mlp.categories);
         let program = GpuProgram::new(ctx, &mlp.graph, rows, &[mlp.out], p, &model.params)?;
-        let x = program.input(Mlp::X)?.reshape(&[rows, l, k])?;
+        let x = program.input(Network::X)?.reshape(&[rows, l, k])?;
         let out = program.output(mlp.out)?.reshape(&[rows, l, k])?;
-        Ok(Self {
+        let net = Self {
+            ctx,
             program,
+            cond: mlp.labels.map(|_| model.config.cond),
             precision: p,
             rows,
             x,
             out,
-        })
+        };
+        net.set_class(None)?;
+        Ok(net)
+    }
+
+    /// Evaluate the field for `class` (`None`: the null class); a no-op for an
+    /// unconditional model.
+    pub fn set_class(&self, class: Option<u32>) -> Result<()> {
+        if let Some(c) = &self.cond {
+            let labels = c.labels(class, self.rows)?;
+            let input = self.program.input(Network::LABELS)?;
+            input.write(self.ctx, &labels)?;
+        }
+        Ok(())
     }
 
     /// The input points `x` `[rows, L, K]` (f32): write or record into it before
@@ -71,7 +88,7 @@ impl<'c> FieldNet<'c> {
     /// Record one evaluation of `v(x, t)` at time `t` for every row: reads
     /// [`FieldNet::input`], writes [`FieldNet::output`].
     pub fn record(&self, rec: &mut Recorder, t: f32) -> Result<()> {
-        self.program.record_fill(rec, Mlp::T, t)?;
+        self.program.record_fill(rec, Network::T, t)?;
         rec.extend(self.program.recording());
         Ok(())
     }

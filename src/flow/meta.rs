@@ -9,7 +9,7 @@ use crate::checkpoint::Checkpoint;
 use crate::data::SequenceDataset;
 use crate::error::{Error, Result};
 use crate::flow::train::{FlowConfig, TrainConfig};
-use crate::nn::Mlp;
+use crate::nn::Network;
 
 /// Training steps of a run when none are given.
 pub const DEFAULT_STEPS: u64 = 5000;
@@ -265,7 +265,7 @@ pub(crate) fn parse_num(ck: &Checkpoint, key: &str) -> Result<u64> {
 }
 
 /// The model's parameters as stored in `ck` (names and shapes checked).
-pub(crate) fn params_from(ck: &Checkpoint, model: &Mlp) -> Result<Vec<NamedTensor>> {
+pub(crate) fn params_from(ck: &Checkpoint, model: &Network) -> Result<Vec<NamedTensor>> {
     model
         .graph
         .params()

@@ -2,6 +2,7 @@
 //! baseline, minibatch optimal transport, training and sampling.
 
 pub mod batch;
+pub mod cond;
 pub mod devices;
 pub mod field;
 pub mod kernels;
@@ -13,6 +14,7 @@ pub mod sample;
 pub mod toybench;
 pub mod train;
 
+pub use cond::Conditioning;
 pub use field::FieldNet;
 
 /// Every kernel of the Fisher-Flow families.

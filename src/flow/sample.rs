@@ -27,7 +27,6 @@ use crate::flow::train::{
 use crate::gpu::{GpuContext, GpuTensor};
 use crate::kernels::rng::{self, GpuRng};
 use crate::kernels::Precision;
-use crate::nn::Mlp;
 
 /// Philox stream of the sampler's prior.
 pub const STREAM_SAMPLE_PRIOR: u32 = 16;
@@ -50,6 +49,8 @@ pub struct SampleConfig {
     /// Storage of the network's weights and activations on the GPU (f16 needs the adapter's
     /// `SHADER_F16`; the CPU sampler runs f32 only).
     pub precision: Precision,
+    /// The class of every sample (class-conditional models; `None`: the null class).
+    pub class: Option<u32>,
 }
 
 impl Default for SampleConfig {
@@ -63,6 +64,7 @@ impl Default for SampleConfig {
             seed: 0,
             chunk: None,
             precision: Precision::F32,
+            class: None,
         }
     }
 }
@@ -86,7 +88,7 @@ impl FlowModel {
     }
     /// A freshly initialised (untrained) model.
     pub fn untrained(config: FlowConfig, seed: u64) -> Result<Self> {
-        let m = Mlp::new(config.mlp, seed)?;
+        let m = config.network(seed)?;
         Ok(Self {
             config,
             params: m.graph.initial_params(),
@@ -95,7 +97,7 @@ impl FlowModel {
     /// Read the model from a checkpoint (a training checkpoint or a model-only one).
     pub fn from_checkpoint(ck: &Checkpoint) -> Result<Self> {
         let config: FlowConfig = parse_meta(ck, META_MODEL)?;
-        let m = Mlp::new(config.mlp, 0)?;
+        let m = config.network(0)?;
         Ok(Self {
             config,
             params: params_from(ck, &m)?,
@@ -128,8 +130,7 @@ fn check(cfg: &SampleConfig) -> Result<()> {
 /// Sequences integrated together: a multiple of 4, at most 8192, and small enough that the
 /// widest activation fits one storage binding.
 fn chunk_size(ctx: Option<&GpuContext>, model: &FlowModel, cfg: &SampleConfig) -> usize {
-    let m = &model.config.mlp;
-    let widest = (m.hidden.max(m.width()) + m.time_dim) * 4;
+    let widest = model.config.widest_row() * 4;
     let limit = ctx.map_or(u64::MAX, |c| c.limits().max_storage_buffer_binding_size) as usize;
     let by_limit = (limit / widest).max(4);
     let want = cfg
@@ -191,6 +192,7 @@ pub fn sample_into(
     sink: &mut dyn FnMut(&[u32]) -> Result<()>,
 ) -> Result<SampleStats> {
     check(cfg)?;
+    model.config.cond.check_class(cfg.class)?;
     match device {
         Device::Gpu(ctx) => sample_gpu(ctx, model, cfg, sink),
         Device::Cpu => sample_cpu(model, cfg, sink),
@@ -242,7 +244,9 @@ fn sample_gpu(
     let (l, k) = (model.config.mlp.seq_len, model.config.mlp.categories);
     let c = chunk_size(Some(ctx), model, cfg);
     let geometry = model.config.geometry;
-    let mut field = GpuModelField::new(FieldNet::new(ctx, model, c, cfg.precision)?);
+    let net = FieldNet::new(ctx, model, c, cfg.precision)?;
+    net.set_class(cfg.class)?;
+    let mut field = GpuModelField::new(net);
     let mut dev = GpuOde::new(ctx, geometry, [c, l, k]);
     let (a, b) = (dev.buffer()?, dev.buffer()?);
     let ids = GpuTensor::<u32>::zeros(ctx, &[c * l])?;
@@ -295,6 +299,7 @@ fn sample_cpu(
     let c = chunk_size(None, model, cfg).min(1024);
     let geometry = model.config.geometry;
     let mut field = CpuModelField::new(model, c)?;
+    field.set_class(cfg.class)?;
     let mut dev = CpuOde::new(geometry, c * l * k, k);
     let (a, b) = (dev.buffer()?, dev.buffer()?);
     let mut stats = SampleStats::default();

@@ -19,11 +19,12 @@ use crate::checkpoint::Checkpoint;
 use crate::data::SequenceDataset;
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::flow::cond::{batch_labels, Conditioning};
 use crate::flow::{kernels as fk, ot};
 use crate::gpu::{GpuContext, GpuTensor, Recorder};
 use crate::kernels::rng::{self, GpuRng};
 use crate::kernels::sphere;
-use crate::nn::{Mlp, MlpConfig};
+use crate::nn::{Arch, MlpConfig, Network};
 
 pub use crate::flow::batch::host_batch;
 use crate::flow::batch::HostBatcher;
@@ -73,6 +74,12 @@ pub struct FlowConfig {
     pub mlp: MlpConfig,
     /// Sphere (Fisher-Flow) or simplex (linear baseline).
     pub geometry: Geometry,
+    /// The network's architecture (checkpoints written before it read as the MLP).
+    #[serde(default)]
+    pub arch: Arch,
+    /// Class conditioning (none in checkpoints written before it).
+    #[serde(default)]
+    pub cond: Conditioning,
 }
 
 impl FlowConfig {
@@ -89,8 +96,21 @@ impl FlowConfig {
                 ..MlpConfig::default()
             },
             geometry,
+            arch: Arch::Mlp,
+            cond: Conditioning::default(),
         }
     }
+
+    /// The field network (its graph and nodes); `seed` fixes the initial parameters.
+    pub fn network(&self, seed: u64) -> Result<Network> {
+        Network::build(&self.mlp, self.arch, self.cond.classes, seed)
+    }
+
+    /// Values of the widest activation of one sequence.
+    pub fn widest_row(&self) -> usize {
+        self.arch.widest_row(&self.mlp)
+    }
+
     fn check_data(&self, data: &SequenceDataset) -> Result<()> {
         if data.len != self.mlp.seq_len || data.vocab != self.mlp.categories {
             return Err(Error::Shape(format!(
@@ -101,7 +121,7 @@ impl FlowConfig {
         if data.n == 0 {
             return Err(Error::Shape("the data set is empty".into()));
         }
-        Ok(())
+        self.cond.check(data)
     }
 }
 
@@ -151,7 +171,7 @@ enum Backend<'c> {
 pub struct Trainer<'c> {
     flow: FlowConfig,
     cfg: TrainConfig,
-    model: Mlp,
+    model: Network,
     data: SequenceDataset,
     step: u64,
     backend: Backend<'c>,
@@ -183,7 +203,8 @@ impl<'c> Trainer<'c> {
             }
         }
         cfg.schedule.validate()?;
-        let model = Mlp::new(flow.mlp, cfg.seed)?;
+        flow.cond.check_ot(cfg.ot != OtMode::None)?;
+        let model = flow.network(cfg.seed)?;
         let backend = match device.gpu() {
             None => Backend::Cpu(Box::new(CpuExecutor::new(
                 &model.graph,
@@ -240,7 +261,7 @@ impl<'c> Trainer<'c> {
         self.step
     }
     /// The network graph and its nodes.
-    pub fn model(&self) -> &Mlp {
+    pub fn model(&self) -> &Network {
         &self.model
     }
     /// Which backend runs the steps.
@@ -316,9 +337,12 @@ impl<'c> Trainer<'c> {
                 Backend::Cpu(e) => e.as_mut(),
                 Backend::Gpu { exe, .. } => exe.as_mut(),
             };
-            exe.set_input(Mlp::X, xt)?;
-            exe.set_input(Mlp::T, t)?;
-            exe.set_input(Mlp::TARGET, ut)?;
+            exe.set_input(Network::X, xt)?;
+            exe.set_input(Network::T, t)?;
+            exe.set_input(Network::TARGET, ut)?;
+        }
+        if let Some(labels) = batch_labels(&self.flow, &self.cfg, &self.data, step) {
+            self.exe_mut().set_input(Network::LABELS, &labels)?;
         }
         Ok(())
     }
@@ -364,7 +388,7 @@ impl<'c> Trainer<'c> {
             Backend::Gpu { exe, .. } => {
                 let ctx = exe.context();
                 let read = |n: &str| -> Result<Vec<f32>> { exe.input_tensor(n)?.to_vec(ctx) };
-                Ok((read(Mlp::X)?, read(Mlp::T)?, read(Mlp::TARGET)?))
+                Ok((read(Network::X)?, read(Network::T)?, read(Network::TARGET)?))
             }
             Backend::Cpu(_) => Err(Error::InvalidArgument(
                 "the CPU backend keeps no GPU batch".into(),
@@ -468,9 +492,9 @@ fn record_device_batch(
     let u = GpuTensor::<f32>::zeros(ctx, &[b])?;
     let x0 = GpuTensor::<f32>::zeros(ctx, &shape)?;
     let x1 = GpuTensor::<f32>::zeros(ctx, &shape)?;
-    let xt = exe.input_tensor(Mlp::X)?.reshape(&shape)?;
-    let ut = exe.input_tensor(Mlp::TARGET)?.reshape(&shape)?;
-    let t = exe.input_tensor(Mlp::T)?.reshape(&[b])?;
+    let xt = exe.input_tensor(Network::X)?.reshape(&shape)?;
+    let ut = exe.input_tensor(Network::TARGET)?.reshape(&shape)?;
+    let t = exe.input_tensor(Network::T)?.reshape(&[b])?;
     rng::uniform(ctx, rec, rng, STREAM_INDEX, &u)?;
     fk::gather_onehot(ctx, rec, &tokens, &u, &x1)?;
     match flow.geometry {

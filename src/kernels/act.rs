@@ -14,6 +14,8 @@ pub enum Activation {
     Silu,
     /// The tanh approximation `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`.
     Gelu,
+    /// `sin(x)` (Fourier features).
+    Sin,
 }
 
 const GELU_C: f64 = 0.797_884_560_802_865_4; // √(2/π)
@@ -32,6 +34,7 @@ impl Activation {
             Activation::LeakyRelu(s) => (2, s),
             Activation::Silu => (3, 0.0),
             Activation::Gelu => (4, 0.0),
+            Activation::Sin => (5, 0.0),
         }
     }
 
@@ -43,17 +46,19 @@ impl Activation {
             Activation::LeakyRelu(_) => "ACT_LEAKY_RELU",
             Activation::Silu => "ACT_SILU",
             Activation::Gelu => "ACT_GELU",
+            Activation::Sin => "ACT_SIN",
         }
     }
 
     /// Every kind (with slope 0.01 for the leaky ReLU).
-    pub fn all() -> [Activation; 5] {
+    pub fn all() -> [Activation; 6] {
         [
             Activation::Identity,
             Activation::Relu,
             Activation::LeakyRelu(0.01),
             Activation::Silu,
             Activation::Gelu,
+            Activation::Sin,
         ]
     }
 
@@ -64,7 +69,7 @@ impl Activation {
         match self {
             Activation::Identity | Activation::Relu => true,
             Activation::LeakyRelu(s) => s > 0.0,
-            Activation::Silu | Activation::Gelu => false,
+            Activation::Silu | Activation::Gelu | Activation::Sin => false,
         }
     }
 
@@ -82,6 +87,7 @@ impl Activation {
             }
             Activation::Silu => x / (1.0 + (-x).exp()),
             Activation::Gelu => 0.5 * x * (1.0 + gelu_arg(x).tanh()),
+            Activation::Sin => x.sin(),
         }
     }
 
@@ -112,6 +118,7 @@ impl Activation {
                 0.5 * (1.0 + th)
                     + 0.5 * x * (1.0 - th * th) * GELU_C * (1.0 + 3.0 * 0.044715 * x * x)
             }
+            Activation::Sin => x.cos(),
         }
     }
 

@@ -15,9 +15,9 @@ use crate::gpu::{
 };
 use crate::kernels::{Activation, Precision};
 
-const GEMM_SLOTS: &[&str] = &["a", "b", "bias", "c"];
-const GEMM_PRELUDE: &str = include_str!("../../shaders/lib/gemm_prelude.wgsl");
-const TILES: &str = include_str!("../../shaders/matmul.wgsl");
+pub(crate) const GEMM_SLOTS: &[&str] = &["a", "b", "bias", "c"];
+pub(crate) const GEMM_PRELUDE: &str = include_str!("../../shaders/lib/gemm_prelude.wgsl");
+pub(crate) const TILES: &str = include_str!("../../shaders/matmul.wgsl");
 
 /// The tiled gemm with scalar loads (any shapes and offsets), in f32 or f16 storage.
 pub static MATMUL_SCALAR: ShaderDef = ShaderDef::storage_generic(
@@ -326,8 +326,16 @@ crate::gpu_params! {
         pub alpha: f32,
         /// Leaky ReLU slope.
         pub slope: f32,
-        /// Padding.
-        pub _pad: u32,
+        /// Convolutions ([`super::conv`]): positions per sequence.
+        pub seq: u32,
+        /// Convolutions: channels per position of the convolved operand.
+        pub chans: u32,
+        /// Convolutions: kernel size.
+        pub taps: u32,
+        /// Convolutions: dilation.
+        pub dil: u32,
+        /// Convolutions: 1 for the transposed convolution.
+        pub flip: u32,
     }
 }
 
@@ -491,7 +499,7 @@ pub fn gemm_with(
         bias_off,
         alpha: g.alpha,
         slope,
-        _pad: 0,
+        ..Default::default()
     };
     let kernel = if sg8 {
         &GEMM_SG8

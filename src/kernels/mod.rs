@@ -3,6 +3,7 @@
 //! of the kernel layer.
 
 mod act;
+pub mod conv;
 pub mod cpu;
 pub mod linalg;
 pub mod optim;
@@ -25,6 +26,7 @@ pub fn kernels() -> Vec<&'static crate::gpu::KernelDef> {
         optim::kernels(),
         rng::kernels(),
         linalg::kernels(),
+        conv::kernels(),
     ]
     .concat()
 }

@@ -1,7 +1,106 @@
-//! Layers built on [`crate::autodiff`]: [`Linear`] and the Fisher-Flow vector-field [`Mlp`].
+//! Layers built on [`crate::autodiff`]: [`Linear`] and the Fisher-Flow vector-field networks,
+//! the [`Mlp`] over flattened sequences and the convolutional network of [`conv`], one builder
+//! each behind [`Arch`].
+
+pub mod conv;
 
 use crate::autodiff::{Graph, Init, NodeId};
 use crate::error::{Error, Result};
+
+/// The architecture of the field network (stored in checkpoints; sizes are in [`MlpConfig`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Arch {
+    /// The MLP over the flattened `[B, L·K]` input ([`Mlp`]).
+    #[default]
+    Mlp,
+    /// Residual blocks of dilated 1D convolutions over `[B·L, K]` ([`conv::build`]).
+    Conv {
+        /// Kernel size.
+        kernel: usize,
+    },
+}
+
+impl Arch {
+    /// The kernel size of the convolutional network by default (the Fisher-Flow DNA models').
+    pub const KERNEL: usize = 9;
+
+    /// Values of the widest activation of one sequence.
+    pub fn widest_row(&self, m: &MlpConfig) -> usize {
+        match self {
+            Arch::Mlp => m.hidden.max(m.width()) + m.time_dim,
+            Arch::Conv { .. } => m.seq_len.saturating_mul(m.hidden.max(m.categories)),
+        }
+    }
+
+    /// `mlp` or `conv(kernel 9)`, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Arch::Mlp => "mlp".into(),
+            Arch::Conv { kernel } => format!("conv (kernel {kernel})"),
+        }
+    }
+}
+
+/// A built field network: its graph and the nodes a trainer or sampler reads and writes. The
+/// inputs `x` and `target` hold `L·K` values per sequence either way (`[B, L·K]` for the MLP,
+/// `[B·L, K]` for the convolutional network: the same row-major memory).
+#[derive(Clone, Debug)]
+pub struct Network {
+    /// The graph.
+    pub graph: Graph,
+    /// Input node `x`.
+    pub x: NodeId,
+    /// Input node `t` `[B, 1]`.
+    pub t: NodeId,
+    /// Input node `target`.
+    pub target: NodeId,
+    /// Input node of the class labels `[B, 1]`, when conditioned.
+    pub labels: Option<NodeId>,
+    /// The vector field.
+    pub out: NodeId,
+    /// The loss `[1, 1]`: `Σ_{L,K} (v − target)²` averaged over sequences.
+    pub loss: NodeId,
+}
+
+impl Network {
+    /// Input name of `x_t`.
+    pub const X: &'static str = "x";
+    /// Input name of `t`.
+    pub const T: &'static str = "t";
+    /// Input name of the regression target.
+    pub const TARGET: &'static str = "target";
+    /// Input name of the class labels (conditioned networks).
+    pub const LABELS: &'static str = "labels";
+
+    /// Build the network of architecture `arch` with sizes `cfg`, reading class labels when
+    /// `classes > 0`; `seed` fixes the initial parameters.
+    pub fn build(cfg: &MlpConfig, arch: Arch, classes: usize, seed: u64) -> Result<Network> {
+        cfg.validate()?;
+        match arch {
+            Arch::Mlp => Ok(Mlp::build(*cfg, classes, seed)?.into()),
+            Arch::Conv { kernel } => conv::build(cfg, kernel, classes, seed),
+        }
+    }
+
+    /// Number of trainable scalars.
+    pub fn param_count(&self) -> usize {
+        self.graph.param_count()
+    }
+}
+
+impl From<Mlp> for Network {
+    fn from(m: Mlp) -> Self {
+        Network {
+            graph: m.graph,
+            x: m.x,
+            t: m.t,
+            target: m.target,
+            labels: m.labels,
+            out: m.out,
+            loss: m.loss,
+        }
+    }
+}
 
 /// A fully connected layer `y = x·W + b`, `W: [in, out]`, initialised like PyTorch's
 /// `nn.Linear` (uniform in `±1/√in` for weight and bias).
@@ -99,7 +198,7 @@ impl MlpConfig {
         (e + e) + (lk + e) * h + h + self.blocks * ((h + e) * h + h) + (h + e) * lk + lk
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         if self.seq_len == 0 || self.categories == 0 || self.hidden == 0 || self.time_dim == 0 {
             return Err(Error::InvalidArgument(format!(
                 "MLP sizes must be positive: {self:?}"
@@ -135,6 +234,8 @@ pub struct Mlp {
     pub t: NodeId,
     /// Input node `target`.
     pub target: NodeId,
+    /// Input node of the class labels, when conditioned.
+    pub labels: Option<NodeId>,
     /// The vector field `[B, L·K]`.
     pub out: NodeId,
     /// The loss `[1, 1]`.
@@ -151,13 +252,29 @@ impl Mlp {
 
     /// Build the model; `seed` fixes the initial parameters.
     pub fn new(config: MlpConfig, seed: u64) -> Result<Self> {
+        Self::build(config, 0, seed)
+    }
+
+    /// Build the model reading class labels when `classes > 0` (a learned embedding of
+    /// `classes + 1` rows, the last the null class, added to the time embedding).
+    pub fn build(config: MlpConfig, classes: usize, seed: u64) -> Result<Self> {
         config.validate()?;
         let (lk, h, e) = (config.width(), config.hidden, config.time_dim);
         let mut g = Graph::new(seed);
         let x = g.input(Self::X, lk)?;
         let t = g.input(Self::T, 1)?;
         let target = g.input(Self::TARGET, lk)?;
-        let temb = Linear::new(&mut g, "time", 1, e, true)?.forward(&mut g, t)?;
+        let mut temb = Linear::new(&mut g, "time", 1, e, true)?.forward(&mut g, t)?;
+        let labels = if classes > 0 {
+            let labels = g.input(Network::LABELS, 1)?;
+            let init = Init::Normal { std: 1.0 };
+            let table = g.param("class.embed", &[classes + 1, e], init)?;
+            let emb = g.embedding(labels, table)?;
+            temb = g.add(temb, emb)?;
+            Some(labels)
+        } else {
+            None
+        };
         let inp = Linear::new(&mut g, "input", lk + e, h, true)?;
         let cat = g.concat(&[x, temb])?;
         let z = inp.forward(&mut g, cat)?;
@@ -176,13 +293,15 @@ impl Mlp {
             out = g.proj_tangent(out, x, config.categories)?;
         }
         let loss = g.mse_loss(out, target)?;
-        debug_assert_eq!(g.param_count(), config.param_count());
+        let table = if classes > 0 { (classes + 1) * e } else { 0 };
+        debug_assert_eq!(g.param_count(), config.param_count() + table);
         Ok(Self {
             config,
             graph: g,
             x,
             t,
             target,
+            labels,
             out,
             loss,
         })

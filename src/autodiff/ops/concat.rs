@@ -163,7 +163,7 @@ impl Concat {
             }
             match s[1] {
                 Dim::Fixed(c) => cols += c,
-                Dim::Batch => {
+                _ => {
                     return Err(Error::Shape(
                         "concat: parts must have a fixed number of columns".into(),
                     ))

@@ -9,7 +9,7 @@ use crate::autodiff::op::{Backward, Forward, GpuRun, Instr, Loc, Mem, Op};
 use crate::autodiff::ops::reduce::ColSum;
 use crate::autodiff::ops::{finite, same_shape};
 use crate::error::{Error, Result};
-use crate::gpu::{u32_of, KernelDef, Work};
+use crate::gpu::{u32_of, KernelDef, Params, Work};
 use crate::kernels::{cpu, Activation, Real};
 
 /// Record an element-wise kernel of `autodiff.wgsl` over `n` items, `locs` bound in order.
@@ -20,17 +20,21 @@ pub(crate) fn launch(
     n: usize,
     p: AutodiffParams,
 ) -> Result<()> {
+    launch_work(gpu, kernel, locs, Work::Threads(n as u64), p)
+}
+
+/// Record `kernel` over `work` in the program's storage, `locs` bound in order.
+pub(crate) fn launch_work<P: Params>(
+    gpu: &mut GpuRun<'_>,
+    kernel: &'static KernelDef,
+    locs: &[Loc],
+    work: Work,
+    p: P,
+) -> Result<()> {
     let elem = gpu.precision.bytes();
     let args: Vec<_> = locs.iter().map(|l| gpu.arg(*l, elem)).collect();
     let (ctx, precision) = (gpu.ctx, gpu.precision);
-    kernel.launch_as(
-        ctx,
-        gpu.rec,
-        precision,
-        Work::Threads(n as u64),
-        &args,
-        |_| p,
-    )
+    kernel.launch_as(ctx, gpu.rec, precision, work, &args, |_| p)
 }
 
 /// `y (+)= s·x + c`.

@@ -246,7 +246,7 @@ impl Linear {
     pub fn build(g: &mut Graph, x: NodeId, w: NodeId, b: Option<NodeId>) -> Result<NodeId> {
         let sx = g.shape(x)?;
         let sw = g.shape(w)?;
-        if sx[1] != sw[0] || matches!(sw[1], Dim::Batch) {
+        if sx[1] != sw[0] || !matches!(sw[1], Dim::Fixed(_)) {
             return Err(Error::Shape(format!(
                 "linear: x {} times w {} (w must be [in, out])",
                 fmt_shape(&sx),

@@ -9,6 +9,8 @@
 //! | [`concat`] | `Concat` | `ColCopy` |
 //! | [`reduce`] | `Sum` (and mean), `MseLoss` | `SumOf`, `Broadcast`, `SqDiffGrad`, `ColSum` |
 //! | [`proj`] | `ProjTangent` | `Proj`, `ProjGradX` |
+//! | [`conv`] | `Conv1d` | `ConvInstr` (implicit gemm) |
+//! | [`seq`] | `Normalize`, `ChannelAffine`, `SeqAdd`, `Embedding` | `SeqInstr` ([`seq_instr`]) |
 //!
 //! Adding an op: a module here with a struct implementing [`Op`](super::Op) and a `build`
 //! function that checks shapes and calls [`Graph::add_op`]; its instructions implement
@@ -17,10 +19,13 @@
 
 pub mod act;
 pub mod concat;
+pub mod conv;
 pub mod elementwise;
 pub mod matmul;
 pub mod proj;
 pub mod reduce;
+pub mod seq;
+pub mod seq_instr;
 
 use crate::autodiff::graph::{fmt_shape, Graph, NodeId, Shape};
 use crate::error::{Error, Result};
