@@ -35,7 +35,7 @@ fn linear_model(l: usize, k: usize, a: &[f64]) -> FlowModel {
             slope: 1.0,
             project: true,
         },
-        geometry: Geometry::Sphere,
+        ..FlowConfig::new(l, k, w, Geometry::Sphere)
     };
     let mut m = FlowModel::untrained(config, 1).unwrap();
     for p in &mut m.params {

@@ -204,6 +204,13 @@ pub fn check(model: &FlowModel, cfg: &NllConfig) -> Result<()> {
                 .into(),
         ));
     }
+    if model.config.arch != crate::nn::Arch::Mlp || model.config.cond.classes > 0 {
+        return Err(Error::InvalidArgument(
+            "the likelihood is computed for unconditional MLP models; this model is \
+             convolutional or class-conditional"
+                .into(),
+        ));
+    }
     let width = model.config.mlp.width();
     match cfg.divergence {
         Divergence::Exact if width > MAX_EXACT_WIDTH => {
