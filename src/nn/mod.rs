@@ -115,6 +115,18 @@ impl MlpConfig {
     }
 }
 
+/// What the [`Mlp`]'s output is trained against.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MlpLoss {
+    /// `Σ_{L,K} (v − target)²` averaged over the batch: a vector field.
+    #[default]
+    Mse,
+    /// Softmax cross-entropy per position against one-hot targets, averaged over the batch
+    /// and the positions: the output is the logits of a categorical per position (a
+    /// denoiser, as in Dirichlet flow matching). Needs an unprojected output.
+    SoftmaxXent,
+}
+
 /// The Fisher-Flow vector field `v_θ(x_t, t)` as a graph, with its regression loss.
 ///
 /// Inputs: `x` `[B, L·K]` (points on the product of spheres, flattened), `t` `[B, 1]` and
@@ -151,7 +163,17 @@ impl Mlp {
 
     /// Build the model; `seed` fixes the initial parameters.
     pub fn new(config: MlpConfig, seed: u64) -> Result<Self> {
+        Self::with_loss(config, seed, MlpLoss::Mse)
+    }
+
+    /// [`Mlp::new`] with the loss `kind`.
+    pub fn with_loss(config: MlpConfig, seed: u64, kind: MlpLoss) -> Result<Self> {
         config.validate()?;
+        if kind == MlpLoss::SoftmaxXent && config.project {
+            return Err(Error::InvalidArgument(
+                "a cross-entropy model outputs logits: its output cannot be projected".into(),
+            ));
+        }
         let (lk, h, e) = (config.width(), config.hidden, config.time_dim);
         let mut g = Graph::new(seed);
         let x = g.input(Self::X, lk)?;
@@ -175,7 +197,10 @@ impl Mlp {
         if config.project {
             out = g.proj_tangent(out, x, config.categories)?;
         }
-        let loss = g.mse_loss(out, target)?;
+        let loss = match kind {
+            MlpLoss::Mse => g.mse_loss(out, target)?,
+            MlpLoss::SoftmaxXent => g.softmax_xent(out, target, config.categories)?,
+        };
         debug_assert_eq!(g.param_count(), config.param_count());
         Ok(Self {
             config,

@@ -9,6 +9,7 @@
 //! | [`concat`] | `Concat` | `ColCopy` |
 //! | [`reduce`] | `Sum` (and mean), `MseLoss` | `SumOf`, `Broadcast`, `SqDiffGrad`, `ColSum` |
 //! | [`proj`] | `ProjTangent` | `Proj`, `ProjGradX` |
+//! | [`xent`] | `SoftmaxXent` | `XentLoss`, `XentGrad` |
 //!
 //! Adding an op: a module here with a struct implementing [`Op`](super::Op) and a `build`
 //! function that checks shapes and calls [`Graph::add_op`]; its instructions implement
@@ -21,6 +22,7 @@ pub mod elementwise;
 pub mod matmul;
 pub mod proj;
 pub mod reduce;
+pub mod xent;
 
 use crate::autodiff::graph::{fmt_shape, Graph, NodeId, Shape};
 use crate::error::{Error, Result};
