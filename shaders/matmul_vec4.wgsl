@@ -3,64 +3,55 @@
 @group(0) @binding(1) var<storage, read> a: array<E4>;
 @group(0) @binding(2) var<storage, read> b: array<E4>;
 
-fn load_a(m0: u32, k0: u32, t: u32) {
-    let m = params.m;
-    let k = params.k;
-    let base = params.a_off / 4u;
-    if ((params.flags & 1u) != 0u) {
-        // a stored [k, m]: vec4s run along m.
-        for (var s = 0u; s < BM * BK / 1024u; s++) {
-            let idx = s * 256u + t;
-            let kk = idx / (BM / 4u);
-            let rq = idx % (BM / 4u);
-            let gk = k0 + kk;
-            let gi = m0 + rq * 4u;
-            var v = vec4<f32>(0.0);
-            if (gk < k && gi < m) { v = vec4<f32>(a[base + (gk * m + gi) / 4u]); }
-            As[kk * (BM / 4u) + rq] = v;
-        }
+// vec4 `idx` of a tile load of an operand with `rows` rows (m for a, n for b) and `k` columns,
+// whose tile has `tile_rows` rows from `r0` and BK columns from `k0`. With k contiguous
+// (`k_fast`) the vec4 runs along k: returns (row, k/4 in the tile, vec4 index, in bounds);
+// otherwise it runs along the rows: returns (row/4, k in the tile, vec4 index, in bounds).
+// One function serves a ([m, k] or transposed) and b ([n, k] or [k, n]).
+fn tile_vec(idx: u32, tile_rows: u32, r0: u32, k0: u32, rows: u32, k: u32, k_fast: bool) -> vec4<u32> {
+    var x: u32;
+    var y: u32;
+    var gr: u32;
+    var gk: u32;
+    if (k_fast) {
+        x = idx / (BK / 4u);
+        y = idx % (BK / 4u);
+        gr = r0 + x;
+        gk = k0 + y * 4u;
     } else {
-        // a stored [m, k]: vec4s run along k.
-        for (var s = 0u; s < BM * BK / 1024u; s++) {
-            let idx = s * 256u + t;
-            let row = idx / (BK / 4u);
-            let kq = idx % (BK / 4u);
-            let gi = m0 + row;
-            let gk = k0 + kq * 4u;
-            var v = vec4<f32>(0.0);
-            if (gi < m && gk < k) { v = vec4<f32>(a[base + (gi * k + gk) / 4u]); }
-            for (var e = 0u; e < 4u; e++) { put_a(kq * 4u + e, row, v[e]); }
+        y = idx / (tile_rows / 4u);
+        x = idx % (tile_rows / 4u);
+        gk = k0 + y;
+        gr = r0 + x * 4u;
+    }
+    let i = select(gk * rows + gr, gr * k + gk, k_fast) / 4u;
+    return vec4<u32>(x, y, i, u32(gr < rows && gk < k));
+}
+
+fn load_a(m0: u32, k0: u32, t: u32) {
+    let k_fast = (params.flags & 1u) == 0u;
+    for (var s = 0u; s < BM * BK / 1024u; s++) {
+        let e = tile_vec(s * 256u + t, BM, m0, k0, params.m, params.k, k_fast);
+        var v = vec4<f32>(0.0);
+        if (e.w != 0u) { v = vec4<f32>(a[params.a_off / 4u + e.z]); }
+        if (k_fast) {
+            for (var i = 0u; i < 4u; i++) { put_a(e.y * 4u + i, e.x, v[i]); }
+        } else {
+            As[e.y * (BM / 4u) + e.x] = v;
         }
     }
 }
 
 fn load_b(n0: u32, k0: u32, t: u32) {
-    let n = params.n;
-    let k = params.k;
-    let base = params.b_off / 4u;
-    if ((params.flags & 2u) != 0u) {
-        // b stored [n, k]: vec4s run along k.
-        for (var s = 0u; s < BN * BK / 1024u; s++) {
-            let idx = s * 256u + t;
-            let col = idx / (BK / 4u);
-            let kq = idx % (BK / 4u);
-            let gj = n0 + col;
-            let gk = k0 + kq * 4u;
-            var v = vec4<f32>(0.0);
-            if (gj < n && gk < k) { v = vec4<f32>(b[base + (gj * k + gk) / 4u]); }
-            for (var e = 0u; e < 4u; e++) { put_b(kq * 4u + e, col, v[e]); }
-        }
-    } else {
-        // b stored [k, n]: vec4s run along n.
-        for (var s = 0u; s < BN * BK / 1024u; s++) {
-            let idx = s * 256u + t;
-            let kk = idx / (BN / 4u);
-            let cq = idx % (BN / 4u);
-            let gk = k0 + kk;
-            let gj = n0 + cq * 4u;
-            var v = vec4<f32>(0.0);
-            if (gk < k && gj < n) { v = vec4<f32>(b[base + (gk * n + gj) / 4u]); }
-            Bs[kk * (BN / 4u) + cq] = v;
+    let k_fast = (params.flags & 2u) != 0u;
+    for (var s = 0u; s < BN * BK / 1024u; s++) {
+        let e = tile_vec(s * 256u + t, BN, n0, k0, params.n, params.k, k_fast);
+        var v = vec4<f32>(0.0);
+        if (e.w != 0u) { v = vec4<f32>(b[params.b_off / 4u + e.z]); }
+        if (k_fast) {
+            for (var i = 0u; i < 4u; i++) { put_b(e.y * 4u + i, e.x, v[i]); }
+        } else {
+            Bs[e.y * (BN / 4u) + e.x] = v;
         }
     }
 }

@@ -18,7 +18,8 @@ pub enum Error {
     Shape(String),
     /// An argument outside its allowed range (t outside [0, 1], a negative step count, ...).
     InvalidArgument(String),
-    /// A size over the adapter's limits that cannot be split into chunks.
+    /// A size over a limit: the adapter's (one that cannot be split into chunks), the host's
+    /// memory, or a bound of the crate.
     Limit(String),
     /// A malformed input file; the message names the file and line.
     Parse(String),
@@ -41,7 +42,7 @@ impl fmt::Display for Error {
             Error::OutOfMemory(m) => write!(f, "GPU out of memory: {m}"),
             Error::Shape(m) => write!(f, "shape error: {m}"),
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
-            Error::Limit(m) => write!(f, "adapter limit exceeded: {m}"),
+            Error::Limit(m) => write!(f, "limit exceeded: {m}"),
             Error::Parse(m) => write!(f, "{m}"),
             Error::Checkpoint(m) => write!(f, "checkpoint error: {m}"),
             Error::NonFinite(m) => write!(f, "non-finite value: {m}"),

@@ -166,6 +166,24 @@ fn cases() -> Vec<Case> {
         let a = p(g, rng, "a", 4, 5);
         g.leaky_relu(a, 0.01).unwrap()
     }));
+    for (i, slope) in [0.1f32, 0.0].into_iter().enumerate() {
+        // Slope 0.1: one gemm with the activation in its epilogue; slope 0 (a ReLU whose
+        // derivative the output does not give): the linear layer and the activation apart.
+        v.push(case(
+            "linear + leaky_relu",
+            36 + i as u64,
+            move |g, rng, ins| {
+                let x = inp(g, rng, ins, "x", 4);
+                let w = p(g, rng, "w", 4, 3);
+                let b = p(g, rng, "b", 1, 3);
+                let z = g.linear(x, w, Some(b)).unwrap();
+                let a = g.leaky_relu(z, slope).unwrap();
+                let w2 = p(g, rng, "w2", 3, 2);
+                let z2 = g.linear(a, w2, None).unwrap();
+                g.leaky_relu(z2, slope).unwrap()
+            },
+        ));
+    }
     v.push(case("silu", 29, |g, rng, _| {
         let a = p(g, rng, "a", 4, 5);
         g.silu(a).unwrap()
@@ -526,4 +544,48 @@ fn bad_shapes_and_names_are_errors() {
         assert!(fo.step().is_err());
         assert!(fo.loss().is_err());
     }
+}
+
+#[test]
+fn a_linear_layer_under_a_leaky_relu_is_one_gemm() {
+    for (slope, fused) in [(0.1f32, true), (0.0, false)] {
+        let mut g = Graph::new(3);
+        let x = g.input("x", 4).unwrap();
+        let w = g.param("w", &[4, 3], Init::Const(0.5)).unwrap();
+        let z = g.linear(x, w, None).unwrap();
+        let a = g.leaky_relu(z, slope).unwrap();
+        let loss = g.sum(a).unwrap();
+        let ex = CpuExecutor::<f32>::new(&g, 2, &[a], Some(loss), OptimConfig::default()).unwrap();
+        let plan = ex.plan();
+        assert_eq!(plan.values[z].is_none(), fused, "slope {slope}");
+        let acts = plan
+            .forward
+            .iter()
+            .filter(|i| format!("{i:?}").starts_with("ActFwd"));
+        assert_eq!(acts.count(), usize::from(!fused), "slope {slope}");
+        // The pre-activation is kept when an output needs it.
+        let ex = CpuExecutor::<f32>::new(&g, 2, &[z, a], Some(loss), OptimConfig::default());
+        assert!(ex.unwrap().plan().values[z].is_some());
+    }
+}
+
+#[test]
+fn cpu_thread_counts_are_checked() {
+    use fisherflow::kernels::cpu::{parse_threads, threads, MAX_THREADS};
+    assert_eq!(parse_threads("3").unwrap(), 3);
+    assert_eq!(parse_threads(" 1\n").unwrap(), 1);
+    assert_eq!(parse_threads("256").unwrap(), MAX_THREADS);
+    for bad in [
+        "0",
+        "-2",
+        "two",
+        "",
+        "257",
+        "1.5",
+        "99999999999999999999999",
+    ] {
+        let e = parse_threads(bad).unwrap_err().to_string();
+        assert!(e.contains("FISHERFLOW_THREADS"), "{bad:?}: {e}");
+    }
+    assert!((1..=MAX_THREADS).contains(&threads()));
 }

@@ -472,3 +472,49 @@ fn toy_bench_paper_protocol_resumes_from_its_state_directory() {
     assert!(run(&forced).status.success());
     std::fs::remove_dir_all(&d).ok();
 }
+
+#[test]
+fn a_run_over_the_adapters_memory_is_refused_before_any_work() {
+    // `devices` reports the device-local memory of Vulkan adapters (lavapipe: 2 GiB).
+    let o = run(&["devices"]);
+    let t = text(&o);
+    let gib = t
+        .lines()
+        .find(|l| l.contains("device memory"))
+        .and_then(|l| l.split("device memory ").nth(1))
+        .and_then(|r| r.split(" GiB").next())
+        .and_then(|v| v.parse::<f64>().ok());
+    let Some(gib) = gib else {
+        assert!(!o.status.success() || !t.contains("Vulkan"), "{t}");
+        return;
+    };
+    // About 8.8 GiB of activations, each under the 128 MiB binding limit.
+    let dir = tmpdir("adapter-memory");
+    let out = dir.join("m.safetensors");
+    let args = [
+        "train",
+        "--gpu",
+        "--data",
+        "toy:L=4,K=20",
+        "--hidden",
+        "1024",
+        "--blocks",
+        "20",
+        "--batch",
+        "16384",
+        "--steps",
+        "1",
+        "--out",
+        s(&out),
+    ];
+    if gib < 8.0 {
+        let o = run(&args);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{t}");
+        assert!(
+            t.contains("the adapter's memory") && t.contains("--batch"),
+            "{t}"
+        );
+        assert!(!out.exists());
+    }
+}

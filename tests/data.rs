@@ -270,3 +270,15 @@ fn sample_vs_data_metrics() {
     // Mismatched shapes are errors.
     assert!(metrics::joint_divergence(&p, &a, DEFAULT_SMOOTHING).is_err());
 }
+
+#[test]
+fn an_output_larger_than_the_free_disk_is_refused_naming_the_flag() {
+    let dir = std::env::temp_dir();
+    let out = dir.join("fisherflow-disk-check.txt");
+    // No file system has 2^120 bytes free; a kilobyte fits anywhere a test can write.
+    let err = fisherflow::data::file::check_disk(&out, 1 << 120, "--n 7").unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("--n 7") && msg.contains("on disk"), "{msg}");
+    fisherflow::data::file::check_disk(&out, 1024, "--n 7").unwrap();
+    assert!(!out.exists(), "the check writes nothing");
+}

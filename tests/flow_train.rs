@@ -381,3 +381,47 @@ fn samplers_report_progress_chunk_by_chunk() {
     .unwrap();
     assert_eq!(seen, want);
 }
+
+#[test]
+fn cpu_batches_equal_the_host_reference_bit_for_bit() {
+    use fisherflow::flow::batch::{host_batch, HostBatcher};
+    // K = 7 puts prior rows across Philox blocks; batch 801 is built on several threads (when
+    // there are several) in uneven chunks.
+    let (_, data) = toy(3, 7);
+    let source = fisherflow::flow::DataSource::from(data.clone());
+    let settings = [
+        (Geometry::Sphere, OtMode::None, 801),
+        (Geometry::Sphere, OtMode::None, 3),
+        (Geometry::Sphere, OtMode::Exact, 37),
+        (Geometry::Simplex, OtMode::None, 37),
+    ];
+    for (geometry, ot, batch) in settings {
+        let flow = FlowConfig::new(3, 7, 16, geometry);
+        let cfg = TrainConfig {
+            batch,
+            seed: 11,
+            ot,
+            ..Default::default()
+        };
+        let mut batcher = HostBatcher::new(&flow, &cfg);
+        for step in [0u64, 5, 1 << 33] {
+            let (xt, t, ut) = batcher.fill(&flow, &cfg, &source, step).unwrap();
+            let (hx, ht, hu) = host_batch(&flow, &cfg, &data, step).unwrap();
+            assert_eq!(t, &ht[..], "{geometry:?} {ot:?} step {step}: t");
+            assert_eq!(xt, &hx[..], "{geometry:?} {ot:?} step {step}: x_t");
+            assert_eq!(ut, &hu[..], "{geometry:?} {ot:?} step {step}: u_t");
+        }
+    }
+}
+
+#[test]
+fn fast_prior_normals_equal_the_per_element_reference() {
+    use fisherflow::kernels::rng::cpu::{normal_at, normals_into};
+    for first in [0usize, 1, 2, 3, 5, 38] {
+        let mut out = vec![0f64; 23];
+        normals_into(9, 4, 2, first, &mut out);
+        for (i, v) in out.iter().enumerate() {
+            assert_eq!(*v, normal_at(9, 4, 2, first + i), "element {}", first + i);
+        }
+    }
+}

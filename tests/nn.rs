@@ -290,3 +290,75 @@ fn step_splices_into_a_callers_recording() {
         0.0
     );
 }
+
+/// Sizes past the CPU backend's thresholds for threads: its element-wise loops, products and
+/// optimizer split over the pool (when it has several threads) in uneven chunks.
+#[test]
+fn large_batches_agree_between_gpu_and_cpu_and_the_optimizer_reference() {
+    use fisherflow::kernels::optim::{adam_cpu, clip_scale};
+    let cfg = MlpConfig {
+        hidden: 128,
+        time_dim: 16,
+        ..small(true)
+    };
+    let m = Mlp::new(cfg, 9).unwrap();
+    let (b, opt) = (601, OptimConfig::default());
+    let d = batch(&cfg, b, 3);
+    let mut cpu = CpuExecutor::<f32>::new(&m.graph, b, &[m.out], Some(m.loss), opt).unwrap();
+    feed(&mut cpu, &d);
+    cpu.forward_backward().unwrap();
+    let (out, grads) = (cpu.output(m.out).unwrap(), cpu.grads().unwrap());
+    if let Some(ctx) = gpu() {
+        let mut gx = GpuExecutor::new(ctx, &m.graph, b, &[m.out], Some(m.loss), opt).unwrap();
+        feed(&mut gx, &d);
+        gx.forward_backward().unwrap();
+        let scale = out.iter().fold(1f32, |s, v| s.max(v.abs()));
+        let worst = gx
+            .output(m.out)
+            .unwrap()
+            .iter()
+            .zip(&out)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0f32, f32::max);
+        assert!(worst <= 1e-5 * scale, "outputs differ by {worst}");
+        let gscale = grads
+            .iter()
+            .flat_map(|t| &t.data)
+            .fold(0f32, |s, v| s.max(v.abs()));
+        let gd = max_diff(&gx.grads().unwrap(), &grads);
+        assert!(
+            gd <= 1e-4 * gscale,
+            "gradients differ by {gd} (scale {gscale})"
+        );
+    }
+    // One step: the threaded update against the f64 reference of AdamW with clipping.
+    let before = cpu.params().unwrap();
+    cpu.step().unwrap();
+    let after = cpu.params().unwrap();
+    let norm = grads
+        .iter()
+        .flat_map(|t| &t.data)
+        .map(|&g| (g as f64).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    assert!((cpu.last_grad_norm().unwrap() as f64 - norm).abs() <= 1e-5 * norm);
+    for ((p0, g), p1) in before.iter().zip(&grads).zip(&after) {
+        let mut p = p0.data.clone();
+        let (mut mm, mut vv) = (vec![0f32; p.len()], vec![0f32; p.len()]);
+        adam_cpu(
+            &opt,
+            1,
+            clip_scale(norm, opt.max_grad_norm),
+            &mut p,
+            &g.data,
+            &mut mm,
+            &mut vv,
+        );
+        let worst = p
+            .iter()
+            .zip(&p1.data)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst <= 1e-6, "{}: updates differ by {worst}", p0.name);
+    }
+}

@@ -159,3 +159,16 @@ fn bad_input_is_an_error_not_a_panic() {
     assert!(matches!(r, Err(Error::InvalidArgument(_))), "{r:?}");
     assert!(rec.is_empty());
 }
+
+#[test]
+fn vulkan_adapters_report_their_device_memory() {
+    let Some(ctx) = gpu() else { return };
+    let mem = ctx.device_memory();
+    if ctx.adapter_info().backend == wgpu::Backend::Vulkan {
+        let m = mem.expect("a Vulkan adapter has a device-local heap");
+        // Any adapter that runs these tests holds at least one full-size buffer.
+        assert!(m >= 64 << 20, "device memory {m} bytes");
+    } else {
+        assert_eq!(mem, None);
+    }
+}

@@ -306,6 +306,29 @@ fn bad_input_is_refused_before_any_work() {
         "bond dimension",
     );
     refused(&["tn", "ising", "--lx", "4", "--ly", "40"], "too wide");
+    // Models too large to build are refused before anything is allocated, on either device.
+    refused(
+        &["tn", "fredkin", "--n", "10000000", "--samples", "2"],
+        "Fredkin chain of 10000000 sites",
+    );
+    refused(
+        &[
+            "tn",
+            "ising",
+            "--lx",
+            "10000",
+            "--ly",
+            "10",
+            "--samples",
+            "2",
+            "--cpu",
+        ],
+        "Ising 10000 × 10 lattice",
+    );
+    refused(
+        &["tn", "learn", "--lx", "4000", "--ly", "4000", "--chi", "16"],
+        "--chi 16",
+    );
     refused(
         &[
             "tn",

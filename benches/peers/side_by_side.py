@@ -63,7 +63,7 @@ def main():
     ap.add_argument(
         "--threads", type=int, default=0,
         help="CPU threads of both PyTorch (set_num_threads) and fisherflow's CPU backend "
-        "(MATMUL_NUM_THREADS); 0: each program's default",
+        "(FISHERFLOW_THREADS); 0: each program's default",
     )
     ap.add_argument(
         "--omp-passive", action="store_true",
@@ -90,7 +90,7 @@ def main():
     env["FISHERFLOW_BENCH_FLOW"] = ",".join(f"{k}={v}" for k, v in sizes.items())
     env.setdefault("XDG_RUNTIME_DIR", "/tmp")
     if a.threads > 0:
-        env["MATMUL_NUM_THREADS"] = str(a.threads)
+        env["FISHERFLOW_THREADS"] = str(a.threads)
     ff_runs, pt_runs = [], []
     for _ in range(max(a.repeat, 1)):
         ff_runs.append(
@@ -158,8 +158,8 @@ def main():
     )
     omp = os.environ.get("OMP_WAIT_POLICY", "default") if not a.omp_passive else "PASSIVE"
     print(f"  PyTorch {pt['torch_version']} eager on {pt['device']}, OMP_WAIT_POLICY {omp}")
-    mm = env.get("MATMUL_NUM_THREADS", "default: physical cores, at most 4")
-    print(f"  fisherflow CPU backend (matrixmultiply, threads {mm})")
+    ff_threads = env.get("FISHERFLOW_THREADS", f"default: {os.cpu_count()} available cores")
+    print(f"  fisherflow CPU backend (gemm crate, threads {ff_threads})")
     print(f"  fisherflow GPU path on adapter: {adapter}")
     print()
     head = (

@@ -1,13 +1,17 @@
-//! The CPU backend: runs a [`Plan`] in plain Rust, products through `matrixmultiply`. Generic
-//! over f32 and f64 (f64 for finite-difference gradient checks).
+//! The CPU backend: runs a [`Plan`] in plain Rust, products through the `gemm` crate and
+//! element-wise work on the same threads ([`crate::kernels::cpu`]). Generic over f32 and f64
+//! (f64 for finite-difference gradient checks). Every buffer is made when the plan is
+//! compiled: a step allocates nothing.
 
 use crate::autodiff::graph::{Graph, NodeId, ParamInfo};
 use crate::autodiff::op::{Instr, Loc, Mem};
 use crate::autodiff::plan::{Plan, GRADS, PARAMS};
 use crate::autodiff::{match_tensors, Executor, NamedTensor, OptimConfig, OptimizerState};
 use crate::error::{Error, Result};
-use crate::kernels::optim::{adam_cpu, clip_scale};
-use crate::kernels::Real;
+#[cfg(doc)]
+use crate::kernels::optim::adam_cpu;
+use crate::kernels::optim::{clip_scale, OptimKind};
+use crate::kernels::{cpu, Real};
 
 /// A float the CPU backend runs instructions in (f32, or f64 for gradient checks).
 pub trait CpuReal: Real {
@@ -54,8 +58,9 @@ impl<T: CpuReal> CpuExecutor<T> {
         cfg: OptimConfig,
     ) -> Result<Self> {
         cfg.validate()?;
+        cpu::init()?;
         let plan = Plan::build(graph, batch, outputs, loss)?;
-        let mem = Mem::new(&plan.buf_lens);
+        let mem = Mem::planned(&plan.buf_lens, plan.forward.iter().chain(&plan.backward));
         let total = plan.buf_lens[PARAMS];
         let mut ex = Self {
             params_info: graph.params().to_vec(),
@@ -163,26 +168,64 @@ impl<T: CpuReal> CpuExecutor<T> {
         Ok(())
     }
 
+    /// One training step with a clock around every instruction and the optimizer: each
+    /// one's label (`forward: Gemm`, `backward: ColSum`, `optimizer`, …) and time in
+    /// nanoseconds.
+    pub fn profile_step(&mut self) -> Result<Vec<(String, f64)>> {
+        self.loss_loc()?;
+        let mut out = Vec::new();
+        let mut timed = |label: String, f: &mut dyn FnMut()| {
+            let t0 = std::time::Instant::now();
+            f();
+            out.push((label, t0.elapsed().as_nanos() as f64));
+        };
+        let kind = |ins: &dyn Instr| {
+            let d = format!("{ins:?}");
+            d.split(|c: char| !c.is_alphanumeric())
+                .next()
+                .unwrap_or("")
+                .to_string()
+        };
+        for ins in &self.plan.forward {
+            let m = &mut self.mem;
+            timed(format!("forward: {}", kind(ins.as_ref())), &mut || {
+                T::run(ins.as_ref(), m)
+            });
+        }
+        if let Some(s) = self.plan.seed {
+            self.mem.bufs[s.buf][s.off] = T::from_f64(1.0);
+        }
+        for ins in &self.plan.backward {
+            let m = &mut self.mem;
+            timed(format!("backward: {}", kind(ins.as_ref())), &mut || {
+                T::run(ins.as_ref(), m)
+            });
+        }
+        timed("optimizer (clip + AdamW)".into(), &mut || self.optimize());
+        let l = self.loss_f64()?;
+        self.loss_sum += l;
+        self.loss_steps += 1;
+        Ok(out)
+    }
+
     fn optimize(&mut self) {
-        let n = self.mem.bufs[PARAMS].len();
-        let sumsq: f64 = self.mem.bufs[GRADS]
-            .iter()
-            .map(|g| g.to_f64().powi(2))
-            .sum();
+        let g = &self.mem.bufs[GRADS];
+        let sumsq = cpu::sum_chunks(g.len(), 1, |r| {
+            g[r].iter().map(|v| v.to_f64() * v.to_f64()).sum()
+        });
         self.last_norm = sumsq.sqrt();
         let scale = clip_scale(self.last_norm, self.cfg.max_grad_norm);
         self.step += 1;
-        let mut p = std::mem::take(&mut self.mem.bufs[PARAMS]);
-        adam_cpu(
-            &self.cfg,
-            self.step,
-            scale,
-            &mut p[..n],
-            &self.mem.bufs[GRADS],
-            &mut self.m,
-            &mut self.v,
-        );
-        self.mem.bufs[PARAMS] = p;
+        let (cfg, step) = (self.cfg, self.step);
+        let [p, g] = self
+            .mem
+            .bufs
+            .get_disjoint_mut([PARAMS, GRADS])
+            .expect("parameters and gradients are two buffers");
+        let g: &[T] = g;
+        cpu::for_chunks3(p, &mut self.m, &mut self.v, 1, |o, p, m, v| {
+            adam_chunk(&cfg, step, scale, p, &g[o..o + p.len()], m, v)
+        });
     }
 
     fn named(&self, buf: &[T], prefix: &str) -> Vec<NamedTensor> {
@@ -198,6 +241,39 @@ impl<T: CpuReal> CpuExecutor<T> {
                     .collect(),
             })
             .collect()
+    }
+}
+
+/// One Adam/AdamW update of a chunk of parameters: the update of [`adam_cpu`] computed in `T`
+/// (f32 like the GPU kernel, or f64), its constants out of the loop.
+fn adam_chunk<T: Real>(
+    cfg: &OptimConfig,
+    t: u64,
+    scale: f64,
+    p: &mut [T],
+    g: &[T],
+    m: &mut [T],
+    v: &mut [T],
+) {
+    let (b1, b2) = (cfg.beta1 as f64, cfg.beta2 as f64);
+    let (lr, wd) = (cfg.lr as f64, cfg.weight_decay as f64);
+    let (decay, l2) = match cfg.kind {
+        OptimKind::AdamW => (1.0 - lr * wd, 0.0),
+        OptimKind::Adam => (1.0, wd),
+    };
+    let c = |v: f64| T::from_f64(v);
+    let (b1, nb1, b2, nb2) = (c(b1), c(1.0 - b1), c(b2), c(1.0 - b2));
+    let step = c(lr / (1.0 - (b1.to_f64()).powf(t as f64)));
+    let inv_bc2 = c(1.0 / (1.0 - (b2.to_f64()).powf(t as f64)));
+    let (scale, decay, l2, eps) = (c(scale), c(decay), c(l2), c(cfg.eps as f64));
+    for (((pi, &gi), mi), vi) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        let p0 = *pi;
+        let gs = gi * scale + l2 * p0;
+        let mn = b1 * *mi + nb1 * gs;
+        let vn = b2 * *vi + nb2 * gs * gs;
+        *pi = p0 * decay - step * mn / ((vn * inv_bc2).sqrt() + eps);
+        *mi = mn;
+        *vi = vn;
     }
 }
 

@@ -1,7 +1,7 @@
 //! A minimal reverse-mode autodiff over 2-D f32 tensors with two backends.
 //!
 //! Build a [`Graph`] (inputs, parameters, ops), then compile it for a fixed batch size into an
-//! [`Executor`]: [`CpuExecutor`] (plain Rust, `matrixmultiply` for products, generic over f32 and
+//! [`Executor`]: [`CpuExecutor`] (plain Rust, the `gemm` crate for products, generic over f32 and
 //! f64 so gradients can be checked by finite differences in f64) or [`GpuExecutor`] (every
 //! buffer and bind group made once; a whole training step -- forward, backward, global
 //! grad-norm clipping and AdamW -- is one recording replayed with one submit and no read-back).

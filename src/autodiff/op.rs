@@ -47,6 +47,11 @@ pub trait Instr: Debug + Send + Sync {
     fn f16_storage(&self) -> bool {
         false
     }
+    /// Elements of scratch memory [`Instr::run_f32`] and [`Instr::run_f64`] use
+    /// ([`Mem::with_dst_scratch`]); the CPU backend plans it once.
+    fn scratch(&self) -> usize {
+        0
+    }
 }
 
 /// Implement [`Instr::run_f32`] and [`Instr::run_f64`] with a generic inherent method
@@ -63,10 +68,12 @@ macro_rules! cpu_instr {
     };
 }
 
-/// The CPU backend's memory: one vector per plan buffer.
+/// The CPU backend's memory: one vector per plan buffer, and the scratch space of the
+/// instructions that need one.
 #[derive(Debug)]
 pub struct Mem<T> {
     pub(crate) bufs: Vec<Vec<T>>,
+    scratch: Vec<T>,
 }
 
 /// Read access to every buffer but the one an instruction writes.
@@ -90,7 +97,20 @@ impl<T: Real> Mem<T> {
     pub fn new(lens: &[usize]) -> Self {
         Self {
             bufs: lens.iter().map(|&n| vec![T::default(); n]).collect(),
+            scratch: Vec::new(),
         }
+    }
+
+    /// Zeroed buffers of the given lengths and the scratch space `instrs` need, so that
+    /// running them allocates nothing.
+    pub fn planned<'a>(
+        lens: &[usize],
+        instrs: impl IntoIterator<Item = &'a Arc<dyn Instr>>,
+    ) -> Self {
+        let mut mem = Self::new(lens);
+        let need = instrs.into_iter().map(|i| i.scratch()).max().unwrap_or(0);
+        mem.scratch = vec![T::default(); need];
+        mem
     }
 
     /// The elements of `l`.
@@ -111,6 +131,23 @@ impl<T: Real> Mem<T> {
             &Reader { bufs: &self.bufs },
         );
         self.bufs[dst.buf] = out;
+        r
+    }
+
+    /// [`Mem::with_dst`] with `len` elements of scratch space (grown here only when the memory
+    /// was not [planned](Mem::planned) for the instruction).
+    pub fn with_dst_scratch<R>(
+        &mut self,
+        dst: Loc,
+        len: usize,
+        f: impl FnOnce(&mut [T], &mut [T], &Reader<'_, T>) -> R,
+    ) -> R {
+        if self.scratch.len() < len {
+            self.scratch.resize(len, T::default());
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let r = self.with_dst(dst, |y, rd| f(y, &mut scratch[..len], rd));
+        self.scratch = scratch;
         r
     }
 
@@ -215,6 +252,10 @@ impl Backward<'_> {
     /// Where node `id`'s value lives.
     pub fn value(&self, id: NodeId) -> Loc {
         self.values[id].expect("operand of a needed node is needed")
+    }
+    /// This node's value.
+    pub fn y(&self) -> Loc {
+        self.value(self.node)
     }
     /// `[rows, cols]` of node `id`.
     pub fn shape(&self, id: NodeId) -> [usize; 2] {

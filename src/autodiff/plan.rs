@@ -3,11 +3,16 @@
 //! [`Op::backward`]); the backward instructions come from one reverse topological walk over
 //! the nodes the loss depends on. Both backends run the same program, so they agree by
 //! construction on what is computed.
+//!
+//! One fusion: a linear layer read only by an activation whose derivative follows from its
+//! output (LeakyReLU, ReLU) is one gemm with the activation in its epilogue; the
+//! pre-activation is never stored.
 
 use std::sync::Arc;
 
 use crate::autodiff::graph::{Dim, Graph, NodeId, NodeKind};
 use crate::autodiff::op::{Backward, Forward, GpuRun, Instr, Loc, Mem};
+use crate::autodiff::ops::matmul::{Gemm, GemmSpec};
 use crate::error::{Error, Result};
 use crate::kernels::Real;
 
@@ -49,6 +54,30 @@ impl Instr for Zero {
             .clear(buf, self.y.off as u64 * 4, Some(self.y.len as u64 * 4));
         Ok(())
     }
+}
+
+/// The linear layers whose only reader is an activation that keeps no use for its input
+/// ([`crate::kernels::Activation::derivative_from_output`]): each is computed by its
+/// activation's gemm and has no value of its own. Outputs and the loss are never folded.
+fn folded_linears(graph: &Graph, needed: &[NodeId], targets: &[NodeId]) -> Vec<bool> {
+    let nodes = graph.nodes();
+    let mut readers = vec![0usize; nodes.len()];
+    for &id in needed {
+        for o in nodes[id].kind.operands() {
+            readers[o] += 1;
+        }
+    }
+    let mut folded = vec![false; nodes.len()];
+    for &id in needed {
+        let Some((z, f)) = nodes[id].kind.op().and_then(|o| o.as_activation()) else {
+            continue;
+        };
+        let linear = nodes[z].kind.op().and_then(|o| o.as_linear()).is_some();
+        if linear && f.derivative_from_output() && readers[z] == 1 && !targets.contains(&z) {
+            folded[z] = true;
+        }
+    }
+    folded
 }
 
 /// A graph lowered for one batch size.
@@ -109,10 +138,14 @@ impl Plan {
             targets.push(l);
         }
         let needed = graph.ancestors(&targets)?;
-        let mut plan = Self::layout(graph, batch, &needed)?;
+        let folded = folded_linears(graph, &needed, &targets);
+        let kept: Vec<NodeId> = needed.iter().copied().filter(|&id| !folded[id]).collect();
+        let mut plan = Self::layout(graph, batch, &kept)?;
         plan.loss = loss;
-        for &id in &needed {
-            if let NodeKind::Op(op) = &graph.nodes()[id].kind {
+        for &id in &kept {
+            if let Some(gemm) = plan.activated_gemm(graph, id, &folded) {
+                plan.forward.push(Arc::new(gemm));
+            } else if let NodeKind::Op(op) = &graph.nodes()[id].kind {
                 op.forward(&mut Forward {
                     node: id,
                     shapes: &plan.shapes,
@@ -126,6 +159,31 @@ impl Plan {
         }
         plan.check()?;
         Ok(plan)
+    }
+
+    /// Node `id` as one gemm with its activation in the epilogue, when it is an activation
+    /// whose linear layer is folded into it.
+    fn activated_gemm(&self, graph: &Graph, id: NodeId, folded: &[bool]) -> Option<Gemm> {
+        let (z, f) = graph.nodes()[id].kind.op()?.as_activation()?;
+        if !folded[z] {
+            return None;
+        }
+        let parts = graph.nodes()[z].kind.op()?.as_linear()?;
+        let [m, n] = self.shapes[z];
+        let g = GemmSpec {
+            m,
+            n,
+            k: self.shapes[parts.x][1],
+            ta: false,
+            tb: false,
+            acc: false,
+        };
+        let value = |n: NodeId| self.values[n].expect("operands are laid out");
+        Some(Gemm {
+            act: f,
+            bias: parts.b.map(value),
+            ..Gemm::product(g, value(parts.x), value(parts.w), value(id))
+        })
     }
 
     /// Shapes, parameter slots (every parameter has one: checkpoints hold them all) and a

@@ -159,7 +159,8 @@ impl<'c> GpuProgram<'c> {
     }
 }
 
-/// An inference program on the CPU backend (f32).
+/// An inference program on the CPU backend (f32): every buffer made once, so a run allocates
+/// nothing.
 #[derive(Debug)]
 pub struct CpuProgram {
     plan: InferencePlan,
@@ -175,9 +176,10 @@ impl CpuProgram {
         outputs: &[NodeId],
         params: &[NamedTensor],
     ) -> Result<Self> {
+        crate::kernels::cpu::init()?;
         let plan = InferencePlan::build(graph, batch, outputs, Precision::F32)?;
         let values = param_values(graph, &plan, params)?;
-        let mut mem = Mem::new(&plan.buf_lens);
+        let mut mem = Mem::planned(&plan.buf_lens, &plan.instrs);
         mem.bufs[PARAMS].copy_from_slice(&values);
         Ok(Self { plan, mem })
     }

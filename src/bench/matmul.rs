@@ -1,6 +1,6 @@
-//! Matrix multiplication throughput: [`crate::kernels::linalg::gemm`] against the threaded
-//! CPU sgemm of `matrixmultiply` on the same shape in the same run, and (where the adapter
-//! has `SHADER_F16`) the f16-storage gemm against the f32 one.
+//! Matrix multiplication throughput: [`crate::kernels::linalg::gemm`] against the CPU
+//! backend's threaded sgemm ([`crate::kernels::cpu::gemm`]) on the same shape in the same run,
+//! and (where the adapter has `SHADER_F16`) the f16-storage gemm against the f32 one.
 
 use crate::bench::{time_cpu, time_recording, Measurement};
 use crate::error::Result;
@@ -132,25 +132,8 @@ pub fn run(ctx: &GpuContext, quick: bool) -> Result<Vec<Measurement>> {
             (n as isize, 1)
         };
         let mut c = vec![0f32; m * n];
-        let cpu_s = time_cpu(reps, || unsafe {
-            // SAFETY: the slices hold exactly m·k, k·n and m·n elements and the strides stay
-            // inside them.
-            matrixmultiply::sgemm(
-                m,
-                k,
-                n,
-                1.0,
-                a.as_ptr(),
-                rsa,
-                csa,
-                b.as_ptr(),
-                rsb,
-                csb,
-                0.0,
-                c.as_mut_ptr(),
-                n as isize,
-                1,
-            )
+        let cpu_s = time_cpu(reps, || {
+            crate::kernels::cpu::gemm(m, k, n, &a, (rsa, csa), &b, (rsb, csb), 0.0, &mut c)
         });
         let cpu = flops / cpu_s * 1e-9;
         out.push(Measurement::new(

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use fisherflow::data::dna::{DnaSource, DnaSpec, ALPHABET, DEFAULT_TRAIN_SEQUENCES, MAX_TOKENS};
 use fisherflow::data::dna_eval::{DnaFigures, DnaReport};
-use fisherflow::data::file::{check_output, write_atomic};
+use fisherflow::data::file::{check_disk, check_output, write_atomic};
 use fisherflow::data::{Alphabet, Format, LabelOptions, SequenceDataset};
 use fisherflow::{Error, Result};
 
@@ -50,6 +50,23 @@ pub fn run(a: Args) -> Result<()> {
         )));
     }
     check_output(&a.out, a.force)?;
+    // A FASTA record: `>seqN class=C` and the bases in lines of 80.
+    let header = 16 + a.n.ilog10() as u128;
+    let record = header + spec.len as u128 + spec.len.div_ceil(80) as u128;
+    let need = record * a.n as u128;
+    check_disk(&a.out, need, &format!("--n {}", a.n))?;
+    // The sequences, their text and the written copy are in memory at once.
+    if let Some(free) = fisherflow::budget::host_available() {
+        if 3 * need > free {
+            return Err(Error::InvalidArgument(format!(
+                "--n {}: writing {} of FASTA needs about {} of host memory, more than the {} available",
+                a.n,
+                fisherflow::budget::human(need),
+                fisherflow::budget::human(3 * need),
+                fisherflow::budget::human(free)
+            )));
+        }
+    }
     let source = DnaSource::new(&spec)?;
     let data = source.sample(a.n, a.seed)?;
     write_atomic(&a.out, data.to_fasta_text("seq")?.as_bytes(), a.force)?;

@@ -24,8 +24,11 @@ pub fn run(opts: &ContextOptions, _args: Args) -> Result<()> {
             i.name, i.backend, i.device_type, i.driver, i.driver_info
         );
         let l = &a.limits;
+        let memory = a.memory.map_or("memory not reported".into(), |m| {
+            format!("device memory {}", fisherflow::budget::human(m as u128))
+        });
         println!(
-            "    max storage binding {} MiB, max buffer {} MiB, workgroup memory {} KiB, invocations/workgroup {}, workgroups/dim {}",
+            "    {memory}, max storage binding {} MiB, max buffer {} MiB, workgroup memory {} KiB, invocations/workgroup {}, workgroups/dim {}",
             l.max_storage_buffer_binding_size >> 20,
             l.max_buffer_size >> 20,
             l.max_compute_workgroup_storage_size >> 10,
@@ -66,5 +69,6 @@ pub fn run(opts: &ContextOptions, _args: Args) -> Result<()> {
     // The same choice `train` and `sample` make without --cpu/--gpu.
     let choice = fisherflow::device::choose(opts, fisherflow::device::Backend::Auto)?;
     println!("train and sample run on: {}", choice.reason);
+
     Ok(())
 }

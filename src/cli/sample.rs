@@ -103,20 +103,8 @@ pub fn sample(opts: &ContextOptions, a: SampleArgs) -> Result<()> {
             a.model.display()
         )));
     }
-    let dir = fisherflow::data::file::resolve(&a.out)?;
-    let dir = dir.parent().filter(|d| !d.as_os_str().is_empty());
     let need = output_bytes(format, a.n, l, k);
-    if let Some(free) = budget::disk_available(dir.unwrap_or(std::path::Path::new("."))) {
-        if need > free {
-            return Err(Error::InvalidArgument(format!(
-                "--n {}: the samples take up to {} on disk, more than the {} free for --out {}",
-                a.n,
-                budget::human(need),
-                budget::human(free),
-                a.out.display()
-            )));
-        }
-    }
+    fisherflow::data::file::check_disk(&a.out, need, &format!("--n {}", a.n))?;
     let device = DeviceArgs {
         gpu: a.device.gpu || a.precision == Precision::F16,
         ..a.device

@@ -122,10 +122,8 @@ pub struct Args {
 /// Refuses point sets that do not fit one storage binding of the adapter or the host memory.
 fn check_points(ctx: &GpuContext, sets: &[(&str, usize)], d: usize) -> Result<()> {
     let binding = ctx.max_binding() as u128;
-    let mut total = 0u128;
     for &(flag, n) in sets {
         let b = budget::bytes(&[n, d], 4);
-        total = total.saturating_add(b);
         if b > binding {
             return Err(Error::InvalidArgument(format!(
                 "{flag} {n}: {} points of dimension {d} take {}, more than one storage binding of \
@@ -136,6 +134,14 @@ fn check_points(ctx: &GpuContext, sets: &[(&str, usize)], d: usize) -> Result<()
             )));
         }
     }
+    check_host(sets, d)
+}
+
+/// Refuses point sets that do not fit the host memory (checked before a toy target is drawn).
+fn check_host(sets: &[(&str, usize)], d: usize) -> Result<()> {
+    let total = sets.iter().fold(0u128, |t, &(_, n)| {
+        t.saturating_add(budget::bytes(&[n, d], 4))
+    });
     match budget::host_available() {
         // The host keeps a copy of each set and of the plotted points.
         Some(avail) if total.saturating_mul(3) > avail => Err(Error::InvalidArgument(format!(
@@ -170,6 +176,7 @@ pub fn run(opts: &ContextOptions, args: Args) -> Result<()> {
     let toy = sdflow::TOY_TARGETS.contains(&args.target.as_str());
     let (target, d) = if toy {
         let m = args.target_n.unwrap_or(args.n);
+        check_host(&[("--n", args.n), ("--target-n", m)], 2)?;
         (sdflow::toy_target(&args.target, m, args.seed)?, 2)
     } else {
         let path = PathBuf::from(&args.target);

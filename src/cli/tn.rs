@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use fisherflow::gpu::{ContextOptions, GpuContext};
+use fisherflow::gpu::ContextOptions;
 use fisherflow::tensornet::{
     dyck_area, dyck_support, enumerate_ising, enumerate_observables, fredkin, ising_2d,
     mcmc_connected, mcmc_disconnected, onsager_energy, onsager_magnetisation, Boundary,
@@ -13,6 +13,8 @@ use fisherflow::tensornet::{
     LogWeight, Mps, MpsModel, ProposalKind, ReverseDynamics, TableWeight,
 };
 use fisherflow::{Error, Result};
+
+use super::common::DeviceArgs;
 
 #[path = "tn_learn.rs"]
 mod study;
@@ -76,12 +78,8 @@ enum Model {
 
 #[derive(clap::Args)]
 struct Device {
-    /// Sample on the GPU (default).
-    #[arg(long, conflicts_with = "cpu")]
-    gpu: bool,
-    /// Sample with the CPU reference sampler.
-    #[arg(long)]
-    cpu: bool,
+    #[command(flatten)]
+    backend: DeviceArgs,
     /// Random seed.
     #[arg(long, default_value_t = 1)]
     seed: u32,
@@ -113,6 +111,14 @@ impl Reverse {
         }
         Ok(())
     }
+
+    /// Refuse trajectories of `n` sites over 2 GiB of states (when the dynamics are on).
+    fn check_samples(&self, n: usize) -> Result<()> {
+        if self.reverse_steps == 0 {
+            return Ok(());
+        }
+        check_samples("--reverse-samples", self.reverse_samples, n)
+    }
 }
 
 /// Refuse `count` samples of `n` sites over 2 GiB of states before any work.
@@ -143,13 +149,12 @@ fn draw(
     n: usize,
     dev: &Device,
 ) -> Result<(Vec<u8>, f64, String)> {
-    if dev.cpu {
+    let Some(ctx) = dev.backend.choose(opts)?.context else {
         let env = Environments::new(mps)?;
         let t0 = Instant::now();
         let xs = env.sample(mps, 0, n, dev.seed, 0)?;
         return Ok((xs, t0.elapsed().as_secs_f64(), "CPU (f64 reference)".into()));
-    }
-    let ctx = GpuContext::with_options(opts)?;
+    };
     let g = GpuMps::new(&ctx, mps)?;
     // Warm-up (pipeline compilation), then the timed run.
     g.sample(&ctx, n.min(64), dev.seed ^ 0xFFFF)?;
@@ -217,11 +222,7 @@ fn ising(
         periodic_y: ly >= 3,
     };
     check_samples("--samples", samples, lat.lx.saturating_mul(lat.ly))?;
-    check_samples(
-        "--reverse-samples",
-        reverse.reverse_samples,
-        lat.lx.saturating_mul(lat.ly),
-    )?;
+    reverse.check_samples(lat.lx.saturating_mul(lat.ly))?;
     let mps = ising_2d(&lat, beta)?;
     let n = lat.n();
     let lz = mps.log_norm();
@@ -319,7 +320,7 @@ fn fredkin_cmd(
         ));
     }
     check_samples("--samples", samples, n)?;
-    check_samples("--reverse-samples", reverse.reverse_samples, n)?;
+    reverse.check_samples(n)?;
     let mps = fredkin(n, c)?;
     let lz = mps.log_norm();
     println!(

@@ -3,15 +3,16 @@
 
 use std::path::PathBuf;
 
-use fisherflow::gpu::{ContextOptions, GpuContext};
+use fisherflow::gpu::ContextOptions;
 use fisherflow::plot::line_chart_svg;
 use fisherflow::tensornet::{
     compare as run_compare, learn as run_learn, BetaResult, CompareOptions, Estimate,
-    FredkinWeight, IsingLattice, IsingModel, ProposalKind, RoundReport, TableWeight,
+    FredkinWeight, IsingLattice, IsingModel, MpsModel, ProposalKind, RoundReport, TableWeight,
 };
 use fisherflow::{Error, Result};
 use serde_json::json;
 
+use super::super::common::DeviceArgs;
 use super::{
     boundary, check_output, exact_observables, finite_positive, learn_options, onsager,
     write_atomic, Target,
@@ -50,9 +51,9 @@ pub(crate) struct LearnCommon {
     /// Random seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Draw disconnected proposals on the GPU (the accept step stays on the CPU).
-    #[arg(long)]
-    pub gpu: bool,
+    /// Where disconnected proposals are drawn (the accept step runs on the CPU).
+    #[command(flatten)]
+    pub dev: DeviceArgs,
     /// Replace existing output files.
     #[arg(long)]
     pub force: bool,
@@ -160,6 +161,9 @@ fn target(a: &LearnArgs) -> Result<Target> {
                 )));
             }
             let lat = IsingLattice::new(a.lx, a.ly, boundary(&a.boundary)?)?;
+            MpsModel::check_product(lat.n(), 2, a.common.chi).map_err(|e| {
+                Error::Limit(format!("--chi {} on {} spins: {e}", a.common.chi, lat.n()))
+            })?;
             let nb = lat.bonds().len();
             Ok(Target::Ising(IsingModel::with_couplings(
                 lat,
@@ -185,14 +189,6 @@ fn target(a: &LearnArgs) -> Result<Target> {
             "--target must be ising, fredkin or table, got `{t}`"
         ))),
     }
-}
-
-fn gpu_context(opts: &ContextOptions, on: bool) -> Result<Option<GpuContext>> {
-    Ok(if on {
-        Some(GpuContext::with_options(opts)?)
-    } else {
-        None
-    })
 }
 
 fn est_json(e: &Estimate) -> serde_json::Value {
@@ -233,7 +229,7 @@ pub(crate) fn learn(opts: &ContextOptions, a: LearnArgs) -> Result<()> {
     let lo = learn_options(&a.common, kind, a.common.seed);
     lo.validate(t.as_dyn().n_sites())?;
     let exact = exact_observables(&t)?;
-    let gpu = gpu_context(opts, a.common.gpu)?;
+    let gpu = a.common.dev.choose(opts)?.context;
     let tgt = t.as_dyn();
     let names = tgt.observable_names();
     println!(
@@ -386,7 +382,7 @@ pub(crate) fn compare(opts: &ContextOptions, a: CompareArgs) -> Result<()> {
         seed: a.common.seed,
     };
     co.validate()?;
-    let gpu = gpu_context(opts, a.common.gpu)?;
+    let gpu = a.common.dev.choose(opts)?.context;
     println!(
         "tn compare: {0}x{0} {1}, chi = {2}, {3} chains; proposals on {4}",
         a.l,

@@ -207,6 +207,11 @@ pub(super) fn check_sizes(sizes: &TrainSizes, device: Device, data_flag: &str) -
             limit: device.gpu().map(|c| c.max_binding() as u128),
             need: &binding,
         },
+        Estimate {
+            what: "the adapter's memory",
+            limit: device.gpu().and_then(|c| c.device_memory()).map(u128::from),
+            need: &|s: &TrainSizes| if cpu { 0 } else { s.device_bytes() },
+        },
     ];
     budget::check(sizes, &estimates, &knobs)
 }

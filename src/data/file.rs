@@ -72,6 +72,22 @@ fn dir_and_name(path: &Path) -> Result<(PathBuf, String)> {
     Ok((dir, name))
 }
 
+/// Checks that the file system holding `path` has room for `need` bytes (where the free space
+/// is known), blaming `flag` (e.g. `--n 1000000`).
+pub fn check_disk(path: &Path, need: u128, flag: &str) -> Result<()> {
+    let file = resolve(path)?;
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
+    match crate::budget::disk_available(dir.unwrap_or(Path::new("."))) {
+        Some(free) if need > free => Err(Error::InvalidArgument(format!(
+            "{flag}: the output takes up to {} on disk, more than the {} free for {}",
+            crate::budget::human(need),
+            crate::budget::human(free),
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Checks that `path` may be written: its directory exists and is writable, and the path (after
 /// following symbolic links) is free, or holds a regular file and `force` is set. Call it
 /// before the work whose result the file will hold. Returns the file that will be written.

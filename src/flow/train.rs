@@ -27,6 +27,9 @@ use crate::kernels::rng::{self, GpuRng};
 use crate::kernels::sphere;
 use crate::nn::{Mlp, MlpConfig, MlpLoss};
 
+use crate::flow::batch::HostBatcher;
+pub use crate::flow::batch::{host_batch, host_batch_from};
+
 /// Philox stream of the batch indices.
 pub const STREAM_INDEX: u32 = 1;
 /// Philox stream of the prior `x0`.
@@ -162,8 +165,6 @@ impl Default for TrainConfig {
     }
 }
 
-pub use super::batch::{host_batch, host_batch_from};
-
 enum Backend<'c> {
     Cpu(Box<CpuExecutor<f32>>),
     Gpu {
@@ -188,6 +189,7 @@ pub struct Trainer<'c> {
     /// Steps whose loss the executor holds unread.
     unread: u64,
     plateau: PlateauState,
+    host: HostBatcher,
 }
 
 impl<'c> Trainer<'c> {
@@ -258,6 +260,7 @@ impl<'c> Trainer<'c> {
             }
         };
         Ok(Self {
+            host: HostBatcher::new(&flow, &cfg),
             flow,
             cfg,
             model,
@@ -401,28 +404,33 @@ impl<'c> Trainer<'c> {
             }
         };
         if host {
-            let (xt, t, ut) = host_batch_from(&self.flow, &self.cfg, &self.data, step)?;
-            let exe = self.exe_mut();
-            exe.set_input(Mlp::X, &xt)?;
-            exe.set_input(Mlp::T, &t)?;
-            exe.set_input(Mlp::TARGET, &ut)?;
+            let (xt, t, ut) = self.host.fill(&self.flow, &self.cfg, &self.data, step)?;
+            let exe: &mut dyn Executor = match &mut self.backend {
+                Backend::Cpu(e) => e.as_mut(),
+                Backend::Gpu { exe, .. } => exe.as_mut(),
+            };
+            exe.set_input(Mlp::X, xt)?;
+            exe.set_input(Mlp::T, t)?;
+            exe.set_input(Mlp::TARGET, ut)?;
         }
         Ok(())
     }
 
-    /// Run one training step with a GPU timestamp around every dispatch and return each
-    /// dispatch's label and time in nanoseconds (GPU backend with timestamp queries only).
+    /// Run one training step with a timer around every part and return each part's label
+    /// and time in nanoseconds: on the GPU every dispatch (timestamp queries); on the CPU the
+    /// host batch, every instruction and the optimizer (wall clock).
     pub fn profile_step(&mut self) -> Result<Vec<(String, f64)>> {
-        if matches!(self.backend, Backend::Cpu(_)) {
-            return Err(Error::InvalidArgument(
-                "profiling needs the GPU backend".into(),
-            ));
-        }
+        let t0 = std::time::Instant::now();
         self.prepare_step()?;
-        let Backend::Gpu { exe, rec, .. } = &self.backend else {
-            unreachable!("checked above")
+        let batch_ns = t0.elapsed().as_nanos() as f64;
+        let times = match &mut self.backend {
+            Backend::Cpu(exe) => {
+                let mut t = vec![("host batch".to_string(), batch_ns)];
+                t.extend(exe.profile_step()?);
+                t
+            }
+            Backend::Gpu { exe, rec, .. } => rec.run_profiled(exe.context())?,
         };
-        let times = rec.run_profiled(exe.context())?;
         self.step += 1;
         self.unread += 1;
         Ok(times)

@@ -47,6 +47,37 @@ pub struct AdapterSummary {
     pub features: wgpu::Features,
     /// Whether [`GpuContext::new`] with the same options would pick this adapter.
     pub selected: bool,
+    /// Device-local memory in bytes: the sum of the Vulkan memory heaps flagged device-local
+    /// (on a software renderer, the host memory it allocates from). `None` on other backends,
+    /// where wgpu reports no total; there only the binding limits are checked before a run, and
+    /// an allocation that fails is reported as [`Error::OutOfMemory`].
+    pub memory: Option<u64>,
+}
+
+/// The device-local heaps of a Vulkan physical device, in bytes.
+fn device_local_bytes(instance: &ash::Instance, phd: ash::vk::PhysicalDevice) -> Option<u64> {
+    // SAFETY: `phd` belongs to `instance`, which outlives the call; the query is read-only.
+    let props = unsafe { instance.get_physical_device_memory_properties(phd) };
+    let heaps = &props.memory_heaps[..props.memory_heap_count as usize];
+    let total: u64 = heaps
+        .iter()
+        .filter(|h| h.flags.contains(ash::vk::MemoryHeapFlags::DEVICE_LOCAL))
+        .map(|h| h.size)
+        .sum();
+    (total > 0).then_some(total)
+}
+
+/// [`AdapterSummary::memory`] of `adapter`.
+fn adapter_memory(adapter: &wgpu::Adapter) -> Option<u64> {
+    if adapter.get_info().backend != wgpu::Backend::Vulkan {
+        return None;
+    }
+    // SAFETY: as for [`GpuContext::device_memory`].
+    let hal = unsafe { adapter.as_hal::<wgpu::hal::api::Vulkan>() }?;
+    device_local_bytes(
+        hal.shared_instance().raw_instance(),
+        hal.raw_physical_device(),
+    )
 }
 
 /// Optional features fisherflow uses when the adapter has them.
@@ -183,6 +214,7 @@ pub fn list_adapters(opts: &ContextOptions) -> Result<Vec<AdapterSummary>> {
             limits: a.limits(),
             features: a.features(),
             selected: selected == Some(i),
+            memory: adapter_memory(a),
         })
         .collect())
 }
@@ -328,6 +360,20 @@ impl GpuContext {
             .max_storage_buffer_binding_size
             .min(self.limits.max_buffer_size);
         self.tuning.max_binding.map_or(adapter, |m| m.min(adapter))
+    }
+
+    /// The adapter's device-local memory in bytes (see [`AdapterSummary::memory`]).
+    pub fn device_memory(&self) -> Option<u64> {
+        if self.info.backend != wgpu::Backend::Vulkan {
+            return None;
+        }
+        // SAFETY: the guard only borrows the live device for a read-only query of its
+        // physical device; nothing is created or destroyed.
+        let hal = unsafe { self.device.as_hal::<wgpu::hal::api::Vulkan>() }?;
+        device_local_bytes(
+            hal.shared_instance().raw_instance(),
+            hal.raw_physical_device(),
+        )
     }
 
     /// The wgpu device.

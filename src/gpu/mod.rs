@@ -16,6 +16,7 @@
 //!   shaders to SPIR-V, MSL and HLSL and compare every parameter struct, binding name and
 //!   workgroup size with the WGSL.
 
+mod binding;
 mod context;
 mod kernel;
 mod precision;
@@ -23,12 +24,12 @@ mod recorder;
 mod tensor;
 pub mod testing;
 
+pub use binding::{plan_chunks, Arg, Chunk};
 pub use context::{
     list_adapters, AdapterSummary, ContextOptions, GpuContext, Kernel, Shader, Tuning, ADAPTER_ENV,
 };
 pub use kernel::{
-    plan_chunks, u32_of, Arg, Chunk, Field, KernelDef, NoParams, Params, ParamsLayout, ShaderDef,
-    Variant, Work, WG,
+    u32_of, Field, KernelDef, NoParams, Params, ParamsLayout, ShaderDef, Variant, Work, WG,
 };
 pub use precision::Precision;
 pub use recorder::Recorder;

@@ -57,6 +57,17 @@ impl Activation {
         ]
     }
 
+    /// Whether `f'(x)` is a function of `f(x)` alone, with the same formula: `f` keeps the sign
+    /// of `x` (identity, ReLU, a leaky ReLU of positive slope). The backward pass may then
+    /// read the output instead of the input, and a layer's pre-activation need not be kept.
+    pub fn derivative_from_output(self) -> bool {
+        match self {
+            Activation::Identity | Activation::Relu => true,
+            Activation::LeakyRelu(s) => s > 0.0,
+            Activation::Silu | Activation::Gelu => false,
+        }
+    }
+
     /// `f(x)` in f64 (the reference of the kernels).
     pub fn apply(self, x: f64) -> f64 {
         match self {

@@ -3,6 +3,7 @@
 //! of the kernel layer.
 
 mod act;
+pub mod cpu;
 pub mod linalg;
 pub mod optim;
 mod real;

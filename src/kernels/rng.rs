@@ -115,17 +115,41 @@ pub mod cpu {
             .collect()
     }
 
+    /// The Box–Muller pair of two raw words: `(r cos θ, r sin θ)`.
+    fn box_muller(a: u32, b: u32) -> (f64, f64) {
+        let r = (-2.0 * (unit_open0_f32(a) as f64).ln()).sqrt();
+        let th = 2.0 * std::f64::consts::PI * unit_f32(b) as f64;
+        (r * th.cos(), r * th.sin())
+    }
+
     /// Normal element `i` of a stream, in f64.
     pub fn normal_at(seed: u64, counter: u64, stream: u32, i: usize) -> f64 {
         let v = block(seed, counter, stream, (i / 4) as u32);
         let j = i % 4;
         let (a, b) = if j < 2 { (v[0], v[1]) } else { (v[2], v[3]) };
-        let r = (-2.0 * (unit_open0_f32(a) as f64).ln()).sqrt();
-        let th = 2.0 * std::f64::consts::PI * unit_f32(b) as f64;
+        let (c, s) = box_muller(a, b);
         if j.is_multiple_of(2) {
-            r * th.cos()
+            c
         } else {
-            r * th.sin()
+            s
+        }
+    }
+
+    /// Normal elements `first..first + out.len()` of a stream (each [`normal_at`]), one
+    /// Philox block and two Box–Muller pairs per four elements.
+    pub fn normals_into(seed: u64, counter: u64, stream: u32, first: usize, out: &mut [f64]) {
+        let mut i = first;
+        let mut rest = out;
+        while !rest.is_empty() {
+            let v = block(seed, counter, stream, (i / 4) as u32);
+            let (c0, s0) = box_muller(v[0], v[1]);
+            let (c1, s1) = box_muller(v[2], v[3]);
+            let quad = [c0, s0, c1, s1];
+            let take = (4 - i % 4).min(rest.len());
+            let (head, tail) = rest.split_at_mut(take);
+            head.copy_from_slice(&quad[i % 4..i % 4 + take]);
+            rest = tail;
+            i += take;
         }
     }
 
@@ -140,20 +164,31 @@ pub mod cpu {
     /// writes).
     pub fn sphere_prior(seed: u64, counter: u64, stream: u32, rows: usize, k: usize) -> Vec<f32> {
         let mut out = Vec::with_capacity(rows * k);
+        let mut z = vec![0f64; k];
         for r in 0..rows {
-            let z: Vec<f64> = (0..k)
-                .map(|c| normal_at(seed, counter, stream, r * k + c).abs())
-                .collect();
-            let norm = z.iter().map(|v| v * v).sum::<f64>().sqrt();
-            for v in z {
-                out.push(if norm > 0.0 {
-                    (v / norm) as f32
-                } else {
-                    (1.0 / (k as f64).sqrt()) as f32
-                });
-            }
+            out.extend(sphere_prior_row(seed, counter, stream, r, &mut z));
         }
         out
+    }
+
+    /// Row `r` of [`sphere_prior`] (rows of `z.len()`), with `z` as scratch space.
+    pub fn sphere_prior_row<'z>(
+        seed: u64,
+        counter: u64,
+        stream: u32,
+        r: usize,
+        z: &'z mut [f64],
+    ) -> impl Iterator<Item = f32> + 'z {
+        let k = z.len();
+        normals_into(seed, counter, stream, r * k, z);
+        let norm = z.iter().map(|v| v * v).sum::<f64>().sqrt();
+        z.iter().map(move |v| {
+            if norm > 0.0 {
+                (v.abs() / norm) as f32
+            } else {
+                (1.0 / (k as f64).sqrt()) as f32
+            }
+        })
     }
 
     /// `rows × k` Dirichlet(1) points on the simplex (what `dirichlet1` writes).

@@ -70,9 +70,9 @@ pub fn dyck_support(n: usize) -> Result<Mps> {
     super::models::fredkin(n, 0.5)
 }
 
-fn check_size(shapes: &[(usize, usize, usize)]) -> Result<()> {
+fn check_size(shapes: impl IntoIterator<Item = (usize, usize, usize)>) -> Result<()> {
     let mut total = 0usize;
-    for &(dl, d, dr) in shapes {
+    for (dl, d, dr) in shapes {
         let p = dl
             .checked_mul(d)
             .and_then(|v| v.checked_mul(dr))
@@ -86,6 +86,23 @@ fn check_size(shapes: &[(usize, usize, usize)]) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Site shapes of a product-start model: bonds `chi` capped by the dimension of either side.
+fn product_shapes(n: usize, d: usize, chi: usize) -> impl Iterator<Item = (usize, usize, usize)> {
+    (0..n).map(move |k| {
+        let dl = if k == 0 {
+            1
+        } else {
+            capped_bond(n, d, chi, k - 1)
+        };
+        let dr = if k + 1 == n {
+            1
+        } else {
+            capped_bond(n, d, chi, k)
+        };
+        (dl, d, dr)
+    })
 }
 
 /// Bond after site `k` of `n`, capped by `d^{k+1}` and `d^{n-1-k}`.
@@ -129,22 +146,8 @@ impl MpsModel {
                 "a model needs n ≥ 1, d ≥ 2, chi ≥ 1 and a finite noise ≥ 0 (n = {n}, d = {d}, chi = {chi}, noise = {noise})"
             )));
         }
-        let shapes: Vec<(usize, usize, usize)> = (0..n)
-            .map(|k| {
-                let dl = if k == 0 {
-                    1
-                } else {
-                    capped_bond(n, d, chi, k - 1)
-                };
-                let dr = if k + 1 == n {
-                    1
-                } else {
-                    capped_bond(n, d, chi, k)
-                };
-                (dl, d, dr)
-            })
-            .collect();
-        check_size(&shapes)?;
+        Self::check_product(n, d, chi)?;
+        let shapes: Vec<(usize, usize, usize)> = product_shapes(n, d, chi).collect();
         let mut g = Rng::new(seed);
         let theta: Vec<Vec<f64>> = shapes
             .iter()
@@ -152,6 +155,12 @@ impl MpsModel {
             .collect();
         let mask = theta.iter().map(|t| vec![true; t.len()]).collect();
         Ok(Self::from_parts(shapes, theta, mask))
+    }
+
+    /// Refuses, before anything is allocated, a [`MpsModel::product`] model over the size this
+    /// trainer holds.
+    pub fn check_product(n: usize, d: usize, chi: usize) -> Result<()> {
+        check_size(product_shapes(n, d, chi))
     }
 
     /// The model equal to a non-negative MPS, with its zero entries masked (kept exactly 0).
@@ -204,7 +213,7 @@ impl MpsModel {
                 (s.dl * fl, d, s.dr * fr)
             })
             .collect();
-        check_size(&shapes)?;
+        check_size(shapes.iter().copied())?;
         let mut g = Rng::new(seed);
         let mut theta = Vec::with_capacity(n);
         let mut mask = Vec::with_capacity(n);

@@ -83,8 +83,8 @@ pub use gpu::{kernels, GpuMps, SHADER};
 pub use learn::{learn, summarise, LearnOptions, Learner, ProposalKind, RoundReport};
 pub use linalg::{svd, Svd};
 pub use models::{
-    dyck_area, enumerate_ising, fredkin, ising_2d, ising_chain, ising_cylinder, ising_torus,
-    ising_transfer, random_mps, Boundary, IsingExact, IsingLattice,
+    check_mps_size, dyck_area, enumerate_ising, fredkin, ising_2d, ising_chain, ising_cylinder,
+    ising_torus, ising_transfer, random_mps, Boundary, IsingExact, IsingLattice, MAX_MPS_ENTRIES,
 };
 pub use proposal::{
     derive_key, keyed_uniform, ConnectedProposer, IndependentProposer, Proposals, Proposer,

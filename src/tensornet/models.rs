@@ -2,8 +2,44 @@
 //! oracles, and random MPS for benchmarks.
 
 use super::{Mps, Site};
+use crate::budget;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
+
+/// Entries (f64) of the largest MPS this crate builds: 2^28, 2 GiB.
+pub const MAX_MPS_ENTRIES: u128 = 1 << 28;
+
+/// Refuses, before anything is allocated, an MPS of site shapes `(χ_left, d, χ_right)` with
+/// more than [`MAX_MPS_ENTRIES`] entries, or one whose sampler (the MPS, its environments and
+/// a copy) would not fit in the host memory available. `what` names the model in the error.
+pub fn check_mps_size(
+    what: &str,
+    shapes: impl IntoIterator<Item = (usize, usize, usize)>,
+) -> Result<()> {
+    let entries: u128 = shapes
+        .into_iter()
+        .map(|(l, d, r)| l as u128 * d as u128 * r as u128)
+        .sum();
+    let bytes = entries * 8;
+    if entries > MAX_MPS_ENTRIES {
+        return Err(Error::Limit(format!(
+            "{what}: its MPS has {entries} entries ({}), over the {MAX_MPS_ENTRIES} ({}) this \
+             crate builds",
+            budget::human(bytes),
+            budget::human(MAX_MPS_ENTRIES * 8)
+        )));
+    }
+    if let Some(avail) = budget::host_available() {
+        if 3 * bytes > avail {
+            return Err(Error::Limit(format!(
+                "{what}: its MPS and sampler need {} of host memory, more than the {} available",
+                budget::human(3 * bytes),
+                budget::human(avail)
+            )));
+        }
+    }
+    Ok(())
+}
 
 /// An `lx × ly` square lattice of Ising spins, site `k = c·ly + r` (column-major), with
 /// optional periodic closure along x (columns) and y (within a column).
@@ -256,6 +292,10 @@ pub fn ising_2d(lat: &IsingLattice, beta: f64) -> Result<Mps> {
             1 << (k + 1).min(ly)
         }
     };
+    check_mps_size(
+        &format!("an Ising {lx} × {ly} lattice"),
+        (0..n).map(|k| (if k == 0 { 1 } else { bond_dim(k - 1) }, 2, bond_dim(k))),
+    )?;
     let mut sites = Vec::with_capacity(n);
     for k in 0..n {
         let (c, r) = (k / ly, k % ly);
@@ -362,10 +402,14 @@ pub fn fredkin(n: usize, c: f64) -> Result<Mps> {
     }
     let q = c / (1.0 - c);
     let hmax = n / 2;
+    let bond = |k: usize| if k + 1 == n { 1 } else { hmax + 1 };
+    check_mps_size(
+        &format!("the Fredkin chain of {n} sites"),
+        (0..n).map(|k| (if k == 0 { 1 } else { bond(k - 1) }, 2, bond(k))),
+    )?;
     let mut sites = Vec::with_capacity(n);
     for k in 0..n {
-        let dl = if k == 0 { 1 } else { hmax + 1 };
-        let dr = if k + 1 == n { 1 } else { hmax + 1 };
+        let (dl, dr) = (if k == 0 { 1 } else { bond(k - 1) }, bond(k));
         let mut a = Site::zeros(dl, 2, dr);
         for h in 0..dl {
             for s in 0..2usize {
@@ -418,6 +462,16 @@ pub fn random_mps(n: usize, d: usize, chi: usize, seed: u64) -> Result<Mps> {
         let right = (d as f64).powi((n - 1 - k) as i32);
         (chi as f64).min(left).min(right) as usize
     };
+    check_mps_size(
+        &format!("a random MPS of {n} sites, bond dimension {chi}"),
+        (0..n).map(|k| {
+            (
+                if k == 0 { 1 } else { cap(k - 1) },
+                d,
+                if k + 1 == n { 1 } else { cap(k) },
+            )
+        }),
+    )?;
     let mut sites = Vec::with_capacity(n);
     for k in 0..n {
         let dl = if k == 0 { 1 } else { cap(k - 1) };

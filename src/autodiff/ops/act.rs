@@ -7,7 +7,7 @@ use crate::autodiff::ops::elementwise::launch;
 use crate::autodiff::ops::finite;
 use crate::error::Result;
 use crate::gpu::u32_of;
-use crate::kernels::{Activation, Real};
+use crate::kernels::{cpu, Activation, Real};
 
 /// `y = f(x)`.
 #[derive(Debug)]
@@ -22,8 +22,15 @@ pub struct ActFwd {
 
 impl ActFwd {
     fn run<T: Real>(&self, mem: &mut Mem<T>) {
-        mem.put(self.y, false, |i, r| {
-            self.f.apply(r.get(self.x)[i].to_f64())
+        mem.with_dst(self.y, |y, r| {
+            let x = r.get(self.x);
+            match self.f {
+                Activation::LeakyRelu(s) => {
+                    let s = s as f64;
+                    cpu::map(y, x, false, |v| if v >= 0.0 { v } else { s * v })
+                }
+                f => cpu::map(y, x, false, |v| f.apply(v)),
+            }
         });
     }
 }
@@ -56,7 +63,8 @@ impl Instr for ActFwd {
 pub struct ActBwd {
     /// The activation.
     pub f: Activation,
-    /// The forward input.
+    /// The forward input, or its output where the derivative is a function of the output
+    /// ([`Activation::derivative_from_output`]).
     pub x: Loc,
     /// The output gradient.
     pub gy: Loc,
@@ -68,8 +76,15 @@ pub struct ActBwd {
 
 impl ActBwd {
     fn run<T: Real>(&self, mem: &mut Mem<T>) {
-        mem.put(self.gx, self.acc, |i, r| {
-            r.get(self.gy)[i].to_f64() * self.f.deriv(r.get(self.x)[i].to_f64())
+        mem.with_dst(self.gx, |gx, r| {
+            let (gy, x) = (r.get(self.gy), r.get(self.x));
+            match self.f {
+                Activation::LeakyRelu(s) => {
+                    let s = s as f64;
+                    cpu::map2(gx, gy, x, self.acc, |g, v| if v >= 0.0 { g } else { g * s })
+                }
+                f => cpu::map2(gx, gy, x, self.acc, |g, v| g * f.deriv(v)),
+            }
         });
     }
 }
@@ -126,7 +141,14 @@ impl Op for Act {
         cx.emit(ActFwd { f: self.f, x, y });
     }
     fn backward(&self, cx: &mut Backward<'_>) {
-        let (x, gy, f) = (cx.value(self.a), cx.gy(), self.f);
+        // From the output where it determines the derivative: the input then need not be
+        // kept (a linear layer under the activation becomes one gemm, see `plan`).
+        let x = if self.f.derivative_from_output() {
+            cx.y()
+        } else {
+            cx.value(self.a)
+        };
+        let (gy, f) = (cx.gy(), self.f);
         cx.grad(self.a, |gx, acc| ActBwd { f, x, gy, gx, acc });
     }
     fn as_activation(&self) -> Option<(NodeId, Activation)> {

@@ -7,7 +7,7 @@ use crate::autodiff::op::{Backward, Forward, GpuRun, Instr, Loc, Mem, Op};
 use crate::autodiff::ops::elementwise::launch;
 use crate::error::{Error, Result};
 use crate::gpu::u32_of;
-use crate::kernels::Real;
+use crate::kernels::{cpu, Real};
 
 /// `y[r, y_off + j] (+)= x[r, x_off + j]` for `j < width`.
 #[derive(Debug)]
@@ -34,19 +34,24 @@ pub struct ColCopy {
 
 impl ColCopy {
     fn run<T: Real>(&self, mem: &mut Mem<T>) {
+        let (xc, yc, w) = (self.x_cols, self.y_cols, self.width);
         mem.with_dst(self.y, |y, r| {
             let xs = r.get(self.x);
-            for row in 0..self.rows {
-                let src = &xs[row * self.x_cols + self.x_off..][..self.width];
-                let dst = &mut y[row * self.y_cols + self.y_off..][..self.width];
-                for (d, s) in dst.iter_mut().zip(src) {
-                    *d = if self.acc {
-                        T::from_f64(d.to_f64() + s.to_f64())
+            let rows = &mut y[..self.rows * yc];
+            cpu::for_chunks_by(rows, yc, self.rows * w, |o, ys| {
+                for (i, yr) in ys.chunks_mut(yc).enumerate() {
+                    let row = o / yc + i;
+                    let src = &xs[row * xc + self.x_off..][..w];
+                    let dst = &mut yr[self.y_off..][..w];
+                    if self.acc {
+                        for (d, s) in dst.iter_mut().zip(src) {
+                            *d = T::from_f64(d.to_f64() + s.to_f64());
+                        }
                     } else {
-                        *s
-                    };
+                        dst.copy_from_slice(src);
+                    }
                 }
-            }
+            })
         })
     }
 }
@@ -100,10 +105,13 @@ impl Concat2 {
         let (wa, wb) = (self.a_cols, self.b_cols);
         mem.with_dst(self.y, |y, r| {
             let (a, b) = (r.get(self.a), r.get(self.b));
-            for (row, yr) in y.chunks_mut(wa + wb).enumerate() {
-                yr[..wa].copy_from_slice(&a[row * wa..][..wa]);
-                yr[wa..].copy_from_slice(&b[row * wb..][..wb]);
-            }
+            cpu::for_chunks(y, wa + wb, |o, ys| {
+                for (i, yr) in ys.chunks_mut(wa + wb).enumerate() {
+                    let row = o / (wa + wb) + i;
+                    yr[..wa].copy_from_slice(&a[row * wa..][..wa]);
+                    yr[wa..].copy_from_slice(&b[row * wb..][..wb]);
+                }
+            })
         })
     }
 }

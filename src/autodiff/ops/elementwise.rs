@@ -10,7 +10,7 @@ use crate::autodiff::ops::reduce::ColSum;
 use crate::autodiff::ops::{finite, same_shape};
 use crate::error::{Error, Result};
 use crate::gpu::{u32_of, KernelDef, Work};
-use crate::kernels::Real;
+use crate::kernels::{cpu, Activation, Real};
 
 /// Record an element-wise kernel of `autodiff.wgsl` over `n` items, `locs` bound in order.
 pub(crate) fn launch(
@@ -61,7 +61,9 @@ impl ScaleAdd {
     }
     fn run<T: Real>(&self, mem: &mut Mem<T>) {
         let (s, c) = (self.s as f64, self.c as f64);
-        mem.put(self.y, self.acc, |i, r| s * r.get(self.x)[i].to_f64() + c);
+        mem.with_dst(self.y, |y, r| {
+            cpu::map(y, r.get(self.x), self.acc, |v| s * v + c)
+        });
     }
 }
 
@@ -114,11 +116,11 @@ pub struct Binary {
 
 impl Binary {
     fn run<T: Real>(&self, mem: &mut Mem<T>) {
-        mem.put(self.y, self.acc, |i, r| {
-            let (p, q) = (r.get(self.a)[i].to_f64(), r.get(self.b)[i].to_f64());
+        mem.with_dst(self.y, |y, r| {
+            let (a, b) = (r.get(self.a), r.get(self.b));
             match self.op {
-                BinOp::Add => p + q,
-                BinOp::Mul => p * q,
+                BinOp::Add => cpu::map2(y, a, b, self.acc, |p, q| p + q),
+                BinOp::Mul => cpu::map2(y, a, b, self.acc, |p, q| p * q),
             }
         });
     }
@@ -161,9 +163,10 @@ pub struct BiasAddRows {
 
 impl BiasAddRows {
     fn run<T: Real>(&self, mem: &mut Mem<T>) {
-        let cols = self.cols;
-        mem.put(self.y, false, |i, r| {
-            r.get(self.x)[i].to_f64() + r.get(self.b)[i % cols].to_f64()
+        mem.with_dst(self.y, |y, r| {
+            y.copy_from_slice(r.get(self.x));
+            let b = Some(r.get(self.b));
+            cpu::epilogue(y, None, b, self.cols, Activation::Identity);
         });
     }
 }

@@ -6,7 +6,7 @@ use crate::autodiff::op::{Backward, Forward, GpuRun, Instr, LinearParts, Loc, Me
 use crate::autodiff::ops::reduce::ColSum;
 use crate::error::{Error, Result};
 use crate::kernels::linalg::{gemm, Gemm as GemmKernel};
-use crate::kernels::{Activation, Real};
+use crate::kernels::{cpu, Activation, Real};
 
 /// Sizes and transposes of one matrix product `c (+)= op(a)·op(b) (+ bias)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +55,12 @@ impl Gemm {
         }
     }
 
+    /// Whether the product goes to scratch memory first: an activation applied to the
+    /// product and added into `c`.
+    fn staged(&self) -> bool {
+        self.g.acc && self.act != Activation::Identity
+    }
+
     fn run<T: Real>(&self, mem: &mut Mem<T>) {
         let g = self.g;
         let sa = if g.ta {
@@ -67,37 +73,21 @@ impl Gemm {
         } else {
             (g.n as isize, 1)
         };
-        let fused = self.act != Activation::Identity;
-        mem.with_dst(self.c, |y, r| {
-            if !fused {
+        let epilogue = self.bias.is_some() || self.act != Activation::Identity;
+        let staged = self.staged();
+        let scratch = if staged { g.m * g.n } else { 0 };
+        mem.with_dst_scratch(self.c, scratch, |y, z, r| {
+            let (a, b) = (r.get(self.a), r.get(self.b));
+            let bias = self.bias.map(|l| r.get(l));
+            if staged {
+                T::gemm(g.m, g.k, g.n, a, sa, b, sb, T::default(), z);
+                cpu::epilogue(y, Some(z), bias, g.n, self.act);
+            } else {
                 let beta = T::from_f64(if g.acc { 1.0 } else { 0.0 });
-                T::gemm(g.m, g.k, g.n, r.get(self.a), sa, r.get(self.b), sb, beta, y);
-                if let Some(bl) = self.bias {
-                    let bv = r.f64(bl);
-                    for (i, yv) in y.iter_mut().enumerate() {
-                        *yv = T::from_f64(yv.to_f64() + bv[i % g.n]);
-                    }
+                T::gemm(g.m, g.k, g.n, a, sa, b, sb, beta, y);
+                if epilogue {
+                    cpu::epilogue(y, None, bias, g.n, self.act);
                 }
-                return;
-            }
-            let mut z = vec![T::default(); g.m * g.n];
-            let zero = T::from_f64(0.0);
-            T::gemm(
-                g.m,
-                g.k,
-                g.n,
-                r.get(self.a),
-                sa,
-                r.get(self.b),
-                sb,
-                zero,
-                &mut z,
-            );
-            let bv = self.bias.map(|bl| r.f64(bl));
-            for (i, (yv, zv)) in y.iter_mut().zip(&z).enumerate() {
-                let v = zv.to_f64() + bv.as_ref().map_or(0.0, |b| b[i % g.n]);
-                let f = self.act.apply(v);
-                *yv = T::from_f64(if g.acc { yv.to_f64() + f } else { f });
             }
         })
     }
@@ -127,6 +117,13 @@ impl Instr for Gemm {
     }
     fn f16_storage(&self) -> bool {
         true
+    }
+    fn scratch(&self) -> usize {
+        if self.staged() {
+            self.g.m * self.g.n
+        } else {
+            0
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use crate::autodiff::graph::{Dim, Graph, NodeId};
 use crate::autodiff::op::{Backward, Forward, GpuRun, Instr, Loc, Mem, Op};
 use crate::autodiff::ops::same_shape;
 use crate::error::{Error, Result};
-use crate::kernels::{sphere, Real};
+use crate::kernels::{cpu, sphere, Real};
 
 /// Per group of `k`: `y (+)= v − ⟨x, v⟩ x` (also the gradient with respect to `v`, with the
 /// output gradient in place of `v`).
@@ -28,17 +28,25 @@ impl Proj {
     fn run<T: Real>(&self, mem: &mut Mem<T>) {
         let k = self.k;
         mem.with_dst(self.y, |y, r| {
-            let (vs, xs) = (r.f64(self.v), r.f64(self.x));
-            for (row, yr) in y.chunks_mut(k).enumerate() {
-                let o = row * k;
-                let dot: f64 = (0..k).map(|j| xs[o + j] * vs[o + j]).sum();
-                for (j, yv) in yr.iter_mut().enumerate() {
-                    let v = vs[o + j] - dot * xs[o + j];
-                    *yv = T::from_f64(if self.acc { yv.to_f64() + v } else { v });
+            let (vs, xs) = (r.get(self.v), r.get(self.x));
+            cpu::for_chunks(y, k, |o, ys| {
+                for (i, yr) in ys.chunks_mut(k).enumerate() {
+                    let at = o + i * k;
+                    let (v, x) = (&vs[at..at + k], &xs[at..at + k]);
+                    let dot = dot(x, v);
+                    for ((yv, vv), xv) in yr.iter_mut().zip(v).zip(x) {
+                        let p = vv.to_f64() - dot * xv.to_f64();
+                        *yv = T::from_f64(if self.acc { yv.to_f64() + p } else { p });
+                    }
                 }
-            }
+            })
         })
     }
+}
+
+/// `⟨a, b⟩` in f64.
+fn dot<T: Real>(a: &[T], b: &[T]) -> f64 {
+    a.iter().zip(b).map(|(p, q)| p.to_f64() * q.to_f64()).sum()
 }
 
 impl Instr for Proj {
@@ -77,16 +85,18 @@ impl ProjGradX {
     fn run<T: Real>(&self, mem: &mut Mem<T>) {
         let k = self.k;
         mem.with_dst(self.y, |y, r| {
-            let (vs, xs, gs) = (r.f64(self.v), r.f64(self.x), r.f64(self.g));
-            for (row, yr) in y.chunks_mut(k).enumerate() {
-                let o = row * k;
-                let xg: f64 = (0..k).map(|j| xs[o + j] * gs[o + j]).sum();
-                let xv: f64 = (0..k).map(|j| xs[o + j] * vs[o + j]).sum();
-                for (j, yv) in yr.iter_mut().enumerate() {
-                    let v = -(xg * vs[o + j] + xv * gs[o + j]);
-                    *yv = T::from_f64(if self.acc { yv.to_f64() + v } else { v });
+            let (vs, xs, gs) = (r.get(self.v), r.get(self.x), r.get(self.g));
+            cpu::for_chunks(y, k, |o, ys| {
+                for (i, yr) in ys.chunks_mut(k).enumerate() {
+                    let at = o + i * k;
+                    let (v, x, g) = (&vs[at..at + k], &xs[at..at + k], &gs[at..at + k]);
+                    let (xg, xv) = (dot(x, g), dot(x, v));
+                    for ((yv, vv), gv) in yr.iter_mut().zip(v).zip(g) {
+                        let p = -(xg * vv.to_f64() + xv * gv.to_f64());
+                        *yv = T::from_f64(if self.acc { yv.to_f64() + p } else { p });
+                    }
                 }
-            }
+            })
         })
     }
 }

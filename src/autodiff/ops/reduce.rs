@@ -10,7 +10,7 @@ use crate::autodiff::ops::same_shape;
 use crate::error::Result;
 use crate::gpu::u32_of;
 use crate::kernels::reduce::{self, SumOf};
-use crate::kernels::Real;
+use crate::kernels::{cpu, Real};
 
 const SCALAR: [Dim; 2] = [Dim::Fixed(1), Dim::Fixed(1)];
 
@@ -32,14 +32,22 @@ pub struct Total {
 impl Total {
     fn run<T: Real>(&self, mem: &mut Mem<T>) {
         mem.with_dst(self.y, |y, r| {
-            let xs = r.get(self.x).iter().map(|v| v.to_f64());
-            let t: f64 = match (self.of, self.z) {
-                (SumOf::SquaredDiffs, Some(z)) => xs
-                    .zip(r.get(z))
-                    .map(|(p, q)| (p - q.to_f64()).powi(2))
-                    .sum(),
-                (SumOf::Squares, _) => xs.map(|v| v * v).sum(),
-                _ => xs.sum(),
+            let xs = r.get(self.x);
+            let t = match (self.of, self.z) {
+                (SumOf::SquaredDiffs, Some(z)) => {
+                    let zs = r.get(z);
+                    cpu::sum_chunks(xs.len(), 1, |rg| {
+                        let (p, q) = (&xs[rg.clone()], &zs[rg]);
+                        p.iter()
+                            .zip(q)
+                            .map(|(p, q)| (p.to_f64() - q.to_f64()).powi(2))
+                            .sum()
+                    })
+                }
+                (SumOf::Squares, _) => cpu::sum_chunks(xs.len(), 1, |rg| {
+                    xs[rg].iter().map(|v| v.to_f64() * v.to_f64()).sum()
+                }),
+                _ => cpu::sum_chunks(xs.len(), 1, |rg| xs[rg].iter().map(|v| v.to_f64()).sum()),
             };
             y[0] = T::from_f64(self.s as f64 * t);
         })
@@ -81,8 +89,14 @@ pub struct Broadcast {
 
 impl Broadcast {
     fn run<T: Real>(&self, mem: &mut Mem<T>) {
-        let s = self.s as f64;
-        mem.put(self.y, self.acc, |_, r| s * r.get(self.g)[0].to_f64());
+        mem.with_dst(self.y, |y, r| {
+            let v = self.s as f64 * r.get(self.g)[0].to_f64();
+            cpu::for_chunks(y, 1, |_, ys| {
+                for yv in ys {
+                    *yv = T::from_f64(if self.acc { yv.to_f64() + v } else { v });
+                }
+            })
+        });
     }
 }
 
@@ -124,9 +138,10 @@ pub struct SqDiffGrad {
 
 impl SqDiffGrad {
     fn run<T: Real>(&self, mem: &mut Mem<T>) {
-        let s = self.s as f64;
-        mem.put(self.y, self.acc, |i, r| {
-            s * r.get(self.g)[0].to_f64() * (r.get(self.a)[i].to_f64() - r.get(self.b)[i].to_f64())
+        mem.with_dst(self.y, |y, r| {
+            let sg = self.s as f64 * r.get(self.g)[0].to_f64();
+            let (a, b) = (r.get(self.a), r.get(self.b));
+            cpu::map2(y, a, b, self.acc, |p, q| sg * (p - q));
         });
     }
 }
@@ -168,10 +183,26 @@ pub struct ColSum {
 
 impl ColSum {
     fn run<T: Real>(&self, mem: &mut Mem<T>) {
+        /// Columns summed together (their partial sums stay in registers).
+        const BLOCK: usize = 64;
         let (rows, cols) = (self.rows, self.cols);
-        mem.put(self.y, self.acc, |c, r| {
+        mem.with_dst(self.y, |y, r| {
             let xs = r.get(self.x);
-            (0..rows).map(|row| xs[row * cols + c].to_f64()).sum()
+            cpu::for_chunks_by(y, BLOCK, rows * cols, |o, ys| {
+                for (bi, yb) in ys.chunks_mut(BLOCK).enumerate() {
+                    let c0 = o + bi * BLOCK;
+                    let mut acc = [0f64; BLOCK];
+                    for row in 0..rows {
+                        let xr = &xs[row * cols + c0..][..yb.len()];
+                        for (a, v) in acc.iter_mut().zip(xr) {
+                            *a += v.to_f64();
+                        }
+                    }
+                    for (yv, a) in yb.iter_mut().zip(acc) {
+                        *yv = T::from_f64(if self.acc { yv.to_f64() + a } else { a });
+                    }
+                }
+            })
         });
     }
 }

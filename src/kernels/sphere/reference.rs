@@ -105,8 +105,16 @@ pub fn slerp_row(x0: &[f64], x1: &[f64], t: f64) -> Vec<f64> {
 /// `x_t = (sin((1−t)θ) x0 + sin(tθ) x1)/sinθ`, `u_t = θ/sinθ (cos(tθ) x1 − cos((1−t)θ) x0)`,
 /// with the θ → 0 limits `(1−t) x0 + t x1` and `x1 − x0`.
 pub fn interpolant_row(x0: &[f64], x1: &[f64], t: f64) -> (Vec<f64>, Vec<f64>) {
-    let th = angle(x0, x1);
-    let (a0, a1, c0, c1) = if th < 1e-9 {
+    let (a0, a1, c0, c1) = interpolant_coefficients(angle(x0, x1), t);
+    let xt = x0.iter().zip(x1).map(|(a, b)| a0 * a + a1 * b).collect();
+    let ut = x0.iter().zip(x1).map(|(a, b)| c0 * a + c1 * b).collect();
+    (xt, ut)
+}
+
+/// `(a0, a1, c0, c1)` with `x_t = a0 x0 + a1 x1` and `u_t = c0 x0 + c1 x1` for the angle `th`
+/// between `x0` and `x1` (see [`interpolant_row`]).
+pub fn interpolant_coefficients(th: f64, t: f64) -> (f64, f64, f64, f64) {
+    if th < 1e-9 {
         (1.0 - t, t, -1.0, 1.0)
     } else {
         let s = th.sin();
@@ -116,10 +124,7 @@ pub fn interpolant_row(x0: &[f64], x1: &[f64], t: f64) -> (Vec<f64>, Vec<f64>) {
             -th / s * ((1.0 - t) * th).cos(),
             th / s * (t * th).cos(),
         )
-    };
-    let xt = x0.iter().zip(x1).map(|(a, b)| a0 * a + a1 * b).collect();
-    let ut = x0.iter().zip(x1).map(|(a, b)| c0 * a + c1 * b).collect();
-    (xt, ut)
+    }
 }
 
 /// `u_t = log_{x_t}(x1)/(1−t)` of one row, the definition of the target (`t < 1`).
