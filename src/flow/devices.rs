@@ -155,35 +155,59 @@ fn exp_rows(geometry: Geometry, k: usize, x: &mut [f32], v: &[f32], h: f32, fold
     let h = h as f64;
     for (xr, vr) in x.chunks_mut(k).zip(v.chunks(k)) {
         let c = dot(xr, vr);
-        let u = |i: usize| h * (vr[i] as f64 - c * xr[i] as f64);
-        let n = (0..k).map(|i| u(i) * u(i)).sum::<f64>().sqrt();
+        // The step u = h·(v − ⟨x, v⟩x), its length, and y = cos|u|·x + sinc|u|·u (folded into
+        // the orthant on request), normalised; computed in place, without scratch memory.
+        let u = |x: f32, v: f32| h * (v as f64 - c * x as f64);
+        let n = xr
+            .iter()
+            .zip(vr)
+            .map(|(&x, &v)| u(x, v).powi(2))
+            .sum::<f64>()
+            .sqrt();
         let (a, b) = if n < sphere::reference::EXP_TINY {
             (1.0, 1.0)
         } else {
             (n.cos(), n.sin() / n)
         };
-        let y = |i: usize| {
-            let v = a * xr[i] as f64 + b * u(i);
+        let y = |x: f32, v: f32| {
+            let y = a * x as f64 + b * u(x, v);
             if fold {
-                v.abs()
+                y.abs()
             } else {
-                v
+                y
             }
         };
-        let m = (0..k).map(|i| y(i) * y(i)).sum::<f64>().sqrt();
-        let out: Vec<f64> = (0..k).map(|i| y(i) / m).collect();
-        for (d, s) in xr.iter_mut().zip(out) {
-            *d = s as f32;
+        let m = xr
+            .iter()
+            .zip(vr)
+            .map(|(&x, &v)| y(x, v).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        for (x, &v) in xr.iter_mut().zip(vr) {
+            *x = (y(*x, v) / m) as f32;
         }
     }
 }
 
-/// One row of the pull-back ([`sphere::reference::pull_back_row`] on f32 storage).
-fn pull_back_row(x: &[f32], u: &[f32], h: f64, w: &[f32], out: &mut [f32]) {
-    let f = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
-    let r = sphere::reference::pull_back_row(&f(x), &f(u), h, &f(w));
-    for (d, s) in out.iter_mut().zip(r) {
-        *d = s as f32;
+/// One row of the pull-back ([`sphere::reference::pull_back_row`], the same maths on f32
+/// storage in f64 arithmetic, without scratch memory): with θ = |dt·u|, û = dt·u/θ and
+/// e = −sin θ·x + cos θ·û, `out = β·û + θ/sin θ·(w − β·e)` where β = ⟨w, e⟩.
+fn pull_back_row(x: &[f32], u: &[f32], dt: f64, w: &[f32], out: &mut [f32]) {
+    let theta = dt.abs() * u.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+    if theta < sphere::reference::EXP_TINY {
+        let c = dot(w, x);
+        for ((o, &wi), &xi) in out.iter_mut().zip(w).zip(x) {
+            *o = (wi as f64 - c * xi as f64) as f32;
+        }
+        return;
+    }
+    let (sin, cos) = theta.sin_cos();
+    let uh = |i: usize| dt * u[i] as f64 / theta;
+    let e = |i: usize| -sin * x[i] as f64 + cos * uh(i);
+    let beta: f64 = (0..x.len()).map(|i| w[i] as f64 * e(i)).sum();
+    let c = theta / sin;
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = (beta * uh(i) + c * (w[i] as f64 - beta * e(i))) as f32;
     }
 }
 
