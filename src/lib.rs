@@ -72,6 +72,7 @@ pub fn all_kernels() -> Vec<&'static gpu::KernelDef> {
     [
         kernels::kernels(),
         autodiff::kernels::kernels(),
+        autodiff::ops::xent::kernels(),
         flow::kernels(),
         sdflow::kernels(),
         tensornet::kernels(),

@@ -214,6 +214,25 @@ fn cases() -> Vec<Case> {
         let b = p(g, rng, "u", 3, 4);
         g.mse_loss(a, b).unwrap()
     }));
+    v.push(case("softmax_xent", 36, |g, rng, _| {
+        // Two groups of k = 4 per row; targets are non-negative weights (not one-hot) so
+        // that their gradient is checked too.
+        let z = p(g, rng, "z", 3, 8);
+        let t: Vec<f32> = (0..24).map(|_| rng.range(0.0, 1.0) as f32).collect();
+        let t = g.param("t", &[3, 8], Init::Values(t)).unwrap();
+        g.softmax_xent(z, t, 4).unwrap()
+    }));
+    v.push(case("softmax_xent batch input", 37, |g, rng, ins| {
+        let x = inp(g, rng, ins, "x", 3);
+        let w = p(g, rng, "w", 3, 10);
+        let z = g.matmul(x, w).unwrap();
+        let onehot: Vec<f32> = (0..B * 10)
+            .map(|i| if i % 5 == (i / 5) % 5 { 1.0 } else { 0.0 })
+            .collect();
+        ins.push(("t".into(), onehot));
+        let t = g.input("t", 10).unwrap();
+        g.softmax_xent(z, t, 5).unwrap()
+    }));
     v.push(case("proj_tangent", 35, |g, rng, _| {
         let k = 4;
         let vv = p(g, rng, "v", 3, 3 * k);

@@ -399,6 +399,81 @@ fn toy_bench_reports_every_method_as_json_and_draws_its_chart() {
 }
 
 #[test]
+fn toy_bench_paper_protocol_resumes_from_its_state_directory() {
+    let d = tmpdir("toybench-state");
+    let state = d.join("state");
+    let args = |steps: &'static str| {
+        vec![
+            "toy-bench",
+            "--protocol",
+            "paper",
+            "--k",
+            "3",
+            "--methods",
+            "fisher-flow+OT,dirichlet-FM,fisher-rao-simplex",
+            "--steps",
+            steps,
+            "--batch",
+            "8",
+            "--hidden",
+            "8",
+            "--samples",
+            "64",
+            "--sample-steps",
+            "2",
+            "--cpu",
+            "--json",
+            "--state",
+            s(&state),
+        ]
+    };
+    let o = run(&args("4"));
+    assert!(o.status.success(), "{}", text(&o));
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for r in rows {
+        assert!(r["kl_uniform"].as_f64().unwrap() > 0.0, "{r}");
+        assert_eq!(r["samples"], 64);
+    }
+    for m in ["fisher-flow+OT", "dirichlet-FM", "fisher-rao-simplex"] {
+        assert!(state.join(format!("{m}-K3.safetensors")).is_file(), "{m}");
+    }
+    // Finished rows are not run again.
+    let again = run(&args("4"));
+    assert!(again.status.success(), "{}", text(&again));
+    let reused: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    for (a, b) in rows.iter().zip(reused.as_array().unwrap()) {
+        assert_eq!(a["method"], b["method"]);
+        for key in ["kl", "seconds"] {
+            let (x, y) = (a[key].as_f64().unwrap(), b[key].as_f64().unwrap());
+            assert!(
+                (x - y).abs() <= 1e-12 * x.abs(),
+                "{key}: a reused row keeps its values"
+            );
+        }
+    }
+    // A run cut off after its checkpoint continues from it: the same KL.
+    std::fs::remove_file(state.join("rows.json")).unwrap();
+    let resumed = run(&args("4"));
+    let back: serde_json::Value = serde_json::from_slice(&resumed.stdout).unwrap();
+    for (a, b) in rows.iter().zip(back.as_array().unwrap()) {
+        assert_eq!(a["kl"], b["kl"], "{a} {b}");
+    }
+    // Other settings need --force.
+    let other = run(&args("5"));
+    assert!(
+        !other.status.success() && text(&other).contains("--state"),
+        "{}",
+        text(&other)
+    );
+    let mut forced = args("5");
+    forced.push("--force");
+    assert!(run(&forced).status.success());
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
 fn a_run_over_the_adapters_memory_is_refused_before_any_work() {
     // `devices` reports the device-local memory of Vulkan adapters (lavapipe: 2 GiB).
     let o = run(&["devices"]);

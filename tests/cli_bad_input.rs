@@ -261,6 +261,57 @@ fn cases() -> Vec<(String, &'static [&'static str])> {
         ),
         ("sdflow --target one_point.txt --steps 1", &["target"]),
         ("toy-bench --k 1 --cpu", &["--k"]),
+        // methods, OT pairing and the benchmark protocol
+        (
+            "T --data toy:L=2,K=3 --ot-pairing sample --out new.safetensors",
+            &["--ot-pairing", "--ot"],
+        ),
+        (
+            "T --data toy:L=2,K=3 --ot exact --ot-pairing often --out new.safetensors",
+            &["--ot-pairing"],
+        ),
+        (
+            "T --data toy:L=2,K=3 --method linear --ot exact --out new.safetensors",
+            &["--ot", "linear"],
+        ),
+        (
+            "T --data toy:L=2,K=3 --method dirichlet --ot sinkhorn --out new.safetensors",
+            &["--ot", "dirichlet"],
+        ),
+        (
+            "T --data toy:L=2,K=3 --method dirac --out new.safetensors",
+            &["--method"],
+        ),
+        (
+            "T --data toy:L=2,K=2000 --method dirichlet --out new.safetensors",
+            &["--method dirichlet", "K = 2000"],
+        ),
+        (
+            "T --data toy:L=2,K=3 --lr-schedule sometimes --out new.safetensors",
+            &["--lr-schedule"],
+        ),
+        ("toy-bench --protocol paper --k 5 --cpu", &["--state"]),
+        ("toy-bench --protocol fast --k 5 --cpu", &["--protocol"]),
+        (
+            "toy-bench --methods fisher-flow,dfm --k 5 --cpu",
+            &["--methods", "dfm"],
+        ),
+        (
+            "toy-bench --k 5 --methods linear-FM --ot-pairing sample --cpu",
+            &["--ot-pairing"],
+        ),
+        (
+            "toy-bench --k 5 --cpu --state existing.txt",
+            &["--state", "existing.txt"],
+        ),
+        (
+            "toy-bench --k 2000 --methods dirichlet-FM --cpu",
+            &["--k", "K = 2000"],
+        ),
+        (
+            "toy-bench --k 5 --lr-schedule plateaux --cpu",
+            &["--lr-schedule"],
+        ),
         ("toy-bench --k 5 --batch MAX --cpu", &["--batch"]),
         ("data dna:L=128 --n MAX --out new.fa", &["--n"]),
         // numeric flags: NaN, infinities, negative, too large for f32

@@ -12,7 +12,7 @@ use fisherflow::flow::{
 };
 use fisherflow::gpu::testing::gpu;
 use fisherflow::kernels::Precision;
-use fisherflow::nn::{Arch, Network};
+use fisherflow::nn::{Arch, MlpLoss, Network};
 
 fn conv_config(l: usize, k: usize, hidden: usize, blocks: usize, kernel: usize) -> FlowConfig {
     let mut f = FlowConfig::new(l, k, hidden, Geometry::Sphere);
@@ -44,7 +44,7 @@ fn sphere_points(rng: &mut Rng, rows: usize, k: usize) -> Vec<f32> {
 fn the_conv_network_has_finite_difference_gradients() {
     let flow = conv_config(6, 3, 4, 2, 3);
     for (arch, classes) in [(flow.arch, 0), (flow.arch, 2), (Arch::Mlp, 2)] {
-        let net = Network::build(&flow.mlp, arch, classes, 3).unwrap();
+        let net = Network::build(&flow.mlp, arch, classes, MlpLoss::Mse, 3).unwrap();
         let b = 2;
         let cfg = OptimConfig::default();
         let mut ex =

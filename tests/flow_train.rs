@@ -388,6 +388,7 @@ fn cpu_batches_equal_the_host_reference_bit_for_bit() {
     // K = 7 puts prior rows across Philox blocks; batch 801 is built on several threads (when
     // there are several) in uneven chunks.
     let (_, data) = toy(3, 7);
+    let source = fisherflow::flow::DataSource::from(data.clone());
     let settings = [
         (Geometry::Sphere, OtMode::None, 801),
         (Geometry::Sphere, OtMode::None, 3),
@@ -404,7 +405,7 @@ fn cpu_batches_equal_the_host_reference_bit_for_bit() {
         };
         let mut batcher = HostBatcher::new(&flow, &cfg);
         for step in [0u64, 5, 1 << 33] {
-            let (xt, t, ut) = batcher.fill(&flow, &cfg, &data, step).unwrap();
+            let (xt, t, ut) = batcher.fill(&flow, &cfg, &source, step).unwrap();
             let (hx, ht, hu) = host_batch(&flow, &cfg, &data, step).unwrap();
             assert_eq!(t, &ht[..], "{geometry:?} {ot:?} step {step}: t");
             assert_eq!(xt, &hx[..], "{geometry:?} {ot:?} step {step}: x_t");

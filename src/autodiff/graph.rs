@@ -404,6 +404,12 @@ impl Graph {
         ops::reduce::MseLoss::build(self, v, u)
     }
 
+    /// The softmax cross-entropy of logits `z` against targets `t` per group of `k` columns,
+    /// averaged over rows and groups, `[1, 1]`.
+    pub fn softmax_xent(&mut self, z: NodeId, t: NodeId, k: usize) -> Result<NodeId> {
+        ops::xent::SoftmaxXent::build(self, z, t, k)
+    }
+
     /// Per group of `k` consecutive columns (one sphere per position): `v − ⟨x, v⟩ x`.
     pub fn proj_tangent(&mut self, v: NodeId, x: NodeId, k: usize) -> Result<NodeId> {
         ops::proj::ProjTangent::build(self, v, x, k)

@@ -12,8 +12,8 @@ use fisherflow::data::file::{check_not_input, check_output};
 use fisherflow::device::Device;
 use fisherflow::flow::meta::{demo, SINKHORN_EPS, SINKHORN_ITERS};
 use fisherflow::flow::{
-    Conditioning, DataInfo, FlowConfig, FlowModel, Geometry, LrSchedule, OtKind, RunConfig,
-    ScheduleKind, TrainConfig, Trainer,
+    Conditioning, DataInfo, FlowConfig, FlowModel, Geometry, LrSchedule, OtKind, OtPairing,
+    RunConfig, ScheduleKind, TrainConfig, Trainer,
 };
 use fisherflow::gpu::ContextOptions;
 use fisherflow::nn::{Arch, MlpConfig};
@@ -106,7 +106,12 @@ pub struct TrainArgs {
     /// Sinkhorn iterations per step.
     #[arg(long, default_value_t = SINKHORN_ITERS, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     ot_iters: u32,
-    /// fisher (flow on the sphere) or linear (flow matching on the simplex, the baseline).
+    /// How pairs are taken from the OT plan: sample draws B pairs from the plan with
+    /// replacement (the reference implementation); assign pairs every prior point once.
+    #[arg(long, value_enum, default_value_t = OtPairing::Assign)]
+    ot_pairing: OtPairing,
+    /// fisher (flow on the sphere), linear (flow matching on the simplex), dirichlet
+    /// (Dirichlet flow matching) or fisher-rao-simplex (the sphere flow on the simplex).
     #[arg(long, value_enum, default_value_t = Geometry::Sphere)]
     method: Geometry,
     /// Seed of the parameters and every random draw.
@@ -167,6 +172,7 @@ fn settings(a: &TrainArgs, (len, vocab): (usize, usize), steps: u64) -> (FlowCon
         ot: a.ot.mode(a.ot_eps, a.ot_iters),
         seed: a.seed,
         schedule: a.lr_schedule.schedule(steps),
+        ot_pairing: a.ot_pairing,
     };
     (flow, cfg)
 }
@@ -241,9 +247,29 @@ pub(super) fn check_sizes(sizes: &TrainSizes, device: Device, data_flag: &str) -
     budget::check(sizes, &estimates, &knobs)
 }
 
+/// Refuses flag combinations that cannot go together, before any work.
+fn check_coupling(a: &TrainArgs) -> Result<()> {
+    if a.ot == OtKind::None && a.ot_pairing != OtPairing::Assign {
+        return Err(Error::InvalidArgument(
+            "--ot-pairing sample draws pairs from an OT plan: give --ot exact or --ot sinkhorn"
+                .into(),
+        ));
+    }
+    if a.ot != OtKind::None && !matches!(a.method, Geometry::Sphere | Geometry::FisherRaoSimplex) {
+        return Err(Error::InvalidArgument(format!(
+            "--ot uses the sphere's geodesic cost: use it with --method fisher or \
+             fisher-rao-simplex, not {}",
+            clap::ValueEnum::to_possible_value(&a.method)
+                .map_or_else(String::new, |v| v.get_name().to_string())
+        )));
+    }
+    Ok(())
+}
+
 /// `fisherflow train`.
 pub fn train(opts: &ContextOptions, a: TrainArgs) -> Result<()> {
     let is_demo = a.preset.is_some();
+    check_coupling(&a)?;
     if !a.resume && !a.force && a.out.exists() {
         return Err(Error::InvalidArgument(format!(
             "--out {} exists: pass --resume to continue it, --force to replace it, or another --out",
@@ -301,6 +327,10 @@ pub fn train(opts: &ContextOptions, a: TrainArgs) -> Result<()> {
             // The model's width is the data's; a file is read to learn it, a generated source
             // is sized before it is drawn.
             let shape = planned_shape(&spec)?.map_or((1, 1), |(_, l, k)| (l, k));
+            if a.method == Geometry::Dirichlet && shape.1 > 1 {
+                fisherflow::flow::dirichlet::check_k(shape.1)
+                    .map_err(|e| common::flag_error("--method dirichlet:", e))?;
+            }
             settings(&a, shape, steps)
         }
     };
@@ -424,7 +454,7 @@ fn strip(e: Error) -> String {
 
 /// Says which given flags a resumed run ignores (it keeps the checkpoint's settings).
 fn note_ignored(a: &TrainArgs) {
-    const KEPT: [&str; 15] = [
+    const KEPT: [&str; 16] = [
         "conditional",
         "cond_drop",
         "arch",
@@ -440,6 +470,7 @@ fn note_ignored(a: &TrainArgs) {
         "ot",
         "ot_eps",
         "ot_iters",
+        "ot_pairing",
     ];
     let given: Vec<String> = KEPT
         .iter()

@@ -1,92 +1,74 @@
-//! Training batches built on the host: [`host_batch`], the reference of the on-device batch
-//! (and the batch of exact minibatch OT), and [`HostBatcher`], the CPU backend's batches:
+//! Training batches built on the host: [`host_batch_from`], the reference of the on-device batch
+//! (and the batch of exact OT and of Dirichlet FM), and [`HostBatcher`], the CPU backend's batches:
 //! the same values, bit for bit, from buffers made once and filled on the CPU backend's
 //! threads (one Philox block per four normals, rows of whole sequences per thread).
 
 use crate::data::SequenceDataset;
 use crate::error::Result;
+use crate::flow::pairing;
+use crate::flow::source::DataSource;
 use crate::flow::train::{
     FlowConfig, Geometry, OtMode, TrainConfig, STREAM_INDEX, STREAM_PAIRS, STREAM_PRIOR,
     STREAM_TIME,
 };
-use crate::flow::{kernels as fk, ot};
+use crate::flow::{dirichlet, kernels as fk, simplex_fr};
 use crate::kernels::cpu;
 use crate::kernels::rng::{self, unit_f32};
-use crate::kernels::sphere::{self, reference::interpolant_coefficients};
+use crate::kernels::sphere::reference::interpolant_coefficients;
 
-/// One training batch built on the host: `(x_t, t, u_t)`, row-major.
+/// One training batch built on the host: `(x_t, t, u_t)` (for Dirichlet FM the target is the
+/// one-hot `x1`), row-major.
 pub fn host_batch(
     flow: &FlowConfig,
     cfg: &TrainConfig,
     data: &SequenceDataset,
     step: u64,
 ) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+    host_batch_from(flow, cfg, &DataSource::Dataset(data.clone()), step)
+}
+
+/// [`host_batch`] from any [`DataSource`].
+pub fn host_batch_from(
+    flow: &FlowConfig,
+    cfg: &TrainConfig,
+    data: &DataSource,
+    step: u64,
+) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
     let (b, l, k) = (cfg.batch, flow.mlp.seq_len, flow.mlp.categories);
     let seed = cfg.seed;
-    let u = rng::cpu::uniform(seed, step, STREAM_INDEX, b);
-    let idx: Vec<u32> = u
-        .iter()
-        .map(|&v| ((v * data.n as f32) as u32).min(data.n as u32 - 1))
-        .collect();
-    let x0 = match flow.geometry {
-        Geometry::Sphere => rng::cpu::sphere_prior(seed, step, STREAM_PRIOR, b * l, k),
-        Geometry::Simplex => rng::cpu::dirichlet1(seed, step, STREAM_PRIOR, b * l, k),
-    };
+    let mut x1 = data.x1_host(seed, step, STREAM_INDEX, b);
     let t = rng::cpu::uniform(seed, step, STREAM_TIME, b);
-    let onehot = |i: u32| {
-        let mut row = vec![0f32; l * k];
-        for (pos, &tok) in data.row(i as usize).iter().enumerate() {
-            row[pos * k + tok as usize] = 1.0;
-        }
-        row
-    };
-    let mut x1: Vec<f32> = Vec::with_capacity(b * l * k);
-    for &i in &idx {
-        x1.extend(onehot(i));
+    if flow.geometry == Geometry::Dirichlet {
+        return Ok(dirichlet::host_batch(
+            x1,
+            &t,
+            l,
+            k,
+            seed,
+            step,
+            STREAM_PRIOR,
+        ));
     }
-    let pairs: Option<Vec<u32>> = match cfg.ot {
-        OtMode::None => None,
-        OtMode::Exact | OtMode::Sinkhorn { .. } => {
-            let cost = ot::cost_matrix(&x0, &x1, b, b, l, k)?;
-            Some(match cfg.ot {
-                OtMode::Exact => ot::hungarian(&cost, b, b)?
-                    .into_iter()
-                    .map(|j| j as u32)
-                    .collect(),
-                OtMode::Sinkhorn { eps, iters } => {
-                    let opts = ot::SinkhornOptions {
-                        eps: eps as f64,
-                        iters: iters as usize,
-                    };
-                    let plan = ot::sinkhorn(&cost, b, b, &opts)?.plan(&cost);
-                    let up = rng::cpu::uniform(seed, step, STREAM_PAIRS, b);
-                    ot::sample_pairs(&plan, b, b, &up)?
-                }
-                OtMode::None => unreachable!(),
-            })
-        }
+    let mut x0 = match flow.geometry {
+        Geometry::Simplex => rng::cpu::dirichlet1(seed, step, STREAM_PRIOR, b * l, k),
+        _ => rng::cpu::sphere_prior(seed, step, STREAM_PRIOR, b * l, k),
     };
-    if let Some(p) = pairs {
-        let per = l * k;
-        let mut paired = Vec::with_capacity(x1.len());
-        for &j in &p {
-            paired.extend_from_slice(&x1[j as usize * per..(j as usize + 1) * per]);
-        }
-        x1 = paired;
-    }
-    Ok(match flow.geometry {
-        Geometry::Sphere => {
-            let f = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
-            let tt: Vec<f64> = t.iter().map(|&a| a as f64).collect();
-            let (xt, ut) = sphere::reference::interpolant_target(&f(&x0), &f(&x1), &tt, l, k);
-            let g = |v: Vec<f64>| v.into_iter().map(|a| a as f32).collect::<Vec<f32>>();
-            (g(xt), t, g(ut))
-        }
-        Geometry::Simplex => {
-            let (xt, ut) = fk::linear_interpolant_cpu(&x0, &x1, &t, l * k);
-            (xt, t, ut)
-        }
-    })
+    let shape = (b, l, k);
+    pairing::couple_host(
+        cfg.ot,
+        cfg.ot_pairing,
+        &mut x0,
+        &mut x1,
+        shape,
+        seed,
+        step,
+        STREAM_PAIRS,
+    )?;
+    let (xt, ut) = match flow.geometry {
+        Geometry::Simplex => fk::linear_interpolant_cpu(&x0, &x1, &t, l * k),
+        g => simplex_fr::interpolant_target_cpu(&x0, &x1, &t, l, k, g != Geometry::Sphere),
+    };
+    Ok((xt, t, ut))
 }
 
 /// The batches of the CPU backend's trainer: `(x_t, t, u_t)` equal to [`host_batch`]'s, built
@@ -119,16 +101,23 @@ impl HostBatcher {
         &mut self,
         flow: &FlowConfig,
         cfg: &TrainConfig,
-        data: &SequenceDataset,
+        data: &DataSource,
         step: u64,
     ) -> Result<(&[f32], &[f32], &[f32])> {
-        if flow.geometry != Geometry::Sphere || cfg.ot != OtMode::None {
-            let (xt, t, ut) = host_batch(flow, cfg, data, step)?;
-            self.xt.copy_from_slice(&xt);
-            self.t.copy_from_slice(&t);
-            self.ut.copy_from_slice(&ut);
-            return Ok((&self.xt, &self.t, &self.ut));
-        }
+        let data = match data {
+            DataSource::Dataset(d)
+                if flow.geometry == Geometry::Sphere && cfg.ot == OtMode::None =>
+            {
+                d
+            }
+            _ => {
+                let (xt, t, ut) = host_batch_from(flow, cfg, data, step)?;
+                self.xt.copy_from_slice(&xt);
+                self.t.copy_from_slice(&t);
+                self.ut.copy_from_slice(&ut);
+                return Ok((&self.xt, &self.t, &self.ut));
+            }
+        };
         let (l, k, seed) = (flow.mlp.seq_len, flow.mlp.categories, cfg.seed);
         for (i, tv) in self.t.iter_mut().enumerate() {
             *tv = unit_f32(rng::cpu::word(seed, step, STREAM_TIME, i));

@@ -22,8 +22,9 @@ pub struct Conditioning {
 }
 
 impl Conditioning {
-    /// Check the settings against the data: labelled, with the model's number of classes.
-    pub fn check(&self, data: &SequenceDataset) -> Result<()> {
+    /// Check the settings against the data: labelled, with the model's number of classes
+    /// (`None`: fresh draws from a target, which carry no labels).
+    pub fn check(&self, data: Option<&SequenceDataset>) -> Result<()> {
         if !(0.0..1.0).contains(&self.drop) {
             return Err(Error::InvalidArgument(format!(
                 "label dropout {} must be in [0, 1)",
@@ -33,7 +34,7 @@ impl Conditioning {
         if self.classes == 0 {
             return Ok(());
         }
-        match data.classes() {
+        match data.and_then(|d| d.classes()) {
             None => Err(Error::InvalidArgument(
                 "a class-conditional model needs labelled data (class=C in every FASTA header, \
                  a labels file, or a dna: source)"

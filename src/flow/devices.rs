@@ -59,7 +59,8 @@ impl OdeDevice for GpuOde<'_> {
     ) -> Result<()> {
         match self.geometry {
             Geometry::Sphere => sphere::geodesic_step(self.ctx, &mut self.rec, x, u, h, fold, out),
-            Geometry::Simplex => fk::simplex_step(self.ctx, &mut self.rec, x, u, h, out),
+            // Every simplex method steps on the simplex.
+            _ => fk::simplex_step(self.ctx, &mut self.rec, x, u, h, out),
         }
     }
     fn pull_back(
@@ -73,7 +74,7 @@ impl OdeDevice for GpuOde<'_> {
         match self.geometry {
             Geometry::Sphere => sphere::pull_back(self.ctx, &mut self.rec, x, u, h, w, out),
             // Flat: the differential of x + u is the identity.
-            Geometry::Simplex => fk::axpby(self.ctx, &mut self.rec, 1.0, w, 0.0, out),
+            _ => fk::axpby(self.ctx, &mut self.rec, 1.0, w, 0.0, out),
         }
     }
     fn axpby(&mut self, a: f32, v: &GpuTensor, b: f32, out: &GpuTensor) -> Result<()> {
@@ -129,7 +130,11 @@ impl CpuOde {
 
     /// Run `f` with buffer `out` writable and the others readable (an operation never reads
     /// the buffer it writes: that one reads as empty).
-    fn with_out<R>(&mut self, out: usize, f: impl FnOnce(&mut [f32], &[Vec<f32>]) -> R) -> R {
+    pub(crate) fn with_out<R>(
+        &mut self,
+        out: usize,
+        f: impl FnOnce(&mut [f32], &[Vec<f32>]) -> R,
+    ) -> R {
         let mut o = std::mem::take(&mut self.bufs[out]);
         let r = f(&mut o, &self.bufs);
         self.bufs[out] = o;
@@ -144,7 +149,7 @@ fn dot(a: &[f32], b: &[f32]) -> f64 {
 /// `x ← ψ_x(h·v)` per row of `k`: the sphere's geodesic step (the same maths as the
 /// `geodesic_step` kernel, in f64) or the simplex step.
 fn exp_rows(geometry: Geometry, k: usize, x: &mut [f32], v: &[f32], h: f32, fold: bool) {
-    if geometry == Geometry::Simplex {
+    if geometry != Geometry::Sphere {
         return fk::simplex_step_cpu(x, v, k, h);
     }
     let h = h as f64;
@@ -224,7 +229,9 @@ impl OdeDevice for CpuOde {
         let (k, geometry) = (self.k, self.geometry);
         self.with_out(*out, |o, bufs| match geometry {
             // Flat: the differential of x + u is the identity.
-            Geometry::Simplex => o.copy_from_slice(&bufs[*w]),
+            Geometry::Simplex | Geometry::Dirichlet | Geometry::FisherRaoSimplex => {
+                o.copy_from_slice(&bufs[*w])
+            }
             Geometry::Sphere => {
                 let rows = bufs[*x]
                     .chunks(k)

@@ -31,28 +31,76 @@ pub enum LrSchedule {
         /// Final fraction of the rate, in [0, 1].
         floor: f32,
     },
+    /// A linear rise from 0 to the optimizer's rate over `warmup` steps, then the cosine decay
+    /// to `floor` times it at step `steps`.
+    WarmupCosine {
+        /// Steps of the rise.
+        warmup: u64,
+        /// Step at which the decay ends (usually the length of the run).
+        steps: u64,
+        /// Final fraction of the rate, in [0, 1].
+        floor: f32,
+    },
+    /// Reduce on plateau (the reference implementation's schedule): the rate is multiplied by
+    /// `factor` after more than `patience` windows of `window` steps whose mean training loss
+    /// did not improve on the best ([`super::plateau`]). The trainer keeps its state.
+    Plateau {
+        /// Factor of a reduction, in (0, 1).
+        factor: f32,
+        /// Windows without improvement tolerated.
+        patience: u32,
+        /// Steps of a window.
+        window: u64,
+    },
 }
 
 impl LrSchedule {
-    /// The learning rate of step `step` (counted from 0) for base rate `lr`.
+    /// The learning rate of step `step` (counted from 0) for base rate `lr`; for
+    /// [`LrSchedule::Plateau`] the base rate (the trainer scales it by its plateau state).
     pub fn lr_at(&self, lr: f32, step: u64) -> f32 {
+        let cosine = |from: u64, to: u64, floor: f32| {
+            let x = (step.clamp(from, to) - from) as f64 / (to - from).max(1) as f64;
+            let c = 0.5 * (1.0 + (std::f64::consts::PI * x).cos());
+            (lr as f64 * (floor as f64 + (1.0 - floor as f64) * c)) as f32
+        };
         match *self {
-            LrSchedule::Constant => lr,
-            LrSchedule::Cosine { steps, floor } => {
-                let x = (step.min(steps) as f64) / steps.max(1) as f64;
-                let c = 0.5 * (1.0 + (std::f64::consts::PI * x).cos());
-                (lr as f64 * (floor as f64 + (1.0 - floor as f64) * c)) as f32
+            LrSchedule::Constant | LrSchedule::Plateau { .. } => lr,
+            LrSchedule::Cosine { steps, floor } => cosine(0, steps, floor),
+            LrSchedule::WarmupCosine { warmup, .. } if step < warmup => {
+                (lr as f64 * (step + 1) as f64 / warmup as f64) as f32
             }
+            LrSchedule::WarmupCosine {
+                warmup,
+                steps,
+                floor,
+            } => cosine(warmup, steps.max(warmup), floor),
         }
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidArgument(m));
         match *self {
             LrSchedule::Cosine { steps, floor } if steps == 0 || !(0.0..=1.0).contains(&floor) => {
-                Err(Error::InvalidArgument(format!(
+                bad(format!(
                     "a cosine schedule needs steps > 0 and a floor in [0, 1] (got {steps}, {floor})"
-                )))
+                ))
             }
+            LrSchedule::WarmupCosine {
+                warmup,
+                steps,
+                floor,
+            } if warmup == 0 || steps < warmup || !(0.0..=1.0).contains(&floor) => bad(format!(
+                "a warmup-cosine schedule needs 0 < warmup ≤ steps and a floor in [0, 1] (got \
+                 {warmup}, {steps}, {floor})"
+            )),
+            LrSchedule::Plateau {
+                factor,
+                patience: _,
+                window,
+            } if window == 0 || !(factor > 0.0 && factor < 1.0) => bad(format!(
+                "a plateau schedule needs a window > 0 and a factor in (0, 1) (got {window}, \
+                 {factor})"
+            )),
             _ => Ok(()),
         }
     }
@@ -66,7 +114,15 @@ pub enum ScheduleKind {
     Cosine,
     /// The same rate throughout (the papers' setting).
     Constant,
+    /// A linear warmup over the first 5 % of the steps, then the cosine decay to 1 %.
+    WarmupCosine,
+    /// Reduce the rate tenfold after more than 10 windows of 196 steps without a lower mean
+    /// loss (the reference implementation's `ReduceLROnPlateau`, a window being its epoch).
+    Plateau,
 }
+
+/// The fraction of a run that [`ScheduleKind::WarmupCosine`] warms up over.
+pub const WARMUP_FRACTION: f64 = 0.05;
 
 impl ScheduleKind {
     /// The schedule of this kind for a run of `steps` steps.
@@ -77,6 +133,16 @@ impl ScheduleKind {
                 floor: COSINE_FLOOR,
             },
             ScheduleKind::Constant => LrSchedule::Constant,
+            ScheduleKind::WarmupCosine => LrSchedule::WarmupCosine {
+                warmup: ((steps as f64 * WARMUP_FRACTION) as u64).clamp(1, steps.max(1)),
+                steps,
+                floor: COSINE_FLOOR,
+            },
+            ScheduleKind::Plateau => LrSchedule::Plateau {
+                factor: super::plateau::FACTOR,
+                patience: super::plateau::PATIENCE,
+                window: super::plateau::WINDOW,
+            },
         }
     }
 }
@@ -88,6 +154,22 @@ impl std::fmt::Display for LrSchedule {
             LrSchedule::Cosine { steps, floor } => {
                 write!(f, "cosine to {floor} of it over {steps} steps")
             }
+            LrSchedule::WarmupCosine {
+                warmup,
+                steps,
+                floor,
+            } => write!(
+                f,
+                "linear warmup over {warmup} steps, then cosine to {floor} of it by step {steps}"
+            ),
+            LrSchedule::Plateau {
+                factor,
+                patience,
+                window,
+            } => write!(
+                f,
+                "times {factor} after more than {patience} windows of {window} steps without improvement"
+            ),
         }
     }
 }
@@ -239,6 +321,8 @@ pub const META_TRAIN: &str = "fisherflow.train";
 pub const META_STEP: &str = "fisherflow.step";
 /// Checkpoint metadata key of the optimizer's step count.
 pub const META_OPT_STEP: &str = "fisherflow.optimizer_step";
+/// Checkpoint metadata key of the state of a reduce-on-plateau schedule (JSON).
+pub const META_PLATEAU: &str = "fisherflow.plateau";
 /// Checkpoint metadata key of the data the model was trained on.
 pub const META_DATA: &str = "fisherflow.data";
 

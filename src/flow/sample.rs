@@ -16,16 +16,16 @@ use crate::checkpoint::Checkpoint;
 use crate::data::SequenceDataset;
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::flow::devices::{CpuModelField, CpuOde, GpuModelField, GpuOde};
+use crate::flow::devices::{CpuOde, GpuOde};
 use crate::flow::field::FieldNet;
-use crate::flow::kernels as fk;
+use crate::flow::methods::{self, CpuField, GpuField};
 pub use crate::flow::ode::Solver;
 use crate::flow::ode::{integrate_adaptive, integrate_fixed, Adaptive, OdeDevice, VectorField};
 use crate::flow::train::{
-    params_from, parse_meta, write_model_meta, FlowConfig, Geometry, Trainer, META_MODEL,
+    params_from, parse_meta, write_model_meta, FlowConfig, Trainer, META_MODEL,
 };
 use crate::gpu::{GpuContext, GpuTensor};
-use crate::kernels::rng::{self, GpuRng};
+use crate::kernels::rng::GpuRng;
 use crate::kernels::Precision;
 
 /// Philox stream of the sampler's prior.
@@ -88,6 +88,7 @@ impl FlowModel {
     }
     /// A freshly initialised (untrained) model.
     pub fn untrained(config: FlowConfig, seed: u64) -> Result<Self> {
+        config.validate()?;
         let m = config.network(seed)?;
         Ok(Self {
             config,
@@ -97,6 +98,11 @@ impl FlowModel {
     /// Read the model from a checkpoint (a training checkpoint or a model-only one).
     pub fn from_checkpoint(ck: &Checkpoint) -> Result<Self> {
         let config: FlowConfig = parse_meta(ck, META_MODEL)?;
+        config.validate().map_err(|e| {
+            Error::Checkpoint(format!(
+                "the checkpoint's model does not fit its method: {e}"
+            ))
+        })?;
         let m = config.network(0)?;
         Ok(Self {
             config,
@@ -199,23 +205,25 @@ pub fn sample_into(
     }
 }
 
-/// Integrate `a` (holding the prior) from 0 to 1; returns the buffer holding the result and
-/// the field evaluations it took.
+/// Integrate `a` (holding the prior) from 0 to `end`; returns the buffer holding the result
+/// and the field evaluations it took.
+#[allow(clippy::too_many_arguments)]
 fn integrate<D: OdeDevice, F: VectorField<D>>(
     dev: &mut D,
     field: &mut F,
     cfg: &SampleConfig,
     fold: bool,
+    end: f32,
     a: &D::Buf,
     b: &D::Buf,
 ) -> Result<(D::Buf, usize)> {
     match cfg.solver {
         Solver::Dopri5 => {
-            let (x, st) = integrate_adaptive(dev, field, a, b, 0.0, 1.0, &cfg.adaptive, fold)?;
+            let (x, st) = integrate_adaptive(dev, field, a, b, 0.0, end, &cfg.adaptive, fold)?;
             Ok((x, st.evaluations))
         }
         s => {
-            let x = integrate_fixed(dev, field, s, a, b, 0.0, 1.0, cfg.steps, fold)?;
+            let x = integrate_fixed(dev, field, s, a, b, 0.0, end, cfg.steps, fold)?;
             Ok((x, cfg.steps * s.tableau().stages()))
         }
     }
@@ -244,24 +252,23 @@ fn sample_gpu(
     let (l, k) = (model.config.mlp.seq_len, model.config.mlp.categories);
     let c = chunk_size(Some(ctx), model, cfg);
     let geometry = model.config.geometry;
+    let mut dev = GpuOde::new(ctx, geometry, [c, l, k]);
     let net = FieldNet::new(ctx, model, c, cfg.precision)?;
     net.set_class(cfg.class)?;
-    let mut field = GpuModelField::new(net);
-    let mut dev = GpuOde::new(ctx, geometry, [c, l, k]);
+    let mut field = GpuField::new(&mut dev, model, net)?;
     let (a, b) = (dev.buffer()?, dev.buffer()?);
     let ids = GpuTensor::<u32>::zeros(ctx, &[c * l])?;
     let mut rng = GpuRng::new(ctx, cfg.seed, 0);
-    let fold = geometry == Geometry::Sphere;
-    let prior = |dev: &mut GpuOde<'_>, rng: &GpuRng| match geometry {
-        Geometry::Sphere => rng::sphere_prior(ctx, &mut dev.rec, rng, STREAM_SAMPLE_PRIOR, &a),
-        Geometry::Simplex => rng::dirichlet1(ctx, &mut dev.rec, rng, STREAM_SAMPLE_PRIOR, &a),
+    let (fold, end) = (methods::folds(geometry), methods::t_end(geometry));
+    let prior = |dev: &mut GpuOde<'_>, rng: &GpuRng| {
+        methods::prior_gpu(ctx, &mut dev.rec, rng, geometry, STREAM_SAMPLE_PRIOR, &a)
     };
     let mut stats = SampleStats::default();
     if cfg.solver != Solver::Dopri5 {
         // One recording for the whole integration, replayed per chunk.
         prior(&mut dev, &rng)?;
-        let (x, evals) = integrate(&mut dev, &mut field, cfg, fold, &a, &b)?;
-        fk::argmax(ctx, &mut dev.rec, &x, &ids)?;
+        let (x, evals) = integrate(&mut dev, &mut field, cfg, fold, end, &a, &b)?;
+        field.readout(&mut dev, &x, end, &ids)?;
         stats.evaluations = evals;
     }
     let mut done = 0;
@@ -269,8 +276,8 @@ fn sample_gpu(
         rng.set_counter(ctx, stats.chunks as u64);
         if cfg.solver == Solver::Dopri5 {
             prior(&mut dev, &rng)?;
-            let (x, evals) = integrate(&mut dev, &mut field, cfg, fold, &a, &b)?;
-            fk::argmax(ctx, &mut dev.rec, &x, &ids)?;
+            let (x, evals) = integrate(&mut dev, &mut field, cfg, fold, end, &a, &b)?;
+            field.readout(&mut dev, &x, end, &ids)?;
             std::mem::take(&mut dev.rec).submit(ctx)?;
             stats.evaluations = stats.evaluations.max(evals);
         } else {
@@ -298,25 +305,20 @@ fn sample_cpu(
     let (l, k) = (model.config.mlp.seq_len, model.config.mlp.categories);
     let c = chunk_size(None, model, cfg).min(1024);
     let geometry = model.config.geometry;
-    let mut field = CpuModelField::new(model, c)?;
-    field.set_class(cfg.class)?;
     let mut dev = CpuOde::new(geometry, c * l * k, k);
+    let mut field = CpuField::new(&mut dev, model, c)?;
+    field.set_class(cfg.class)?;
     let (a, b) = (dev.buffer()?, dev.buffer()?);
+    let (fold, end) = (methods::folds(geometry), methods::t_end(geometry));
     let mut stats = SampleStats::default();
     let mut done = 0;
     while done < cfg.n {
         let chunk = stats.chunks as u64;
-        dev.bufs[a] = match geometry {
-            Geometry::Sphere => {
-                rng::cpu::sphere_prior(cfg.seed, chunk, STREAM_SAMPLE_PRIOR, c * l, k)
-            }
-            Geometry::Simplex => {
-                rng::cpu::dirichlet1(cfg.seed, chunk, STREAM_SAMPLE_PRIOR, c * l, k)
-            }
-        };
-        let fold = geometry == Geometry::Sphere;
-        let (x, evals) = integrate(&mut dev, &mut field, cfg, fold, &a, &b)?;
-        done = emit(sink, &fk::argmax_cpu(&dev.bufs[x], k), done, cfg.n, l)?;
+        let prior = methods::prior_cpu(geometry, cfg.seed, chunk, STREAM_SAMPLE_PRIOR, c * l, k);
+        dev.bufs[a] = prior;
+        let (x, evals) = integrate(&mut dev, &mut field, cfg, fold, end, &a, &b)?;
+        let ids = field.readout(&mut dev, x, end)?;
+        done = emit(sink, &ids, done, cfg.n, l)?;
         stats.evaluations = stats.evaluations.max(evals);
         stats.chunks += 1;
     }

@@ -16,18 +16,20 @@ use crate::autodiff::{
     CpuExecutor, Executor, GpuExecutor, NamedTensor, OptimConfig, OptimizerState,
 };
 use crate::checkpoint::Checkpoint;
-use crate::data::SequenceDataset;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::flow::cond::{batch_labels, Conditioning};
-use crate::flow::{kernels as fk, ot};
+use crate::flow::pairing::{self, OtPairing};
+use crate::flow::plateau::PlateauState;
+use crate::flow::source::DataSource;
+use crate::flow::{dirichlet, kernels as fk, simplex_fr};
 use crate::gpu::{GpuContext, GpuTensor, Recorder};
 use crate::kernels::rng::{self, GpuRng};
 use crate::kernels::sphere;
-use crate::nn::{Arch, MlpConfig, Network};
+use crate::nn::{Arch, MlpConfig, MlpLoss, Network};
 
-pub use crate::flow::batch::host_batch;
 use crate::flow::batch::HostBatcher;
+pub use crate::flow::batch::{host_batch, host_batch_from};
 
 /// Philox stream of the batch indices.
 pub const STREAM_INDEX: u32 = 1;
@@ -49,6 +51,16 @@ pub enum Geometry {
     /// `x0 ~ Dirichlet(1)`.
     #[cfg_attr(feature = "cli", value(name = "linear", alias = "simplex"))]
     Simplex,
+    /// Dirichlet flow matching on the simplex ([`super::dirichlet`]): paths
+    /// `x_t ~ Dir(1 + t·e_{x1})`, a denoiser trained by cross-entropy, sampled by the mixture
+    /// of conditional fields.
+    #[cfg_attr(feature = "cli", value(name = "dirichlet"))]
+    Dirichlet,
+    /// The Fisher–Rao flow on the simplex ([`super::simplex_fr`]): Fisher-Flow's geodesics
+    /// pulled back by `p = x²`, the network seeing and predicting simplex coordinates, sampled
+    /// on the simplex.
+    #[cfg_attr(feature = "cli", value(name = "fisher-rao-simplex"))]
+    FisherRaoSimplex,
 }
 
 /// Minibatch coupling of prior and data points.
@@ -103,7 +115,16 @@ impl FlowConfig {
 
     /// The field network (its graph and nodes); `seed` fixes the initial parameters.
     pub fn network(&self, seed: u64) -> Result<Network> {
-        Network::build(&self.mlp, self.arch, self.cond.classes, seed)
+        Network::build(&self.mlp, self.arch, self.cond.classes, self.loss(), seed)
+    }
+
+    /// What the network's output is trained against: Dirichlet FM's denoiser is trained by
+    /// cross-entropy, every other method regresses a vector field.
+    pub fn loss(&self) -> MlpLoss {
+        match self.geometry {
+            Geometry::Dirichlet => MlpLoss::SoftmaxXent,
+            _ => MlpLoss::Mse,
+        }
     }
 
     /// Values of the widest activation of one sequence.
@@ -111,17 +132,32 @@ impl FlowConfig {
         self.arch.widest_row(&self.mlp)
     }
 
-    fn check_data(&self, data: &SequenceDataset) -> Result<()> {
-        if data.len != self.mlp.seq_len || data.vocab != self.mlp.categories {
-            return Err(Error::Shape(format!(
-                "the model is for L={}, K={} but the data have L={}, K={}",
-                self.mlp.seq_len, self.mlp.categories, data.len, data.vocab
+    /// An error unless the model fits its method: only Fisher-Flow projects its output onto
+    /// the sphere's tangent space, and Dirichlet FM supports K up to its tables' bound.
+    pub fn validate(&self) -> Result<()> {
+        if self.mlp.project != (self.geometry == Geometry::Sphere) {
+            return Err(Error::InvalidArgument(format!(
+                "the model's output is {}projected but its method is {:?}",
+                if self.mlp.project { "" } else { "not " },
+                self.geometry
             )));
         }
-        if data.n == 0 {
-            return Err(Error::Shape("the data set is empty".into()));
+        if self.geometry == Geometry::Dirichlet {
+            dirichlet::check_k(self.mlp.categories)?;
         }
-        self.cond.check(data)
+        Ok(())
+    }
+
+    fn check_data(&self, data: &DataSource) -> Result<()> {
+        let (l, k) = data.shape();
+        if l != self.mlp.seq_len || k != self.mlp.categories {
+            return Err(Error::Shape(format!(
+                "the model is for L={}, K={} but the data have L={l}, K={k}",
+                self.mlp.seq_len, self.mlp.categories
+            )));
+        }
+        data.validate()?;
+        self.cond.check(data.dataset())
     }
 }
 
@@ -139,6 +175,9 @@ pub struct TrainConfig {
     /// Learning-rate schedule (checkpoints written before schedules existed read as constant).
     #[serde(default)]
     pub schedule: LrSchedule,
+    /// How OT pairs are taken from the plan (checkpoints written before read as assignment).
+    #[serde(default)]
+    pub ot_pairing: OtPairing,
 }
 
 impl Default for TrainConfig {
@@ -152,6 +191,7 @@ impl Default for TrainConfig {
             ot: OtMode::None,
             seed: 0,
             schedule: super::meta::ScheduleKind::Cosine.schedule(super::meta::DEFAULT_STEPS),
+            ot_pairing: OtPairing::Assign,
         }
     }
 }
@@ -172,29 +212,37 @@ pub struct Trainer<'c> {
     flow: FlowConfig,
     cfg: TrainConfig,
     model: Network,
-    data: SequenceDataset,
+    data: DataSource,
     step: u64,
     backend: Backend<'c>,
+    /// Losses read back but not yet taken: `(sum, steps)`.
+    taken: (f64, u64),
+    /// Steps whose loss the executor holds unread.
+    unread: u64,
+    plateau: PlateauState,
     host: HostBatcher,
 }
 
 impl<'c> Trainer<'c> {
-    /// A trainer on `device`.
+    /// A trainer on `device` (`data`: a [`SequenceDataset`](crate::data::SequenceDataset) or any [`DataSource`]).
     pub fn new(
         device: Device<'c>,
         flow: FlowConfig,
         cfg: TrainConfig,
-        data: SequenceDataset,
+        data: impl Into<DataSource>,
     ) -> Result<Self> {
+        let data = data.into();
         flow.check_data(&data)?;
         if cfg.batch == 0 {
             return Err(Error::InvalidArgument("batch size must be positive".into()));
         }
-        if flow.geometry == Geometry::Simplex && cfg.ot != OtMode::None {
+        let on_sphere = matches!(flow.geometry, Geometry::Sphere | Geometry::FisherRaoSimplex);
+        if !on_sphere && cfg.ot != OtMode::None {
             return Err(Error::InvalidArgument(
-                "minibatch OT uses the sphere's geodesic cost: use it with Fisher-Flow, not the simplex baseline".into(),
+                "minibatch OT uses the sphere's geodesic cost: use it with Fisher-Flow or the Fisher-Rao flow on the simplex".into(),
             ));
         }
+        flow.validate()?;
         if let OtMode::Sinkhorn { eps, iters } = cfg.ot {
             if !(eps.is_finite() && eps > 0.0) || iters == 0 {
                 return Err(Error::InvalidArgument(format!(
@@ -223,7 +271,9 @@ impl<'c> Trainer<'c> {
                     cfg.optim,
                 )?;
                 let rng = GpuRng::new(ctx, cfg.seed, 0);
-                let host_batches = cfg.ot == OtMode::Exact;
+                // The assignment problem and the Dirichlet paths' Gamma draws are solved and
+                // drawn on the host.
+                let host_batches = cfg.ot == OtMode::Exact || flow.geometry == Geometry::Dirichlet;
                 let mut rec = Recorder::new();
                 if !host_batches {
                     record_device_batch(ctx, &mut rec, &exe, &rng, &flow, &cfg, &data)?;
@@ -245,6 +295,9 @@ impl<'c> Trainer<'c> {
             data,
             step: 0,
             backend,
+            taken: (0.0, 0),
+            unread: 0,
+            plateau: PlateauState::default(),
         })
     }
 
@@ -291,10 +344,20 @@ impl<'c> Trainer<'c> {
 
     /// The learning rate of the next step (the schedule applied to the optimizer's rate).
     pub fn learning_rate(&self) -> f32 {
-        self.cfg.schedule.lr_at(self.cfg.optim.lr, self.step)
+        let lr = self.cfg.schedule.lr_at(self.cfg.optim.lr, self.step);
+        match self.cfg.schedule {
+            LrSchedule::Plateau { .. } => lr * self.plateau.scale,
+            _ => lr,
+        }
     }
 
-    /// Run `n` training steps. On the GPU each is one submit and nothing is read back.
+    /// Where the reduce-on-plateau schedule stands.
+    pub fn plateau(&self) -> &PlateauState {
+        &self.plateau
+    }
+
+    /// Run `n` training steps. On the GPU each is one submit and nothing is read back (under
+    /// a plateau schedule, the loss once per window and at the end of the call).
     pub fn train_steps(&mut self, n: usize) -> Result<()> {
         for _ in 0..n {
             self.prepare_step()?;
@@ -305,7 +368,44 @@ impl<'c> Trainer<'c> {
                 }
             }
             self.step += 1;
+            self.unread += 1;
+            if let LrSchedule::Plateau {
+                factor,
+                patience,
+                window,
+            } = self.cfg.schedule
+            {
+                if self.step.is_multiple_of(window) {
+                    self.read_loss()?;
+                    self.plateau.end_window(factor, patience);
+                }
+            }
         }
+        if matches!(self.cfg.schedule, LrSchedule::Plateau { .. }) {
+            // A checkpoint then holds the whole window so far.
+            self.read_loss()?;
+        }
+        Ok(())
+    }
+
+    /// Read the executor's mean loss of the unread steps into the running sums. A NaN or
+    /// infinite loss is an [`Error::NonFinite`].
+    fn read_loss(&mut self) -> Result<()> {
+        if self.unread == 0 {
+            return Ok(());
+        }
+        let step = self.step;
+        if let Some(v) = self.exe_mut().take_mean_loss()? {
+            if !v.is_finite() {
+                return Err(Error::NonFinite(format!(
+                    "the training loss became {v} by step {step}; lower the learning rate or check the data"
+                )));
+            }
+            self.taken.0 += v as f64 * self.unread as f64;
+            self.taken.1 += self.unread;
+            self.plateau.observe(v as f64, self.unread);
+        }
+        self.unread = 0;
         Ok(())
     }
 
@@ -314,7 +414,7 @@ impl<'c> Trainer<'c> {
     fn prepare_step(&mut self) -> Result<()> {
         let step = self.step;
         if self.cfg.schedule != LrSchedule::Constant {
-            let lr = self.cfg.schedule.lr_at(self.cfg.optim.lr, step);
+            let lr = self.learning_rate();
             self.exe_mut().set_lr(lr)?;
         }
         let host = match &mut self.backend {
@@ -341,7 +441,8 @@ impl<'c> Trainer<'c> {
             exe.set_input(Network::T, t)?;
             exe.set_input(Network::TARGET, ut)?;
         }
-        if let Some(labels) = batch_labels(&self.flow, &self.cfg, &self.data, step) {
+        let labels = self.data.dataset();
+        if let Some(labels) = labels.and_then(|d| batch_labels(&self.flow, &self.cfg, d, step)) {
             self.exe_mut().set_input(Network::LABELS, &labels)?;
         }
         Ok(())
@@ -363,22 +464,16 @@ impl<'c> Trainer<'c> {
             Backend::Gpu { exe, rec, .. } => rec.run_profiled(exe.context())?,
         };
         self.step += 1;
+        self.unread += 1;
         Ok(times)
     }
 
     /// Mean loss over the steps since the last call (waits for the GPU); `None` when no step
     /// ran. A NaN or infinite loss is an [`Error::NonFinite`].
     pub fn take_mean_loss(&mut self) -> Result<Option<f32>> {
-        let step = self.step;
-        let l = self.exe_mut().take_mean_loss()?;
-        if let Some(v) = l {
-            if !v.is_finite() {
-                return Err(Error::NonFinite(format!(
-                    "the training loss became {v} by step {step}; lower the learning rate or check the data"
-                )));
-            }
-        }
-        Ok(l)
+        self.read_loss()?;
+        let (sum, steps) = std::mem::take(&mut self.taken);
+        Ok((steps > 0).then(|| (sum / steps as f64) as f32))
     }
 
     /// The network inputs `(x_t, t, u_t)` of the last GPU step (for checking the on-device
@@ -423,6 +518,9 @@ impl<'c> Trainer<'c> {
         ck.set_meta(META_TRAIN, json(&self.cfg)?);
         ck.set_meta(META_STEP, self.step.to_string());
         ck.set_meta(META_OPT_STEP, opt.step.to_string());
+        if matches!(self.cfg.schedule, LrSchedule::Plateau { .. }) {
+            ck.set_meta(super::meta::META_PLATEAU, json(&self.plateau)?);
+        }
         Ok(ck)
     }
 
@@ -464,11 +562,14 @@ impl<'c> Trainer<'c> {
             tensors: moments,
         })?;
         self.step = step;
+        if ck.metadata.contains_key(super::meta::META_PLATEAU) {
+            self.plateau = parse_meta(ck, super::meta::META_PLATEAU)?;
+        }
         Ok(())
     }
 }
 
-/// Record the on-device batch of one step: indices, prior, times, optional Sinkhorn pairing,
+/// Record the on-device batch of one step: data, prior, times, optional Sinkhorn pairing,
 /// and the fused interpolant written into the network's inputs.
 fn record_device_batch(
     ctx: &GpuContext,
@@ -477,50 +578,32 @@ fn record_device_batch(
     rng: &GpuRng,
     flow: &FlowConfig,
     cfg: &TrainConfig,
-    data: &SequenceDataset,
+    data: &DataSource,
 ) -> Result<()> {
     let (b, l, k) = (cfg.batch, flow.mlp.seq_len, flow.mlp.categories);
     let shape = [b, l, k];
-    let tokens = GpuTensor::from_slice(ctx, &data.tokens, &[data.n, l])?;
-    if tokens.bytes() > ctx.limits().max_storage_buffer_binding_size {
-        return Err(Error::Limit(format!(
-            "the data set ({} MiB of tokens) exceeds the adapter's storage binding limit of {} MiB",
-            tokens.bytes() >> 20,
-            ctx.limits().max_storage_buffer_binding_size >> 20
-        )));
-    }
-    let u = GpuTensor::<f32>::zeros(ctx, &[b])?;
     let x0 = GpuTensor::<f32>::zeros(ctx, &shape)?;
     let x1 = GpuTensor::<f32>::zeros(ctx, &shape)?;
     let xt = exe.input_tensor(Network::X)?.reshape(&shape)?;
     let ut = exe.input_tensor(Network::TARGET)?.reshape(&shape)?;
     let t = exe.input_tensor(Network::T)?.reshape(&[b])?;
-    rng::uniform(ctx, rec, rng, STREAM_INDEX, &u)?;
-    fk::gather_onehot(ctx, rec, &tokens, &u, &x1)?;
+    data.record_x1(ctx, rec, rng, STREAM_INDEX, &x1)?;
     match flow.geometry {
-        Geometry::Sphere => rng::sphere_prior(ctx, rec, rng, STREAM_PRIOR, &x0)?,
         Geometry::Simplex => rng::dirichlet1(ctx, rec, rng, STREAM_PRIOR, &x0)?,
+        _ => rng::sphere_prior(ctx, rec, rng, STREAM_PRIOR, &x0)?,
     }
     rng::times(ctx, rec, rng, STREAM_TIME, &t)?;
-    let x1 = match cfg.ot {
-        OtMode::Sinkhorn { eps, iters } => {
-            let cost = GpuTensor::<f32>::zeros(ctx, &[b, b])?;
-            let solver = ot::GpuSinkhorn::new(ctx, b, b, eps as f64)?;
-            ot::cost_matrix_gpu(ctx, rec, &x0, &x1, &cost)?;
-            solver.solve(ctx, rec, &cost, iters as usize)?;
-            let up = GpuTensor::<f32>::zeros(ctx, &[b])?;
-            rng::uniform(ctx, rec, rng, STREAM_PAIRS, &up)?;
-            let picks = GpuTensor::<u32>::zeros(ctx, &[b])?;
-            solver.sample(ctx, rec, &cost, &up, &picks)?;
-            let paired = GpuTensor::<f32>::zeros(ctx, &shape)?;
-            fk::permute_rows(ctx, rec, &x1, &picks, &paired)?;
-            paired
-        }
-        _ => x1,
-    };
+    let (x0, x1) =
+        pairing::couple_gpu(ctx, rec, rng, cfg.ot, cfg.ot_pairing, x0, x1, STREAM_PAIRS)?;
     match flow.geometry {
         Geometry::Sphere => sphere::interpolant_target(ctx, rec, &x0, &x1, &t, &xt, &ut),
         Geometry::Simplex => fk::linear_interpolant(ctx, rec, &x0, &x1, &t, &xt, &ut),
+        Geometry::FisherRaoSimplex => {
+            simplex_fr::interpolant_target(ctx, rec, &x0, &x1, &t, &xt, &ut)
+        }
+        Geometry::Dirichlet => Err(Error::InvalidArgument(
+            "Dirichlet FM batches are drawn on the host".into(),
+        )),
     }
 }
 

@@ -72,13 +72,24 @@ impl Network {
     /// Input name of the class labels (conditioned networks).
     pub const LABELS: &'static str = "labels";
 
-    /// Build the network of architecture `arch` with sizes `cfg`, reading class labels when
-    /// `classes > 0`; `seed` fixes the initial parameters.
-    pub fn build(cfg: &MlpConfig, arch: Arch, classes: usize, seed: u64) -> Result<Network> {
+    /// Build the network of architecture `arch` with sizes `cfg` and the loss `loss`, reading
+    /// class labels when `classes > 0`; `seed` fixes the initial parameters.
+    pub fn build(
+        cfg: &MlpConfig,
+        arch: Arch,
+        classes: usize,
+        loss: MlpLoss,
+        seed: u64,
+    ) -> Result<Network> {
         cfg.validate()?;
-        match arch {
-            Arch::Mlp => Ok(Mlp::build(*cfg, classes, seed)?.into()),
-            Arch::Conv { kernel } => conv::build(cfg, kernel, classes, seed),
+        match (arch, loss) {
+            (Arch::Mlp, _) => Ok(Mlp::build(*cfg, classes, seed, loss)?.into()),
+            (Arch::Conv { kernel }, MlpLoss::Mse) => conv::build(cfg, kernel, classes, seed),
+            (Arch::Conv { .. }, MlpLoss::SoftmaxXent) => Err(Error::InvalidArgument(
+                "the convolutional network is trained as a vector field; the cross-entropy \
+                 denoiser (Dirichlet flow matching) needs --arch mlp"
+                    .into(),
+            )),
         }
     }
 
@@ -214,6 +225,18 @@ impl MlpConfig {
     }
 }
 
+/// What the [`Mlp`]'s output is trained against.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MlpLoss {
+    /// `Σ_{L,K} (v − target)²` averaged over the batch: a vector field.
+    #[default]
+    Mse,
+    /// Softmax cross-entropy per position against one-hot targets, averaged over the batch
+    /// and the positions: the output is the logits of a categorical per position (a
+    /// denoiser, as in Dirichlet flow matching). Needs an unprojected output.
+    SoftmaxXent,
+}
+
 /// The Fisher-Flow vector field `v_θ(x_t, t)` as a graph, with its regression loss.
 ///
 /// Inputs: `x` `[B, L·K]` (points on the product of spheres, flattened), `t` `[B, 1]` and
@@ -252,13 +275,24 @@ impl Mlp {
 
     /// Build the model; `seed` fixes the initial parameters.
     pub fn new(config: MlpConfig, seed: u64) -> Result<Self> {
-        Self::build(config, 0, seed)
+        Self::build(config, 0, seed, MlpLoss::Mse)
     }
 
-    /// Build the model reading class labels when `classes > 0` (a learned embedding of
-    /// `classes + 1` rows, the last the null class, added to the time embedding).
-    pub fn build(config: MlpConfig, classes: usize, seed: u64) -> Result<Self> {
+    /// [`Mlp::new`] with the loss `kind`.
+    pub fn with_loss(config: MlpConfig, seed: u64, kind: MlpLoss) -> Result<Self> {
+        Self::build(config, 0, seed, kind)
+    }
+
+    /// Build the model with the loss `kind`, reading class labels when `classes > 0` (a
+    /// learned embedding of `classes + 1` rows, the last the null class, added to the time
+    /// embedding).
+    pub fn build(config: MlpConfig, classes: usize, seed: u64, kind: MlpLoss) -> Result<Self> {
         config.validate()?;
+        if kind == MlpLoss::SoftmaxXent && config.project {
+            return Err(Error::InvalidArgument(
+                "a cross-entropy model outputs logits: its output cannot be projected".into(),
+            ));
+        }
         let (lk, h, e) = (config.width(), config.hidden, config.time_dim);
         let mut g = Graph::new(seed);
         let x = g.input(Self::X, lk)?;
@@ -292,7 +326,10 @@ impl Mlp {
         if config.project {
             out = g.proj_tangent(out, x, config.categories)?;
         }
-        let loss = g.mse_loss(out, target)?;
+        let loss = match kind {
+            MlpLoss::Mse => g.mse_loss(out, target)?,
+            MlpLoss::SoftmaxXent => g.softmax_xent(out, target, config.categories)?,
+        };
         let table = if classes > 0 { (classes + 1) * e } else { 0 };
         debug_assert_eq!(g.param_count(), config.param_count() + table);
         Ok(Self {

@@ -11,6 +11,7 @@
 //! | [`proj`] | `ProjTangent` | `Proj`, `ProjGradX` |
 //! | [`conv`] | `Conv1d` | `ConvInstr` (implicit gemm) |
 //! | [`seq`] | `Normalize`, `ChannelAffine`, `SeqAdd`, `Embedding` | `SeqInstr` ([`seq_instr`]) |
+//! | [`xent`] | `SoftmaxXent` | `XentLoss`, `XentGrad` |
 //!
 //! Adding an op: a module here with a struct implementing [`Op`](super::Op) and a `build`
 //! function that checks shapes and calls [`Graph::add_op`]; its instructions implement
@@ -26,6 +27,7 @@ pub mod proj;
 pub mod reduce;
 pub mod seq;
 pub mod seq_instr;
+pub mod xent;
 
 use crate::autodiff::graph::{fmt_shape, Graph, NodeId, Shape};
 use crate::error::{Error, Result};
