@@ -12,3 +12,4 @@ pub mod signals;
 pub mod tn;
 pub mod toybench;
 pub mod train;
+pub mod train_sizes;

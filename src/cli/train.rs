@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use fisherflow::autodiff::OptimConfig;
-use fisherflow::budget::{self, Estimate, Knob, TrainSizes, MAX_BLOCKS, MAX_KERNEL};
+use fisherflow::budget::{self, TrainSizes, MAX_BLOCKS, MAX_KERNEL};
 use fisherflow::checkpoint::Checkpoint;
 use fisherflow::data::file::{check_not_input, check_output};
-use fisherflow::device::Device;
 use fisherflow::flow::meta::{demo, SINKHORN_EPS, SINKHORN_ITERS};
 use fisherflow::flow::{
     Conditioning, DataInfo, FlowConfig, FlowModel, Geometry, LrSchedule, OtKind, OtPairing,
@@ -20,6 +19,7 @@ use fisherflow::nn::{Arch, MlpConfig};
 use fisherflow::{Error, Result};
 
 use super::common::{self, planned_shape, DataArgs, DeviceArgs, Loaded};
+pub(super) use super::train_sizes::check_sizes;
 use super::{report, signals};
 
 /// The quick demo.
@@ -175,76 +175,6 @@ fn settings(a: &TrainArgs, (len, vocab): (usize, usize), steps: u64) -> (FlowCon
         ot_pairing: a.ot_pairing,
     };
     (flow, cfg)
-}
-
-/// Settings that shape a run's memory, each with its usual value for the blame.
-fn knobs(data_flag: &str) -> Vec<Knob<TrainSizes>> {
-    let d = MlpConfig::default();
-    vec![
-        Knob::new("--batch", "", |s: &mut TrainSizes| {
-            s.batch = TrainConfig::default().batch
-        }),
-        Knob::new("--hidden", "", move |s: &mut TrainSizes| {
-            s.hidden = d.hidden
-        }),
-        Knob::new("--blocks", "", move |s: &mut TrainSizes| {
-            s.blocks = d.blocks
-        }),
-        Knob::new("--eval-samples", "", |s: &mut TrainSizes| s.eval_n = 8192),
-        Knob::new(
-            &format!("the sequence length L of {data_flag}"),
-            "",
-            move |s: &mut TrainSizes| s.len = d.seq_len,
-        ),
-        Knob::new(
-            &format!("the vocabulary K of {data_flag}"),
-            "",
-            move |s: &mut TrainSizes| s.vocab = d.categories,
-        ),
-    ]
-}
-
-/// Refuses a run whose memory exceeds the host's or the adapter's limits, naming the setting.
-pub(super) fn check_sizes(sizes: &TrainSizes, device: Device, data_flag: &str) -> Result<()> {
-    let mut knobs = knobs(data_flag);
-    let values = [
-        sizes.batch.to_string(),
-        sizes.hidden.to_string(),
-        sizes.blocks.to_string(),
-        sizes.eval_n.to_string(),
-        format!("= {}", sizes.len),
-        format!("= {}", sizes.vocab),
-    ];
-    for (k, v) in knobs.iter_mut().zip(values) {
-        k.value = v;
-    }
-    let cpu = device.gpu().is_none();
-    let host = move |s: &TrainSizes| {
-        let dev = match device {
-            Device::Gpu(ctx) if fisherflow::device::is_software(ctx) => s.device_bytes(),
-            _ => 0,
-        };
-        s.host_bytes(cpu).saturating_add(dev)
-    };
-    let binding = |s: &TrainSizes| if cpu { 0 } else { s.largest_binding() };
-    let estimates = [
-        Estimate {
-            what: "host memory",
-            limit: budget::host_available(),
-            need: &host,
-        },
-        Estimate {
-            what: "one storage binding of the adapter",
-            limit: device.gpu().map(|c| c.max_binding() as u128),
-            need: &binding,
-        },
-        Estimate {
-            what: "the adapter's memory",
-            limit: device.gpu().and_then(|c| c.device_memory()).map(u128::from),
-            need: &|s: &TrainSizes| if cpu { 0 } else { s.device_bytes() },
-        },
-    ];
-    budget::check(sizes, &estimates, &knobs)
 }
 
 /// Refuses flag combinations that cannot go together, before any work.

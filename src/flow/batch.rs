@@ -3,7 +3,9 @@
 //! the same values, bit for bit, from buffers made once and filled on the CPU backend's
 //! threads (one Philox block per four normals, rows of whole sequences per thread).
 
+use crate::autodiff::GpuExecutor;
 use crate::data::SequenceDataset;
+use crate::error::Error;
 use crate::error::Result;
 use crate::flow::pairing;
 use crate::flow::source::DataSource;
@@ -12,9 +14,13 @@ use crate::flow::train::{
     STREAM_TIME,
 };
 use crate::flow::{dirichlet, kernels as fk, simplex_fr};
+use crate::gpu::{GpuContext, GpuTensor, Recorder};
 use crate::kernels::cpu;
+use crate::kernels::rng::GpuRng;
 use crate::kernels::rng::{self, unit_f32};
+use crate::kernels::sphere;
 use crate::kernels::sphere::reference::interpolant_coefficients;
+use crate::nn::Network;
 
 /// One training batch built on the host: `(x_t, t, u_t)` (for Dirichlet FM the target is the
 /// one-hot `x1`), row-major.
@@ -179,5 +185,43 @@ fn interpolate_row(
         let b = if c == tok { 1.0 } else { 0.0 };
         *x = (a0 * a + a1 * b) as f32;
         *u = (c0 * a + c1 * b) as f32;
+    }
+}
+
+/// Record the on-device batch of one step: data, prior, times, optional Sinkhorn pairing,
+/// and the fused interpolant written into the network's inputs.
+pub(crate) fn record_device_batch(
+    ctx: &GpuContext,
+    rec: &mut Recorder,
+    exe: &GpuExecutor<'_>,
+    rng: &GpuRng,
+    flow: &FlowConfig,
+    cfg: &TrainConfig,
+    data: &DataSource,
+) -> Result<()> {
+    let (b, l, k) = (cfg.batch, flow.mlp.seq_len, flow.mlp.categories);
+    let shape = [b, l, k];
+    let x0 = GpuTensor::<f32>::zeros(ctx, &shape)?;
+    let x1 = GpuTensor::<f32>::zeros(ctx, &shape)?;
+    let xt = exe.input_tensor(Network::X)?.reshape(&shape)?;
+    let ut = exe.input_tensor(Network::TARGET)?.reshape(&shape)?;
+    let t = exe.input_tensor(Network::T)?.reshape(&[b])?;
+    data.record_x1(ctx, rec, rng, STREAM_INDEX, &x1)?;
+    match flow.geometry {
+        Geometry::Simplex => rng::dirichlet1(ctx, rec, rng, STREAM_PRIOR, &x0)?,
+        _ => rng::sphere_prior(ctx, rec, rng, STREAM_PRIOR, &x0)?,
+    }
+    rng::times(ctx, rec, rng, STREAM_TIME, &t)?;
+    let (x0, x1) =
+        pairing::couple_gpu(ctx, rec, rng, cfg.ot, cfg.ot_pairing, x0, x1, STREAM_PAIRS)?;
+    match flow.geometry {
+        Geometry::Sphere => sphere::interpolant_target(ctx, rec, &x0, &x1, &t, &xt, &ut),
+        Geometry::Simplex => fk::linear_interpolant(ctx, rec, &x0, &x1, &t, &xt, &ut),
+        Geometry::FisherRaoSimplex => {
+            simplex_fr::interpolant_target(ctx, rec, &x0, &x1, &t, &xt, &ut)
+        }
+        Geometry::Dirichlet => Err(Error::InvalidArgument(
+            "Dirichlet FM batches are drawn on the host".into(),
+        )),
     }
 }

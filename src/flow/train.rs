@@ -19,17 +19,16 @@ use crate::checkpoint::Checkpoint;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::flow::cond::{batch_labels, Conditioning};
-use crate::flow::pairing::{self, OtPairing};
+use crate::flow::dirichlet;
+use crate::flow::pairing::OtPairing;
 use crate::flow::plateau::PlateauState;
 use crate::flow::source::DataSource;
-use crate::flow::{dirichlet, kernels as fk, simplex_fr};
-use crate::gpu::{GpuContext, GpuTensor, Recorder};
-use crate::kernels::rng::{self, GpuRng};
-use crate::kernels::sphere;
+use crate::gpu::Recorder;
+use crate::kernels::rng::GpuRng;
 use crate::nn::{Arch, MlpConfig, MlpLoss, Network};
 
-use crate::flow::batch::HostBatcher;
 pub use crate::flow::batch::{host_batch, host_batch_from};
+use crate::flow::batch::{record_device_batch, HostBatcher};
 
 /// Philox stream of the batch indices.
 pub const STREAM_INDEX: u32 = 1;
@@ -566,44 +565,6 @@ impl<'c> Trainer<'c> {
             self.plateau = parse_meta(ck, super::meta::META_PLATEAU)?;
         }
         Ok(())
-    }
-}
-
-/// Record the on-device batch of one step: data, prior, times, optional Sinkhorn pairing,
-/// and the fused interpolant written into the network's inputs.
-fn record_device_batch(
-    ctx: &GpuContext,
-    rec: &mut Recorder,
-    exe: &GpuExecutor<'_>,
-    rng: &GpuRng,
-    flow: &FlowConfig,
-    cfg: &TrainConfig,
-    data: &DataSource,
-) -> Result<()> {
-    let (b, l, k) = (cfg.batch, flow.mlp.seq_len, flow.mlp.categories);
-    let shape = [b, l, k];
-    let x0 = GpuTensor::<f32>::zeros(ctx, &shape)?;
-    let x1 = GpuTensor::<f32>::zeros(ctx, &shape)?;
-    let xt = exe.input_tensor(Network::X)?.reshape(&shape)?;
-    let ut = exe.input_tensor(Network::TARGET)?.reshape(&shape)?;
-    let t = exe.input_tensor(Network::T)?.reshape(&[b])?;
-    data.record_x1(ctx, rec, rng, STREAM_INDEX, &x1)?;
-    match flow.geometry {
-        Geometry::Simplex => rng::dirichlet1(ctx, rec, rng, STREAM_PRIOR, &x0)?,
-        _ => rng::sphere_prior(ctx, rec, rng, STREAM_PRIOR, &x0)?,
-    }
-    rng::times(ctx, rec, rng, STREAM_TIME, &t)?;
-    let (x0, x1) =
-        pairing::couple_gpu(ctx, rec, rng, cfg.ot, cfg.ot_pairing, x0, x1, STREAM_PAIRS)?;
-    match flow.geometry {
-        Geometry::Sphere => sphere::interpolant_target(ctx, rec, &x0, &x1, &t, &xt, &ut),
-        Geometry::Simplex => fk::linear_interpolant(ctx, rec, &x0, &x1, &t, &xt, &ut),
-        Geometry::FisherRaoSimplex => {
-            simplex_fr::interpolant_target(ctx, rec, &x0, &x1, &t, &xt, &ut)
-        }
-        Geometry::Dirichlet => Err(Error::InvalidArgument(
-            "Dirichlet FM batches are drawn on the host".into(),
-        )),
     }
 }
 
