@@ -13,6 +13,10 @@ use fisherflow::kernels::conv::{conv_cpu, ConvMode, ConvSpec};
 use fisherflow::kernels::Precision;
 use fisherflow::Error;
 
+#[path = "support/grad.rs"]
+mod grad;
+use grad::{check_param_gradients, close, set_inputs};
+
 const B: usize = 2;
 
 /// A graph with loss `Σ y ⊙ R` for the op output `y` and a random `R`, and its inputs.
@@ -155,60 +159,14 @@ fn cases() -> Vec<Case> {
     v
 }
 
-fn set_inputs(ex: &mut dyn Executor, c: &Case) {
-    for (n, d) in &c.inputs {
-        ex.set_input(n, d).unwrap();
-    }
-}
-
 #[test]
 fn every_sequence_op_passes_a_finite_difference_gradient_check() {
     for c in cases() {
         let cfg = OptimConfig::default();
         let mut ex = CpuExecutor::<f64>::new(&c.graph, B, &[c.y], Some(c.loss), cfg).unwrap();
-        set_inputs(&mut ex, &c);
+        set_inputs(&mut ex, &c.inputs);
         ex.forward_backward().unwrap();
-        let h = 1e-6;
-        let mut checked = 0;
-        for (pi, info) in c.graph.params().iter().enumerate() {
-            if info.name == "R" {
-                continue;
-            }
-            let analytic = ex.grad_f64(pi).unwrap();
-            let base = ex.param_f64(pi).unwrap();
-            for j in 0..base.len() {
-                let mut at = |d: f64| {
-                    let mut x = base.clone();
-                    x[j] += d;
-                    ex.set_param_f64(pi, &x).unwrap();
-                    ex.forward().unwrap();
-                    ex.loss_f64().unwrap()
-                };
-                let fd = (at(h) - at(-h)) / (2.0 * h);
-                ex.set_param_f64(pi, &base).unwrap();
-                let tol = 1e-6 * (1.0 + fd.abs());
-                assert!(
-                    (fd - analytic[j]).abs() <= tol,
-                    "{}: d loss / d {}[{j}]: finite difference {fd}, backward {}",
-                    c.name,
-                    info.name,
-                    analytic[j]
-                );
-                checked += 1;
-            }
-        }
-        assert!(checked > 0, "{}: nothing checked", c.name);
-    }
-}
-
-fn close(a: &[f32], b: &[f32], rtol: f32, what: &str) {
-    assert_eq!(a.len(), b.len(), "{what}: lengths");
-    let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!(
-            (x - y).abs() <= rtol * scale,
-            "{what}[{i}]: {x} vs {y} (scale {scale})"
-        );
+        check_param_gradients(&mut ex, &c.graph, &["R"], &c.name);
     }
 }
 
@@ -237,8 +195,8 @@ fn every_sequence_op_agrees_between_gpu_and_cpu_forward_and_backward() {
         let cfg = OptimConfig::default();
         let mut cpu = CpuExecutor::<f64>::new(&c.graph, B, &[c.y], Some(c.loss), cfg).unwrap();
         let mut gpu = GpuExecutor::new(ctx, &c.graph, B, &[c.y], Some(c.loss), cfg).unwrap();
-        set_inputs(&mut cpu, &c);
-        set_inputs(&mut gpu, &c);
+        set_inputs(&mut cpu, &c.inputs);
+        set_inputs(&mut gpu, &c.inputs);
         cpu.forward_backward().unwrap();
         gpu.forward_backward().unwrap();
         let what = |s: &str| format!("{} {s}", c.name);
