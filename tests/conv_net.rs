@@ -14,6 +14,10 @@ use fisherflow::gpu::testing::gpu;
 use fisherflow::kernels::Precision;
 use fisherflow::nn::{Arch, MlpLoss, Network};
 
+#[path = "support/grad.rs"]
+mod grad;
+use grad::check_param_gradients_with;
+
 fn conv_config(l: usize, k: usize, hidden: usize, blocks: usize, kernel: usize) -> FlowConfig {
     let mut f = FlowConfig::new(l, k, hidden, Geometry::Sphere);
     f.mlp.blocks = blocks;
@@ -59,29 +63,9 @@ fn the_conv_network_has_finite_difference_gradients() {
             ex.set_input(Network::LABELS, &[1.0, 2.0]).unwrap();
         }
         ex.forward_backward().unwrap();
-        let h = 1e-6;
-        for (pi, info) in net.graph.params().iter().enumerate() {
-            let analytic = ex.grad_f64(pi).unwrap();
-            let base = ex.param_f64(pi).unwrap();
-            // A spread of entries of every parameter.
-            for j in (0..base.len()).step_by(base.len().div_ceil(5)) {
-                let mut at = |d: f64| {
-                    let mut x = base.clone();
-                    x[j] += d;
-                    ex.set_param_f64(pi, &x).unwrap();
-                    ex.forward().unwrap();
-                    ex.loss_f64().unwrap()
-                };
-                let fd = (at(h) - at(-h)) / (2.0 * h);
-                ex.set_param_f64(pi, &base).unwrap();
-                assert!(
-                    (fd - analytic[j]).abs() <= 1e-5 * (1.0 + fd.abs()),
-                    "{arch:?}, classes {classes}: d loss / d {}[{j}]: finite difference {fd}, backward {}",
-                    info.name,
-                    analytic[j]
-                );
-            }
-        }
+        let what = format!("{arch:?}, classes {classes}");
+        // A spread of entries of every parameter.
+        check_param_gradients_with(&mut ex, &net.graph, &[], 5, 1e-5, &what);
     }
 }
 
