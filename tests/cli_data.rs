@@ -1,31 +1,11 @@
 //! `fisherflow data` and `fisherflow eval --data dna:…` end to end: the FASTA they write and
 //! read, and the errors a user sees (non-zero exit, the flag or file named, nothing clobbered).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fisherflow"))
-        .current_dir(std::env::temp_dir())
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ff-cli-data-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+#[path = "support/cli.rs"]
+mod cli;
+use cli::{run, text, tmpdir};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -51,7 +31,7 @@ const SPEC: &str = "dna:L=32,classes=3,seed=0";
 
 #[test]
 fn data_writes_labelled_fasta_reproducibly() {
-    let d = tmpdir("write");
+    let d = tmpdir("data-write");
     let f = d.join("train.fa");
     let t = ok(&["data", SPEC, "--n", "300", "--out", s(&f)]);
     assert!(
@@ -101,7 +81,7 @@ fn data_writes_labelled_fasta_reproducibly() {
 
 #[test]
 fn data_refuses_bad_input_before_any_work() {
-    let d = tmpdir("refuse");
+    let d = tmpdir("data-refuse");
     let f = d.join("keep.fa");
     std::fs::write(&f, "mine\n").unwrap();
     let out = s(&f);
@@ -146,7 +126,7 @@ fn data_refuses_bad_input_before_any_work() {
 
 #[test]
 fn eval_reports_every_dna_metric_with_its_scale() {
-    let d = tmpdir("eval");
+    let d = tmpdir("data-eval");
     let train = d.join("train.fa");
     let held = d.join("held.fa");
     ok(&["data", SPEC, "--n", "400", "--out", s(&train)]);
@@ -227,7 +207,7 @@ fn eval_reports_every_dna_metric_with_its_scale() {
 
 #[test]
 fn eval_refuses_bad_labels_and_mismatched_samples() {
-    let d = tmpdir("eval-bad");
+    let d = tmpdir("data-eval-bad");
     let held = d.join("held.fa");
     ok(&["data", SPEC, "--n", "20", "--seed", "3", "--out", s(&held)]);
     let samples = s(&held);
@@ -316,7 +296,7 @@ fn eval_refuses_bad_labels_and_mismatched_samples() {
 
 #[test]
 fn train_accepts_a_dna_source() {
-    let d = tmpdir("train");
+    let d = tmpdir("data-train");
     let model = d.join("m.safetensors");
     let t = ok(&[
         "train",

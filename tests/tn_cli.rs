@@ -2,35 +2,14 @@
 //! on energies reproduces the exact 4×4 cylinder, outputs are written and never overwritten
 //! without --force, and bad input is refused quickly with a message naming the flag.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+#[path = "support/cli.rs"]
+mod cli;
+use cli::{run, text, tmpdir};
 use std::time::{Duration, Instant};
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fisherflow"))
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ff-tn-cli-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 #[test]
 fn learn_on_the_4x4_cylinder_from_energies_matches_the_exact_values() {
-    let d = tmpdir("learn");
+    let d = tmpdir("tn-learn");
     let json = d.join("learn.json");
     let o = run(&[
         "tn",
@@ -96,7 +75,7 @@ fn learn_on_the_4x4_cylinder_from_energies_matches_the_exact_values() {
 
 #[test]
 fn fredkin_and_table_targets_learn_and_reverse_steps_generate() {
-    let d = tmpdir("targets");
+    let d = tmpdir("tn-targets");
     let o = run(&[
         "tn",
         "learn",
@@ -205,7 +184,7 @@ fn fredkin_and_table_targets_learn_and_reverse_steps_generate() {
 
 #[test]
 fn compare_writes_a_table_a_chart_and_json() {
-    let d = tmpdir("compare");
+    let d = tmpdir("tn-compare");
     let (chart, json) = (d.join("ess.svg"), d.join("cmp.json"));
     let o = run(&[
         "tn",
@@ -264,7 +243,7 @@ fn refused(args: &[&str], needle: &str) {
 
 #[test]
 fn bad_input_is_refused_before_any_work() {
-    let d = tmpdir("bad");
+    let d = tmpdir("tn-bad");
     refused(&["tn", "learn", "--beta", "0"], "--beta");
     refused(&["tn", "learn", "--beta", "-0.3"], "--beta");
     refused(&["tn", "learn", "--beta", "NaN"], "--beta");
