@@ -73,7 +73,8 @@ pub struct NllArgs {
     /// dequantized (a bound on the discrete NLL).
     #[arg(long, value_enum, default_value_t = NllConfig::default().protocol)]
     protocol: Protocol,
-    /// With --protocol vertex: the points are taken at t = 1 − eps.
+    /// With --protocol vertex: the points are taken at t = 1 − eps (Dirichlet FM: at t = 7, the
+    /// vertices moved by eps towards the centre of the simplex).
     #[arg(long, default_value_t = NllConfig::default().eps, value_parser = common::positive_f64)]
     eps: f64,
     /// With the dequantized protocol: the draws in the argmax cells are contracted towards
