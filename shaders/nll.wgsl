@@ -4,7 +4,8 @@
 // A batch of B sequences of width W = L * K is evaluated with M probes each: row r = m * B + b
 // (probe-major) holds sequence b and probe m. A probe z (a Rademacher vector, or the basis
 // vector e_m for the exact divergence) enters as the cotangent P_x z, its projection onto the
-// tangent space of each sphere factor at x.
+// tangent space of each sphere factor at x (or Pi z, Pi = I - 11^T / K, onto the tangent space
+// of the simplex when p.flat is 1).
 
 struct NllParams {
     b: u32,        // sequences
@@ -13,7 +14,7 @@ struct NllParams {
     k: u32,        // categories
     exact: u32,    // 1: probe m is the basis vector e_m (z unused)
     scale: f32,    // probe_dot: factor on the sum over probes
-    _pad0: u32,
+    flat: u32,     // 1: project by I - 11^T / K (the simplex) instead of I - x x^T
     _pad1: u32,
 }
 
@@ -45,14 +46,16 @@ fn probe_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let b = r % p.b;
     let src = b * p.w + pos * p.k;
     let dst = r * p.w + pos * p.k;
+    let flat = p.flat == 1u;
     var d = 0.0;
     for (var j = 0u; j < p.k; j++) {
-        d += x[src + j] * probe(r, pos * p.k + j);
+        d += select(x[src + j], 1.0, flat) * probe(r, pos * p.k + j);
     }
+    if (flat) { d /= f32(p.k); }
     for (var j = 0u; j < p.k; j++) {
         let xv = x[src + j];
         out[dst + j] = xv;
-        out2[dst + j] = probe(r, pos * p.k + j) - d * xv;
+        out2[dst + j] = probe(r, pos * p.k + j) - d * select(xv, 1.0, flat);
     }
 }
 

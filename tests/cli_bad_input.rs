@@ -127,6 +127,17 @@ fn fixture() -> PathBuf {
         Duration::from_secs(120),
     );
     assert!(o.status.success(), "{}", text(&o));
+    // A class-conditional model of two classes.
+    let o = run_in(
+        &d,
+        &"train --data dna:L=6,classes=2 --conditional --steps 1 --hidden 4 --batch 4 --cpu \
+          --eval-samples 0 --out cond.safetensors"
+            .split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>(),
+        Duration::from_secs(120),
+    );
+    assert!(o.status.success(), "{}", text(&o));
     d
 }
 
@@ -485,6 +496,22 @@ fn cases() -> Vec<(String, &'static [&'static str])> {
         (
             "nll --cpu --model wide.safetensors --data toy:L=3,K=400",
             &["--div exact"],
+        ),
+        (
+            "N --data toy:L=2,K=3 --class 0",
+            &["--class", "unconditional"],
+        ),
+        (
+            "nll --cpu --model cond.safetensors --data dna:L=6,classes=2 --class 2",
+            &["--class 2"],
+        ),
+        (
+            "nll --cpu --model cond.safetensors --data toy:L=6,K=4",
+            &["--labels", "--class"],
+        ),
+        (
+            "nll --cpu --model cond.safetensors --data dna:L=6,classes=3",
+            &["has class 2"],
         ),
         (
             "eval --samples ids.txt --data ids.txt --labels ids.txt",

@@ -409,7 +409,14 @@ fn probe_kernels_match_their_reference() {
         let (b, l, k) = (8, 3, 5);
         let w = l * k;
         let m = if exact { w } else { 6 };
-        let s = Probes { b, m, l, k, exact };
+        let s = Probes {
+            b,
+            m,
+            l,
+            k,
+            exact,
+            flat: false,
+        };
         let x = sphere_prior(2, 0, 0, b * l, k);
         let mut r = Rng::new(4);
         let z: Vec<f32> = (0..m * b * w).map(|_| r.range(-1.0, 1.0) as f32).collect();
@@ -450,6 +457,7 @@ fn probe_kernels_match_their_reference() {
         l: 1,
         k: 2,
         exact: true,
+        flat: false,
     };
     assert!(nk::probe_rows_cpu(&s, &[0.0; 8], &[]).is_err());
 }

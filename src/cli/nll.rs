@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use fisherflow::checkpoint::Checkpoint;
+use fisherflow::data::{Labels, SequenceDataset};
 use fisherflow::flow::nll::{
-    self, sequence_nll, Divergence, NllConfig, Protocol, MAX_EXACT_WIDTH, MAX_PROBES,
+    self, class_nll, sequence_nll_given, Divergence, NllConfig, Protocol, MAX_EXACT_WIDTH,
+    MAX_PROBES,
 };
-use fisherflow::flow::{Adaptive, FlowModel, Solver};
+use fisherflow::flow::{Adaptive, FlowModel, Geometry, Solver};
 use fisherflow::gpu::ContextOptions;
 use fisherflow::{budget::MAX_SAMPLE_STEPS, Error, Result};
 
@@ -19,7 +21,11 @@ use super::common::{self, flag_error, DataArgs, DeviceArgs};
 /// Each data sequence (one-hot points x = √onehot on the positive orthants) is integrated back
 /// to t = 0 along the model's flow while the divergence of the projected field on the product
 /// of spheres is accumulated; the prior's log-density (uniform on the orthants:
-/// p_0 = 2^K Γ(K/2)/(2π^{K/2}) per position) is added. The default protocol (vertex) reports
+/// p_0 = 2^K Γ(K/2)/(2π^{K/2}) per position) is added. Models of the simplex methods are
+/// integrated on the simplex (divergence within Σp = 1; prior Dir(1), or Dir(½) for
+/// fisher-rao-simplex); Dirichlet FM's points are taken at t = T_MAX = 7, moved by eps from
+/// the vertices towards the simplex's centre. A class-conditional model scores each sequence
+/// given its label (the data's, or --class for all), without guidance. The default protocol (vertex) reports
 /// −log p_{1−eps}(x), the negative log-density of the model at t = 1 − eps at the one-hot
 /// points (the field diverges at t = 1 on the vertices and was trained on t < 1): a density on
 /// the spheres, not a probability, which falls as the model concentrates on the data and can
@@ -35,6 +41,13 @@ pub struct NllArgs {
     model: PathBuf,
     #[command(flatten)]
     data: DataArgs,
+    /// Class labels of the sequences of a --data file, one integer a line (class-conditional
+    /// models; FASTA class= headers and dna: sources carry their own).
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// Score every sequence under this class (class-conditional models) instead of its label.
+    #[arg(long)]
+    class: Option<u32>,
     /// Divergence: exact (L·K vector-Jacobian products per field evaluation, up to
     /// L·K = 1024) or hutchinson (--probes Rademacher probes, unbiased).
     #[arg(long = "div", value_enum, default_value_t = NllConfig::default().divergence)]
@@ -60,7 +73,8 @@ pub struct NllArgs {
     /// dequantized (a bound on the discrete NLL).
     #[arg(long, value_enum, default_value_t = NllConfig::default().protocol)]
     protocol: Protocol,
-    /// With --protocol vertex: the points are taken at t = 1 − eps.
+    /// With --protocol vertex: the points are taken at t = 1 − eps (Dirichlet FM: at t = 7, the
+    /// vertices moved by eps towards the centre of the simplex).
     #[arg(long, default_value_t = NllConfig::default().eps, value_parser = common::positive_f64)]
     eps: f64,
     /// With the dequantized protocol: the draws in the argmax cells are contracted towards
@@ -128,21 +142,33 @@ pub fn run(opts: &ContextOptions, a: NllArgs) -> Result<()> {
     if let Some((_, dl, dk)) = common::planned_shape(&spec)? {
         check_shape(&spec, dl, dk, l, k)?;
     }
-    let loaded = common::load(&spec, &a.data, a.data_seed)?;
+    model.config.cond.check_class(a.class)?;
+    let mut data_args = a.data.clone();
+    data_args.labels = a.labels.clone();
+    let loaded = common::load(&spec, &data_args, a.data_seed)?;
     let mut data = loaded.data;
     check_shape(&spec, data.len, data.vocab, l, k)?;
     if data.n > a.max_seqs {
-        data = fisherflow::data::SequenceDataset::new(
-            data.tokens[..a.max_seqs * l].to_vec(),
-            a.max_seqs,
-            l,
-            data.vocab,
-            None,
-        )?;
+        data = first(&data, a.max_seqs)?;
+    }
+    let conditional = model.config.cond.classes > 0;
+    if conditional && a.class.is_none() && data.labels.is_none() {
+        return Err(Error::InvalidArgument(format!(
+            "--model is class-conditional ({} classes) and --data {spec} has no labels: give \
+             --labels FILE, class=C in every FASTA header, or score every sequence under one \
+             --class",
+            model.config.cond.classes
+        )));
     }
     let choice = a.device.choose(opts)?;
     let t0 = Instant::now();
-    let res = sequence_nll(choice.device(), &model, &data, &cfg)?;
+    let res =
+        sequence_nll_given(choice.device(), &model, &data, a.class, &cfg).map_err(|e| match e {
+            Error::InvalidArgument(m) if m.starts_with("sequence ") => {
+                Error::InvalidArgument(format!("--data {spec}: {m}"))
+            }
+            e => e,
+        })?;
     let secs = t0.elapsed().as_secs_f64();
     let (mean, se) = res.mean_se();
     let (lf, ln2) = (l as f64, std::f64::consts::LN_2);
@@ -151,19 +177,30 @@ pub fn run(opts: &ContextOptions, a: NllArgs) -> Result<()> {
             "dequantized bound on the NLL (t = 1, contraction {})",
             a.contract as f32
         ),
+        Protocol::Vertex if model.config.geometry == Geometry::Dirichlet => format!(
+            "negative log-density at t = {} at the vertices moved by {} towards the centre",
+            fisherflow::flow::dirichlet::T_MAX,
+            a.eps as f32
+        ),
         Protocol::Vertex => format!(
             "negative log-density at the vertices, t = 1 - {}",
             a.eps as f32
         ),
+    };
+    let given = match (conditional, a.class) {
+        (false, _) => String::new(),
+        (true, Some(c)) => format!(", every sequence given class {c}"),
+        (true, None) => ", each sequence given its label".to_string(),
     };
     let div = match a.div {
         Divergence::Exact => "exact divergence".to_string(),
         Divergence::Hutchinson => format!("Hutchinson, {} probes", a.probes),
     };
     println!(
-        "{} sequences of length {l} over {k} tokens: {what}; {div}; {}, {} field evaluations \
-         per sequence; {secs:.1}s",
+        "{} sequences of length {l} over {k} tokens ({}{given}): {what}; {div}; {}, {} field \
+         evaluations per sequence; {secs:.1}s",
         data.n,
+        method_name(model.config.geometry),
         a.solver.name(),
         res.evaluations
     );
@@ -180,13 +217,22 @@ pub fn run(opts: &ContextOptions, a: NllArgs) -> Result<()> {
         mean / lf / ln2,
         se / lf / ln2
     );
-    println!(
-        "scale per token: uniform noise log K = {:.4} nats; zero field (the prior) {:.4} nats",
-        (k as f64).ln(),
-        match a.protocol {
-            Protocol::Dequantized => (k as f64).ln(),
-            Protocol::Vertex => -nll::log_prior(k),
+    if let (true, None, Some(labels)) = (conditional, a.class, &data.labels) {
+        println!("per class     sequences   nats per token");
+        for c in class_nll(&res, &labels.ids) {
+            println!(
+                "  class {:<5} {:>9}   {:>8.4} ± {:<6.4}",
+                c.class,
+                c.n,
+                c.mean / lf,
+                c.se / lf
+            );
         }
+    }
+    println!(
+        "scale per token: uniform noise log K = {:.4} nats{}",
+        (k as f64).ln(),
+        prior_scale(model.config.geometry, a.protocol, k)
     );
     if let Some(t) = &loaded.target {
         let h: f64 = t
@@ -209,4 +255,49 @@ fn check_shape(spec: &str, dl: usize, dk: usize, l: usize, k: usize) -> Result<(
         )));
     }
     Ok(())
+}
+
+/// The first `n` sequences of `data`, with their labels.
+fn first(data: &SequenceDataset, n: usize) -> Result<SequenceDataset> {
+    let l = data.len;
+    let mut out = SequenceDataset::new(
+        data.tokens[..n * l].to_vec(),
+        n,
+        l,
+        data.vocab,
+        data.alphabet.clone(),
+    )?;
+    if let Some(lab) = &data.labels {
+        out.labels = Some(Labels::new(lab.ids[..n].to_vec(), Some(lab.classes))?);
+    }
+    Ok(out)
+}
+
+fn method_name(g: Geometry) -> &'static str {
+    match g {
+        Geometry::Sphere => "Fisher-Flow",
+        Geometry::Simplex => "linear FM",
+        Geometry::FisherRaoSimplex => "Fisher-Rao on the simplex",
+        Geometry::Dirichlet => "Dirichlet FM",
+    }
+}
+
+/// What a zero field (the prior) gives per token, where it is a constant, and Dirichlet FM's
+/// offset at the vertices.
+fn prior_scale(g: Geometry, protocol: Protocol, k: usize) -> String {
+    let kf = k as f64;
+    match (g, protocol) {
+        (_, Protocol::Dequantized) => format!("; zero field (the prior) {:.4} nats", kf.ln()),
+        (Geometry::Sphere, _) => format!("; zero field (the prior) {:.4} nats", -nll::log_prior(k)),
+        (Geometry::Simplex, _) => format!(
+            "; zero field (the prior) {:.4} nats",
+            -nll::log_dirichlet1(k)
+        ),
+        (Geometry::FisherRaoSimplex, _) => String::new(),
+        (Geometry::Dirichlet, _) => format!(
+            "; the exact field gives the data's NLL per token minus ln(Γ(K+T)/Γ(1+T)) = {:.4} \
+             (T = T_MAX, up to O(eps))",
+            nll::dirichlet_vertex_offset(k)
+        ),
+    }
 }

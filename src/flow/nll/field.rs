@@ -6,19 +6,24 @@
 //! kind, the first for the points (geodesic steps, pull-backs) and the second for the reals
 //! (flat: `exp` is `ℓ + h·u`, the pull-back is the identity), so the Runge–Kutta–Munthe-Kaas
 //! driver integrates both with the method's order. The fields ([`GpuDivField`],
-//! [`CpuDivField`]) evaluate the network's velocity and, through vector-Jacobian products of
-//! the autodiff, its divergence on the product of spheres.
+//! [`CpuDivField`]) evaluate the model's velocity and, through vector-Jacobian products of
+//! the autodiff, its divergence (on the product of spheres, or within the simplex).
 
-use crate::autodiff::{CpuExecutor, Executor, GpuExecutor, NodeId, OptimConfig};
+use std::collections::hash_map::{Entry, HashMap};
+
+use crate::autodiff::{CpuExecutor, Executor, GpuExecutor, GpuForward, NodeId, OptimConfig};
 use crate::error::Result;
 use crate::flow::devices::{CpuOde, GpuOde};
+use crate::flow::dirichlet::{self as dfm, TableCache};
 use crate::flow::kernels as fk;
+use crate::flow::nll::dirichlet as nd;
 use crate::flow::nll::kernels::{self as nk, Probes};
 use crate::flow::ode::{OdeDevice, VectorField};
 use crate::flow::sample::FlowModel;
+use crate::flow::train::Geometry;
 use crate::gpu::{GpuContext, GpuTensor};
 use crate::kernels::util;
-use crate::nn::Mlp;
+use crate::nn::Network;
 
 /// Name of the cotangent input of the vector-Jacobian-product graph.
 pub const COT: &str = "cot";
@@ -112,20 +117,17 @@ impl<D: Handover> OdeDevice for Joint<D> {
     }
 }
 
-/// The graph of the vector-Jacobian products: the model's field `v = P_x f(x, t)` (projected
-/// whatever the model's setting: the samplers step along `P_x f` in any case) and the loss
-/// `Σ v ⊙ cot`, whose gradient with respect to `x` is `cotᵀ ∂v/∂x` row by row.
-pub fn vjp_graph(model: &FlowModel) -> Result<(Mlp, NodeId)> {
-    let cfg = crate::nn::MlpConfig {
-        project: true,
-        ..model.config.mlp
-    };
-    let mut mlp = Mlp::new(cfg, 0)?;
-    let g = &mut mlp.graph;
-    let cot = g.input(COT, cfg.width())?;
-    let prod = g.mul(mlp.out, cot)?;
+/// The graph of the vector-Jacobian products: the model's network (its field `v = P_x f(x, t)`
+/// on the sphere, `f` on the simplex, the logits for Dirichlet FM; either architecture) and the
+/// loss `Σ out ⊙ cot`, whose gradient with respect to `x` is `cotᵀ ∂out/∂x` row by row.
+pub fn vjp_graph(model: &FlowModel) -> Result<(Network, NodeId)> {
+    let mut net = model.config.network(0)?;
+    let g = &mut net.graph;
+    let shape = g.shape(net.out)?;
+    let cot = g.input_shaped(COT, shape)?;
+    let prod = g.mul(net.out, cot)?;
     let loss = g.sum(prod)?;
-    Ok((mlp, loss))
+    Ok((net, loss))
 }
 
 /// The time of the model at integration time `s` (from `t1` at `s = 0` to 0 at `s = 1`), and
@@ -154,6 +156,22 @@ fn probe_weight(p: &Probes) -> f32 {
     }
 }
 
+/// The label input of `rows` rows from the labels of `b` sequences (row `r`: sequence `r % b`).
+fn repeat_labels(labels: &[f32], rows: usize) -> Vec<f32> {
+    (0..rows).map(|r| labels[r % labels.len()]).collect()
+}
+
+/// Dirichlet FM's part of a [`GpuDivField`]: the logits of the sequences, the projected probes,
+/// and `C(·, t)` by time.
+struct GpuDirichlet<'c> {
+    fwd: GpuForward<'c>,
+    logits: GpuTensor<f32>,
+    u: GpuTensor<f32>,
+    v: GpuTensor<f32>,
+    tables: TableCache,
+    uploaded: HashMap<u32, GpuTensor<f32>>,
+}
+
 /// The field and its divergence on the GPU, for a fixed batch of sequences and probes.
 pub struct GpuDivField<'c> {
     ex: GpuExecutor<'c>,
@@ -162,6 +180,8 @@ pub struct GpuDivField<'c> {
     v: GpuTensor<f32>,
     g: GpuTensor<f32>,
     time: Reverse,
+    conditional: bool,
+    dirichlet: Option<GpuDirichlet<'c>>,
 }
 
 impl<'c> GpuDivField<'c> {
@@ -172,34 +192,69 @@ impl<'c> GpuDivField<'c> {
         probes: Probes,
         time: Reverse,
     ) -> Result<Self> {
-        let (mlp, loss) = vjp_graph(model)?;
+        let (net, loss) = vjp_graph(model)?;
         let rows = probes.rows();
         let mut ex = GpuExecutor::with_input_grads(
             ctx,
-            &mlp.graph,
+            &net.graph,
             rows,
-            &[mlp.out],
+            &[net.out],
             Some(loss),
             OptimConfig::default(),
-            &[Mlp::X],
+            &[Network::X],
         )?;
         ex.load_params(&model.params)?;
-        let v = ex.output_tensor(mlp.out)?;
-        let v = v.view(0, &[probes.b, probes.l, probes.k])?;
-        let g = ex.input_grad_tensor(Mlp::X)?;
+        let shape = [probes.b, probes.l, probes.k];
+        let v = ex.output_tensor(net.out)?.view(0, &shape)?;
+        let g = ex.input_grad_tensor(Network::X)?;
         let zlen = if probes.exact { 4 } else { g.len() };
-        Ok(Self {
+        let dirichlet = match model.config.geometry {
+            Geometry::Dirichlet => {
+                let fwd = ex.compile_forward(probes.b, &[net.out])?;
+                let logits = fwd.output_tensor(net.out)?.view(0, &shape)?;
+                Some(GpuDirichlet {
+                    fwd,
+                    logits,
+                    u: GpuTensor::zeros(ctx, &[g.len()])?,
+                    v: GpuTensor::zeros(ctx, &shape)?,
+                    tables: TableCache::new(probes.k),
+                    uploaded: HashMap::new(),
+                })
+            }
+            _ => None,
+        };
+        let field = Self {
             z: GpuTensor::zeros(ctx, &[zlen])?,
             ex,
             probes,
             v,
             g,
             time,
-        })
+            conditional: net.labels.is_some(),
+            dirichlet,
+        };
+        if field.conditional {
+            field.set_labels(&vec![model.config.cond.null(); probes.b])?;
+        }
+        Ok(field)
     }
     /// Replace the probe values (`[M·B, L·K]`; not used by the exact divergence).
     pub fn set_probes(&self, z: &[f32]) -> Result<()> {
         self.z.write(self.ex.context(), z)
+    }
+    /// Set the class labels of the `B` sequences (class-conditional models; the null class
+    /// until set).
+    pub fn set_labels(&self, labels: &[f32]) -> Result<()> {
+        if !self.conditional {
+            return Ok(());
+        }
+        let ctx = self.ex.context();
+        let rows = repeat_labels(labels, self.probes.rows());
+        self.ex.input_tensor(Network::LABELS)?.write(ctx, &rows)?;
+        if let Some(d) = &self.dirichlet {
+            d.fwd.set_input(Network::LABELS, labels)?;
+        }
+        Ok(())
     }
 }
 
@@ -213,14 +268,36 @@ impl VectorField<Joint<GpuOde<'_>>> for GpuDivField<'_> {
     ) -> Result<()> {
         let ctx = self.ex.context();
         let rec = &mut dev.x.rec;
-        let (xr, cot) = (self.ex.input_tensor(Mlp::X)?, self.ex.input_tensor(COT)?);
-        util::fill(ctx, rec, self.ex.input_tensor(Mlp::T)?, self.time.time(s))?;
-        nk::probe_rows(ctx, rec, &self.probes, &x.0, &self.z, xr, cot)?;
-        self.ex.record_forward_backward(rec)?;
-        let rate = self.time.rate();
-        fk::axpby(ctx, rec, rate, &self.v, 0.0, &out.0)?;
+        let (xr, cot) = (
+            self.ex.input_tensor(Network::X)?,
+            self.ex.input_tensor(COT)?,
+        );
+        let (t, rate) = (self.time.time(s), self.time.rate());
         let w = rate * probe_weight(&self.probes);
-        nk::probe_dot(ctx, rec, &self.probes, &self.g, cot, w, &out.1)
+        util::fill(ctx, rec, self.ex.input_tensor(Network::T)?, t)?;
+        let Some(d) = &mut self.dirichlet else {
+            nk::probe_rows(ctx, rec, &self.probes, &x.0, &self.z, xr, cot)?;
+            self.ex.record_forward_backward(rec)?;
+            fk::axpby(ctx, rec, rate, &self.v, 0.0, &out.0)?;
+            return nk::probe_dot(ctx, rec, &self.probes, &self.g, cot, w, &out.1);
+        };
+        let table = match d.uploaded.entry(t.to_bits()) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let v: Vec<f32> = d.tables.get(t).values.iter().map(|&c| c as f32).collect();
+                e.insert(GpuTensor::from_slice(ctx, &v, &[v.len()])?)
+            }
+        };
+        nk::probe_rows(ctx, rec, &self.probes, &x.0, &self.z, xr, &d.u)?;
+        fk::axpby(ctx, rec, 1.0, &x.0, 0.0, d.fwd.input_tensor(Network::X)?)?;
+        util::fill(ctx, rec, d.fwd.input_tensor(Network::T)?, t)?;
+        rec.extend(d.fwd.recording());
+        nd::cotangent(ctx, rec, &self.probes, &x.0, &d.logits, &d.u, table, cot)?;
+        self.ex.record_forward_backward(rec)?;
+        dfm::mix(ctx, rec, &x.0, &d.logits, table, &d.v)?;
+        fk::axpby(ctx, rec, rate, &d.v, 0.0, &out.0)?;
+        nk::probe_dot(ctx, rec, &self.probes, &self.g, &d.u, w, &out.1)?;
+        nd::div_terms(ctx, rec, &self.probes, &x.0, &d.logits, table, rate, &out.1)
     }
 }
 
@@ -232,28 +309,57 @@ pub struct CpuDivField {
     /// Probe values `[M·B, L·K]` (empty for the exact divergence).
     pub z: Vec<f32>,
     time: Reverse,
+    conditional: bool,
+    /// Dirichlet FM: the network at the `B` sequences (the logits) and `C(·, t)` by time.
+    dirichlet: Option<(CpuExecutor<f32>, TableCache)>,
 }
 
 impl CpuDivField {
     /// Compile the field of `model` for `probes`.
     pub fn new(model: &FlowModel, probes: Probes, time: Reverse) -> Result<Self> {
-        let (mlp, loss) = vjp_graph(model)?;
+        let (net, loss) = vjp_graph(model)?;
         let mut ex = CpuExecutor::with_input_grads(
-            &mlp.graph,
+            &net.graph,
             probes.rows(),
-            &[mlp.out],
+            &[net.out],
             Some(loss),
             OptimConfig::default(),
-            &[Mlp::X],
+            &[Network::X],
         )?;
         ex.load_params(&model.params)?;
-        Ok(Self {
+        let dirichlet = match model.config.geometry {
+            Geometry::Dirichlet => {
+                let mut fwd =
+                    CpuExecutor::new(&net.graph, probes.b, &[net.out], None, Default::default())?;
+                fwd.load_params(&model.params)?;
+                Some((fwd, TableCache::new(probes.k)))
+            }
+            _ => None,
+        };
+        let mut field = Self {
             ex,
-            out: mlp.out,
+            out: net.out,
             probes,
             z: Vec::new(),
             time,
-        })
+            conditional: net.labels.is_some(),
+            dirichlet,
+        };
+        field.set_labels(&vec![model.config.cond.null(); probes.b])?;
+        Ok(field)
+    }
+    /// Set the class labels of the `B` sequences (class-conditional models; the null class
+    /// until set).
+    pub fn set_labels(&mut self, labels: &[f32]) -> Result<()> {
+        if !self.conditional {
+            return Ok(());
+        }
+        let rows = repeat_labels(labels, self.probes.rows());
+        self.ex.set_input(Network::LABELS, &rows)?;
+        if let Some((fwd, _)) = &mut self.dirichlet {
+            fwd.set_input(Network::LABELS, labels)?;
+        }
+        Ok(())
     }
 }
 
@@ -270,20 +376,51 @@ impl VectorField<Joint<CpuOde>> for CpuDivField {
         out: &(usize, usize),
     ) -> Result<()> {
         let p = self.probes;
-        let (xr, cot) = nk::probe_rows_cpu(&p, &dev.x.bufs[x.0], &self.z)?;
-        self.ex.set_input(Mlp::X, &to_f32(&xr))?;
+        let (t, rate) = (self.time.time(s), self.time.rate());
+        let xs = &dev.x.bufs[x.0];
+        let (xr, u) = nk::probe_rows_cpu(&p, xs, &self.z)?;
+        // Dirichlet FM: the logits at the sequences, and the logits' cotangents.
+        let logits = match &mut self.dirichlet {
+            Some((fwd, tables)) => {
+                fwd.set_input(Network::X, xs)?;
+                fwd.set_input(Network::T, &vec![t; p.b])?;
+                fwd.forward()?;
+                let out = self.out;
+                Some((fwd.output(out)?, tables.get(t).clone()))
+            }
+            None => None,
+        };
+        let cot = match &logits {
+            Some((z, table)) => nd::cotangent_cpu(&p, xs, z, &u, table),
+            None => u.clone(),
+        };
+        self.ex.set_input(Network::X, &to_f32(&xr))?;
         self.ex.set_input(COT, &to_f32(&cot))?;
-        self.ex
-            .set_input(Mlp::T, &vec![self.time.time(s); p.rows()])?;
+        self.ex.set_input(Network::T, &vec![t; p.rows()])?;
         self.ex.forward_backward()?;
-        let rate = self.time.rate();
-        let v = self.ex.output(self.out)?;
+        let v = match &logits {
+            Some((z, table)) => {
+                let mut v = vec![0.0; xs.len()];
+                let rows = v.chunks_mut(p.k).zip(xs.chunks(p.k)).zip(z.chunks(p.k));
+                for ((o, xrow), zrow) in rows {
+                    dfm::mix_row(xrow, zrow, table, o);
+                }
+                v
+            }
+            None => self.ex.output(self.out)?,
+        };
+        let g = self.ex.input_grad(Network::X)?;
+        let w = (rate * probe_weight(&p)) as f64;
+        let mut div = nk::probe_dot_cpu(&p, &g, &u, w);
+        if let Some((z, table)) = &logits {
+            let terms = nd::div_terms_cpu(&p, &dev.x.bufs[x.0], z, table);
+            for (d, a) in div.iter_mut().zip(terms) {
+                *d += rate as f64 * a;
+            }
+        }
         for (d, &a) in dev.x.bufs[out.0].iter_mut().zip(&v) {
             *d = rate * a;
         }
-        let g = self.ex.input_grad(Mlp::X)?;
-        let w = (rate * probe_weight(&p)) as f64;
-        let div = nk::probe_dot_cpu(&p, &g, &cot, w);
         dev.l.bufs[out.1] = to_f32(&div);
         Ok(())
     }

@@ -21,9 +21,14 @@ pub static PROBE_ROWS: KernelDef =
 pub static PROBE_DOT: KernelDef =
     KernelDef::new(&SHADER, "probe_dot", &["x", "y", "out"]).params::<NllParams>();
 
-/// Every kernel of the family.
+/// Every kernel of the family (with Dirichlet FM's, [`super::dirichlet`]).
 pub fn kernels() -> Vec<&'static KernelDef> {
-    vec![&PROBE_ROWS, &PROBE_DOT]
+    vec![
+        &PROBE_ROWS,
+        &PROBE_DOT,
+        &super::dirichlet::COTANGENT,
+        &super::dirichlet::DIV_TERMS,
+    ]
 }
 
 crate::gpu_params! {
@@ -41,8 +46,8 @@ crate::gpu_params! {
         pub exact: u32,
         /// Factor of [`probe_dot`].
         pub scale: f32,
-        /// Padding.
-        pub _pad0: u32,
+        /// 1: the flat projection `Π = I − 11ᵀ/K` (the simplex) instead of `P_x = I − x xᵀ`.
+        pub flat: u32,
         /// Padding.
         pub _pad1: u32,
     }
@@ -61,6 +66,9 @@ pub struct Probes {
     pub k: usize,
     /// Probe `m` is the basis vector `e_m` (then `M = L·K` and no probe values are read).
     pub exact: bool,
+    /// The probes are projected by `Π = I − 11ᵀ/K` onto the tangent space of the simplex
+    /// (`Σ p = 1`) instead of by `P_x = I − x xᵀ` onto the sphere's.
+    pub flat: bool,
 }
 
 impl Probes {
@@ -96,6 +104,7 @@ impl Probes {
             k: u32_of(self.k, "K")?,
             exact: self.exact as u32,
             scale,
+            flat: self.flat as u32,
             ..Default::default()
         })
     }
@@ -120,7 +129,8 @@ fn need(t: &GpuTensor<f32>, len: usize, what: &str) -> Result<()> {
 }
 
 /// Record the rows of a probe batch: `xr[r] = x[b]` and `cot[r] = P_x z_r` per position
-/// (`x`: `[B, W]` points; `z`: `[M·B, W]` probes, any tensor when exact).
+/// (`Π z_r` when [`Probes::flat`]; `x`: `[B, W]` points; `z`: `[M·B, W]` probes, any tensor
+/// when exact).
 pub fn probe_rows(
     ctx: &GpuContext,
     rec: &mut Recorder,
@@ -159,11 +169,14 @@ pub fn probe_rows_cpu(s: &Probes, x: &[f32], z: &[f32]) -> Result<(Vec<f64>, Vec
         for pos in 0..s.l {
             let src = &x[b * w + pos * k..b * w + (pos + 1) * k];
             let zc = |j: usize| s.probe(z, r, pos * k + j);
-            let d: f64 = (0..k).map(|j| src[j] as f64 * zc(j)).sum();
+            // The component removed: along x (sphere) or along 1 (simplex).
+            let along = |j: usize| if s.flat { 1.0 } else { src[j] as f64 };
+            let d: f64 =
+                (0..k).map(|j| along(j) * zc(j)).sum::<f64>() / if s.flat { k as f64 } else { 1.0 };
             for (j, &xv) in src.iter().enumerate() {
                 let o = r * w + pos * k + j;
                 xr[o] = xv as f64;
-                cot[o] = zc(j) - d * xv as f64;
+                cot[o] = zc(j) - d * along(j);
             }
         }
     }

@@ -1,5 +1,7 @@
-//! Likelihood of a Fisher-Flow model: the continuous normalizing flow's change of variables
-//! on the product of spheres, with the divergence from the autodiff's vector-Jacobian products.
+//! Likelihood of a flow model of any method, architecture and conditioning: the continuous
+//! normalizing flow's change of variables on the product of spheres (Fisher-Flow) or within the
+//! simplices (the simplex methods), with the divergence from the autodiff's vector-Jacobian
+//! products.
 //!
 //! # The log-density
 //! A model moves the prior `p_0` (uniform on the positive orthant of every sphere factor) along
@@ -34,6 +36,37 @@
 //! Every evaluation is one forward and backward pass over `B·M` rows (`B` sequences, `M`
 //! products each; kernels in [`kernels`]).
 //!
+//! The network is the model's own graph ([`crate::nn::Network`]: the MLP over `[B, L·K]` or
+//! the convolutional network over `[B·L, K]`, the same memory), so both architectures go
+//! through the same products. The exact divergence's `L·K` products per evaluation grow with
+//! the sequence: at DNA lengths (`L·K = 512` at `L = 128`) Hutchinson's few probes are the
+//! practical estimator (BENCHMARKS.md).
+//!
+//! # Class-conditional models
+//! A model conditioned on a class `c` has a field `v_t(x | c)` and so a density `p_t(x | c)`
+//! for every class: the likelihood of a sequence is given its label ([`sequence_nll`] reads
+//! the data's labels; [`sequence_nll_given`] scores every sequence under one class). The
+//! network reads the label at every evaluation; classifier-free guidance is not part of the
+//! likelihood (the field is the conditional one, guidance weight 1).
+//!
+//! # The simplex methods
+//! Linear FM, the Fisher–Rao flow on the simplex and Dirichlet FM integrate on the simplex with
+//! the sampler's step (the velocity's mean removed, so the motion stays in `Σ p = 1`; a point
+//! leaving the simplex is clamped back onto a face, as in the sampler). The flat geometry of
+//! the affine simplex gives the divergence `tr(Π J_v Π)`, `Π = I − 11ᵀ/K` the orthogonal
+//! projection onto its tangent space per position, computed as above with cotangents `Π z`;
+//! densities are with respect to the Lebesgue measure of the first `K − 1` coordinates. The
+//! priors ([`prior`]): `Dir(1)`, density `(K−1)!` per position (linear and Dirichlet FM), and
+//! `Dir(½)`, density `Γ(K/2) π^{−K/2} Π p_i^{−1/2}` (the Fisher–Rao flow: the sphere's prior
+//! pushed forward by `p = x²`), which depends on where the trajectory ends, so the end points
+//! are read back; a trajectory that reaches a face has an infinite `Dir(½)` density there and
+//! is reported as an error.
+//!
+//! Dirichlet FM's field is `v = Σ_i q_i C(x_i, t)(e_i − x)` with `q = softmax` of the
+//! network's logits and `C` the sampler's table; its divergence is one vector-Jacobian product
+//! of the network per probe with the logits' cotangent `S Mᵀ Π z`, plus the divergence at fixed
+//! logits, `Σ_i q_i (C′(x_i)(1 − x_i) − (K − 1) C(x_i))`, added exactly ([`dirichlet`]).
+//!
 //! # The prior
 //! The positive orthant is `2^{−K}` of `S^{K−1}`, whose area is `2π^{K/2}/Γ(K/2)`: the uniform
 //! density is `p_0 = 2^K Γ(K/2) / (2π^{K/2})` per position ([`log_prior`]; `2/π` on the
@@ -64,23 +97,44 @@
 //!   is tight only when `q` matches `p_1`, and a trained flow's `p_1` is concentrated far more
 //!   sharply than any such `q`: on the toy models the bound stays well above `log K`
 //!   (BENCHMARKS.md).
+//!
+//! The simplex methods use the same protocols on the simplex: the vertex is the one-hot point
+//! itself, and the dequantized draws are `Dir(1)` points moved into the argmax cell by the same
+//! swap (density `K·(K−1)!` per position), contracted linearly towards the vertex. Dirichlet FM
+//! differs in two ways:
+//! - its time runs to [`T_MAX`](crate::flow::dirichlet::T_MAX) (= 7), where its path
+//!   `Dir(1 + T e_s)` is still smooth, so the points are taken at `t = T_MAX`, not `1 − ε`;
+//! - the vertex itself cannot be used: at a face `x_i = 0` the learned field's divergence is
+//!   infinite (`C′(x) ~ −ln x` as `x → 0`, weighted by `q_i > 0`; the exact posterior would
+//!   weight it by `x_i^t`). [`Protocol::Vertex`] therefore reports `−log p_{T}(x_ε)` at the
+//!   vertex moved by `ε` towards the simplex's centre, `x_ε = (1 − ε)e_s + ε/K`. The exact
+//!   marginal at `T` has density `P(s) · (Γ(K+T)/Γ(1+T))^L` at the vertex of `s` (the other
+//!   components of the mixture vanish there), so an exact model reports the data's NLL minus
+//!   `L · ln(Γ(K+T)/Γ(1+T))` ([`dirichlet_vertex_offset`]) up to `O(ε)`: the figure is in the
+//!   units of the data's entropy up to that constant. The dequantized bound is taken at `T`
+//!   for the argmax of `x`, while the sampler reads out the argmax of the denoiser's `q`: it
+//!   bounds the NLL of a different decoder than the sampler's.
 
+mod density;
+pub mod dirichlet;
 pub mod field;
 pub mod kernels;
+pub mod prior;
 mod sequences;
 
-pub use sequences::{sequence_nll, start_points, SequenceNll};
+pub use density::{divergence, log_density, log_density_labelled, Density};
+pub use prior::{
+    dirichlet_vertex_offset, log_dirichlet1, log_dirichlet_half, log_prior, log_prior_of,
+};
+pub use sequences::{
+    class_nll, sequence_nll, sequence_nll_given, start_points, ClassNll, SequenceNll,
+};
 
-use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::flow::devices::{CpuOde, GpuOde};
-use crate::flow::ode::{integrate_adaptive, integrate_fixed, Adaptive, OdeDevice, VectorField};
+use crate::flow::ode::Adaptive;
 use crate::flow::sample::FlowModel;
 use crate::flow::train::Geometry;
 use crate::flow::Solver;
-use crate::gpu::{GpuContext, GpuTensor};
-use crate::rng::Rng;
-use field::{CpuDivField, GpuDivField, Handover, Joint, Reverse};
 use kernels::Probes;
 
 /// The largest `L·K` for the exact divergence (`L·K` vector-Jacobian products per evaluation).
@@ -89,6 +143,8 @@ pub const MAX_EXACT_WIDTH: usize = 1024;
 pub const MAX_PROBES: usize = 4096;
 /// Philox stream of the dequantisation draws.
 pub const STREAM_DEQUANT: u32 = 24;
+/// The most bytes of one activation of a batch of vector-Jacobian products.
+const HOST_ACTIVATION_BYTES: u64 = 1 << 26;
 
 /// How the divergence is computed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -157,31 +213,6 @@ impl Default for NllConfig {
     }
 }
 
-/// `ln Γ(n/2)` for `n ≥ 1`, exactly from `Γ(1) = 1`, `Γ(1/2) = √π` and `Γ(x+1) = xΓ(x)`.
-fn ln_gamma_half(n: usize) -> f64 {
-    let even = n.is_multiple_of(2);
-    let mut x = if even { 1.0 } else { 0.5 };
-    let mut acc = if even {
-        0.0
-    } else {
-        0.5 * std::f64::consts::PI.ln()
-    };
-    while x < n as f64 / 2.0 {
-        acc += x.ln();
-        x += 1.0;
-    }
-    acc
-}
-
-/// Log-density of the prior on one position: `ln(2^K Γ(K/2) / (2π^{K/2}))`, the uniform
-/// density on the positive orthant of `S^{K−1}` with respect to its area (`K ≥ 1`).
-pub fn log_prior(k: usize) -> f64 {
-    let kf = k as f64;
-    kf * std::f64::consts::LN_2 + ln_gamma_half(k)
-        - std::f64::consts::LN_2
-        - 0.5 * kf * std::f64::consts::PI.ln()
-}
-
 /// The probes of one batch of `b` sequences.
 fn probes_of(model: &FlowModel, cfg: &NllConfig, b: usize) -> Probes {
     let (l, k) = (model.config.mlp.seq_len, model.config.mlp.categories);
@@ -192,25 +223,23 @@ fn probes_of(model: &FlowModel, cfg: &NllConfig, b: usize) -> Probes {
         l,
         k,
         exact,
+        flat: model.config.geometry != Geometry::Sphere,
+    }
+}
+
+/// The end of the method's time span: where the data points are taken (the vertex protocol
+/// takes them at `1 − ε` on the methods whose field diverges at `t = 1`).
+pub fn t_end(model: &FlowModel, cfg: &NllConfig, protocol: Protocol) -> f32 {
+    match (model.config.geometry, protocol) {
+        (Geometry::Dirichlet, _) => crate::flow::dirichlet::T_MAX,
+        (_, Protocol::Dequantized) => 1.0,
+        (_, Protocol::Vertex) => (1.0 - cfg.eps) as f32,
     }
 }
 
 /// Refuse what cannot be computed, before any work.
 pub fn check(model: &FlowModel, cfg: &NllConfig) -> Result<()> {
-    if model.config.geometry != Geometry::Sphere {
-        return Err(Error::InvalidArgument(
-            "the likelihood is computed for models on the sphere; this model uses the linear \
-             simplex geometry"
-                .into(),
-        ));
-    }
-    if model.config.arch != crate::nn::Arch::Mlp || model.config.cond.classes > 0 {
-        return Err(Error::InvalidArgument(
-            "the likelihood is computed for unconditional MLP models; this model is \
-             convolutional or class-conditional"
-                .into(),
-        ));
-    }
+    model.config.validate()?;
     let width = model.config.mlp.width();
     match cfg.divergence {
         Divergence::Exact if width > MAX_EXACT_WIDTH => {
@@ -257,8 +286,9 @@ fn chunk_size(
     limit: u64,
     rows: usize,
 ) -> Result<usize> {
-    let m = &model.config.mlp;
-    let per_row = ((m.hidden.max(m.width()) + m.time_dim) * 4) as u64;
+    let per_row = (model.config.widest_row() * 4) as u64;
+    // On the host, at most about 64 MiB per activation.
+    let rows = rows.min(((HOST_ACTIVATION_BYTES / per_row) as usize).max(4));
     let probes = probes_of(model, cfg, 1).m;
     let by_limit = (limit / per_row) as usize / probes;
     if by_limit < 4 {
@@ -274,243 +304,4 @@ fn chunk_size(
         .min((rows / probes).max(4))
         .min(by_limit);
     Ok((want.max(4) / 4) * 4)
-}
-
-/// Log-densities per sequence and the work they took.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Density {
-    /// `log p_{t₁}(x)` of every sequence (nats, with respect to the area of `(S^{K−1})^L`).
-    pub log_p: Vec<f64>,
-    /// Field evaluations per sequence.
-    pub evaluations: usize,
-}
-
-/// The joint state's buffers.
-type Pair<D> = (<D as OdeDevice>::Buf, <D as OdeDevice>::Buf);
-
-/// Integrate the joint state from `a` (the points at `t₁`, zero log-density change) to `t = 0`.
-fn integrate<D: Handover, F: VectorField<Joint<D>>>(
-    dev: &mut Joint<D>,
-    field: &mut F,
-    cfg: &NllConfig,
-    a: &Pair<D>,
-    b: &Pair<D>,
-) -> Result<(Pair<D>, usize)> {
-    match cfg.solver {
-        Solver::Dopri5 => {
-            let (x, st) = integrate_adaptive(dev, field, a, b, 0.0, 1.0, &cfg.adaptive, true)?;
-            Ok((x, st.evaluations))
-        }
-        s => {
-            let x = integrate_fixed(dev, field, s, a, b, 0.0, 1.0, cfg.steps, true)?;
-            Ok((x, cfg.steps * s.tableau().stages()))
-        }
-    }
-}
-
-/// Rademacher probes of chunk `chunk`.
-fn rademacher(seed: u64, chunk: usize, len: usize) -> Vec<f32> {
-    let mut r = Rng::fork(seed, 0x0d1f_0000 + chunk as u64);
-    (0..len)
-        .map(|_| if r.next_u64() >> 63 == 0 { 1.0 } else { -1.0 })
-        .collect()
-}
-
-/// Rows `from..from+b` of `points` (`[n, W]`), the last row repeated past the end.
-fn padded(points: &[f32], w: usize, from: usize, b: usize) -> Vec<f32> {
-    let n = points.len() / w;
-    (from..from + b)
-        .flat_map(|i| &points[i.min(n - 1) * w..(i.min(n - 1) + 1) * w])
-        .copied()
-        .collect()
-}
-
-/// `log p_{t₁}(x)` of `points` (`[n, L, K]` points of the closed positive orthants) under
-/// `model` on `device` (see the [module docs](self)).
-pub fn log_density(
-    device: Device,
-    model: &FlowModel,
-    points: &[f32],
-    t1: f32,
-    cfg: &NllConfig,
-) -> Result<Density> {
-    check(model, cfg)?;
-    let w = model.config.mlp.width();
-    if points.is_empty() || !points.len().is_multiple_of(w) {
-        return Err(Error::Shape(format!(
-            "{} values are not whole sequences of L·K = {w}",
-            points.len()
-        )));
-    }
-    if let Some(bad) = points.iter().find(|v| !v.is_finite()) {
-        return Err(Error::NonFinite(format!("a point holds {bad}")));
-    }
-    if !(t1 > 0.0 && t1 <= 1.0) {
-        return Err(Error::InvalidArgument(format!(
-            "t1 = {t1} must be in (0, 1]"
-        )));
-    }
-    let n = points.len() / w;
-    let mut density = match device {
-        Device::Gpu(ctx) => log_density_gpu(ctx, model, points, n, t1, cfg)?,
-        Device::Cpu => log_density_cpu(model, points, n, t1, cfg)?,
-    };
-    let prior = model.config.mlp.seq_len as f64 * log_prior(model.config.mlp.categories);
-    for v in &mut density.log_p {
-        if !v.is_finite() {
-            return Err(Error::NonFinite(
-                "the divergence integral is not finite; use more --steps or --solver dopri5".into(),
-            ));
-        }
-        *v += prior;
-    }
-    Ok(density)
-}
-
-fn log_density_gpu(
-    ctx: &GpuContext,
-    model: &FlowModel,
-    points: &[f32],
-    n: usize,
-    t1: f32,
-    cfg: &NllConfig,
-) -> Result<Density> {
-    let (l, k, w) = (
-        model.config.mlp.seq_len,
-        model.config.mlp.categories,
-        model.config.mlp.width(),
-    );
-    let b = chunk_size(model, cfg, n, ctx.max_binding(), 8192)?;
-    let probes = probes_of(model, cfg, b);
-    let mut field = GpuDivField::new(ctx, model, probes, Reverse { t1 })?;
-    let mut dev = Joint {
-        x: GpuOde::new(ctx, Geometry::Sphere, [b, l, k]),
-        l: GpuOde::new(ctx, Geometry::Sphere, [b, 1, 1]),
-    };
-    let (a, c) = (dev.buffer()?, dev.buffer()?);
-    let mut fixed = None;
-    let mut out = Density {
-        log_p: Vec::with_capacity(n),
-        evaluations: 0,
-    };
-    for (chunk, from) in (0..n).step_by(b).enumerate() {
-        a.0.write(ctx, &padded(points, w, from, b))?;
-        a.1.write(ctx, &vec![0.0; b])?;
-        if !probes.exact {
-            field.set_probes(&rademacher(cfg.seed, chunk, probes.rows() * w))?;
-        }
-        let res: (GpuTensor, GpuTensor) = if cfg.solver == Solver::Dopri5 {
-            let (res, evals) = integrate(&mut dev, &mut field, cfg, &a, &c)?;
-            std::mem::take(&mut dev.x.rec).run(ctx)?;
-            out.evaluations = out.evaluations.max(evals);
-            res
-        } else {
-            if fixed.is_none() {
-                // One recording of the whole integration, replayed per chunk.
-                let (res, evals) = integrate(&mut dev, &mut field, cfg, &a, &c)?;
-                fixed = Some((std::mem::take(&mut dev.x.rec), res));
-                out.evaluations = evals;
-            }
-            let (rec, res) = fixed.as_ref().expect("recorded above");
-            rec.run(ctx)?;
-            res.clone()
-        };
-        let dl = res.1.to_vec(ctx)?;
-        out.log_p
-            .extend(dl.iter().take(n - from).map(|&v| v as f64));
-    }
-    Ok(out)
-}
-
-fn log_density_cpu(
-    model: &FlowModel,
-    points: &[f32],
-    n: usize,
-    t1: f32,
-    cfg: &NllConfig,
-) -> Result<Density> {
-    let (k, w) = (model.config.mlp.categories, model.config.mlp.width());
-    let b = chunk_size(model, cfg, n, u64::MAX, 2048)?;
-    let probes = probes_of(model, cfg, b);
-    let mut field = CpuDivField::new(model, probes, Reverse { t1 })?;
-    let mut dev = Joint {
-        x: CpuOde::new(Geometry::Sphere, b * w, k),
-        l: CpuOde::new(Geometry::Sphere, b, 1),
-    };
-    let (a, c) = (dev.buffer()?, dev.buffer()?);
-    let mut out = Density {
-        log_p: Vec::with_capacity(n),
-        evaluations: 0,
-    };
-    for (chunk, from) in (0..n).step_by(b).enumerate() {
-        dev.x.bufs[a.0] = padded(points, w, from, b);
-        dev.l.bufs[a.1] = vec![0.0; b];
-        if !probes.exact {
-            field.z = rademacher(cfg.seed, chunk, probes.rows() * w);
-        }
-        let (res, evals) = integrate(&mut dev, &mut field, cfg, &a, &c)?;
-        out.evaluations = out.evaluations.max(evals);
-        out.log_p
-            .extend(dev.l.bufs[res.1].iter().take(n - from).map(|&v| v as f64));
-    }
-    Ok(out)
-}
-
-/// The divergence of `model`'s field at `points` (`[n, L, K]`) and time `t`, one value per
-/// sequence (exact, or the Hutchinson estimate with the probes of `cfg.seed`).
-pub fn divergence(
-    device: Device,
-    model: &FlowModel,
-    points: &[f32],
-    t: f32,
-    cfg: &NllConfig,
-) -> Result<Vec<f64>> {
-    check(model, cfg)?;
-    let (l, k, w) = (
-        model.config.mlp.seq_len,
-        model.config.mlp.categories,
-        model.config.mlp.width(),
-    );
-    if points.is_empty() || !points.len().is_multiple_of(w) {
-        return Err(Error::Shape(format!(
-            "{} values are not whole sequences of L·K = {w}",
-            points.len()
-        )));
-    }
-    let n = points.len() / w;
-    let b = n.div_ceil(4) * 4;
-    let probes = probes_of(model, cfg, b);
-    let z = rademacher(cfg.seed, 0, probes.rows() * w);
-    // With t1 = 1 the joint field at s = 1 − t is (−v, −div v) at time t.
-    let time = Reverse { t1: 1.0 };
-    let div = match device {
-        Device::Gpu(ctx) => {
-            let mut field = GpuDivField::new(ctx, model, probes, time)?;
-            if !probes.exact {
-                field.set_probes(&z)?;
-            }
-            let mut dev = Joint {
-                x: GpuOde::new(ctx, Geometry::Sphere, [b, l, k]),
-                l: GpuOde::new(ctx, Geometry::Sphere, [b, 1, 1]),
-            };
-            let (a, c) = (dev.buffer()?, dev.buffer()?);
-            a.0.write(ctx, &padded(points, w, 0, b))?;
-            field.eval(&mut dev, &a, 1.0 - t, &c)?;
-            std::mem::take(&mut dev.x.rec).run(ctx)?;
-            c.1.to_vec(ctx)?
-        }
-        Device::Cpu => {
-            let mut field = CpuDivField::new(model, probes, time)?;
-            field.z = z;
-            let mut dev = Joint {
-                x: CpuOde::new(Geometry::Sphere, b * w, k),
-                l: CpuOde::new(Geometry::Sphere, b, 1),
-            };
-            let (a, c) = (dev.buffer()?, dev.buffer()?);
-            dev.x.bufs[a.0] = padded(points, w, 0, b);
-            field.eval(&mut dev, &a, 1.0 - t, &c)?;
-            dev.l.bufs[c.1].clone()
-        }
-    };
-    Ok(div.iter().take(n).map(|&d| -(d as f64)).collect())
 }

@@ -1,10 +1,12 @@
 //! The negative log-likelihood of token sequences under a [`Protocol`](super::Protocol).
 
-use super::{check, log_density, log_prior, NllConfig, Protocol, STREAM_DEQUANT};
+use super::STREAM_DEQUANT;
+use super::{check, log_density_labelled, log_dirichlet1, log_prior, t_end, NllConfig, Protocol};
 use crate::data::SequenceDataset;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::flow::sample::FlowModel;
+use crate::flow::train::Geometry;
 use crate::kernels::rng;
 
 /// Negative log-likelihoods of sequences under one [`Protocol`].
@@ -18,14 +20,58 @@ pub struct SequenceNll {
     pub evaluations: usize,
 }
 
+/// Mean and standard error over `v` (not empty).
+fn mean_se(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    (mean, (var / n).sqrt())
+}
+
 impl SequenceNll {
     /// Mean nats per sequence and its standard error over sequences.
     pub fn mean_se(&self) -> (f64, f64) {
-        let n = self.nats.len() as f64;
-        let mean = self.nats.iter().sum::<f64>() / n;
-        let var = self.nats.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-        (mean, (var / n).sqrt())
+        mean_se(&self.nats)
     }
+}
+
+/// The negative log-likelihood of the sequences of one class.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ClassNll {
+    /// The class.
+    pub class: u32,
+    /// Its sequences.
+    pub n: usize,
+    /// Mean nats per sequence.
+    pub mean: f64,
+    /// Standard error of the mean.
+    pub se: f64,
+}
+
+/// [`SequenceNll`] grouped by `labels` (one per sequence), classes in increasing order.
+pub fn class_nll(nll: &SequenceNll, labels: &[u32]) -> Vec<ClassNll> {
+    let mut classes: Vec<u32> = labels.to_vec();
+    classes.sort_unstable();
+    classes.dedup();
+    classes
+        .into_iter()
+        .map(|c| {
+            let v: Vec<f64> = nll
+                .nats
+                .iter()
+                .zip(labels)
+                .filter(|(_, &l)| l == c)
+                .map(|(&a, _)| a)
+                .collect();
+            let (mean, se) = mean_se(&v);
+            ClassNll {
+                class: c,
+                n: v.len(),
+                mean,
+                se,
+            }
+        })
+        .collect()
 }
 
 /// One point uniform in the argmax cell of `tok` (`y`, a uniform point of the orthant, is
@@ -55,26 +101,57 @@ fn cell_draw(y: &mut [f32], tok: usize, lambda: f64) -> f64 {
     cell + (k as f64 - 2.0) * (theta.sin().ln() - phi.sin().ln())
 }
 
-/// The starting points of `data` under `cfg.protocol` and the log-density `log q` of each
-/// sequence's draw: draws in the argmax cells of the tokens, contracted towards the vertices
-/// by [`NllConfig::contract`] ([`Protocol::Dequantized`]), or the one-hot vertices (`log q`
-/// zero).
-pub fn start_points(data: &SequenceDataset, k: usize, cfg: &NllConfig) -> (Vec<f32>, Vec<f64>) {
+/// [`cell_draw`] on the simplex: a `Dir(1)` point `y` moved into the argmax cell of `tok` by
+/// the same swap, then contracted linearly towards the vertex, `e + λ(y − e)`; returns `log q`
+/// with respect to the Lebesgue measure of the simplex: `log(K·(K−1)!) − (K−1)·log λ`.
+fn simplex_cell_draw(y: &mut [f32], tok: usize, lambda: f64) -> f64 {
+    let k = y.len();
+    let top = (0..k).fold(0, |m, j| if y[j] > y[m] { j } else { m });
+    y.swap(top, tok);
+    for (j, v) in y.iter_mut().enumerate() {
+        let e = (j == tok) as u8 as f64;
+        *v = (e + lambda * (*v as f64 - e)) as f32;
+    }
+    (k as f64).ln() + log_dirichlet1(k) - (k as f64 - 1.0) * lambda.ln()
+}
+
+/// The starting points of `data` for a model of method `geometry` under `cfg.protocol` and
+/// the log-density `log q` of each sequence's draw: draws in the argmax cells of the tokens,
+/// contracted towards the vertices by [`NllConfig::contract`] ([`Protocol::Dequantized`]), or
+/// the one-hot vertices (`log q` zero; for Dirichlet FM the vertices moved by `ε` towards the
+/// simplex's centre, see the [module docs](super)).
+pub fn start_points(
+    data: &SequenceDataset,
+    k: usize,
+    geometry: Geometry,
+    cfg: &NllConfig,
+) -> (Vec<f32>, Vec<f64>) {
     let rows = data.tokens.len();
     match cfg.protocol {
         Protocol::Vertex => {
-            let mut x = vec![0.0; rows * k];
+            let inset = if geometry == Geometry::Dirichlet {
+                cfg.eps
+            } else {
+                0.0
+            };
+            let mut x = vec![(inset / k as f64) as f32; rows * k];
             for (r, &tok) in data.tokens.iter().enumerate() {
-                x[r * k + tok as usize] = 1.0;
+                x[r * k + tok as usize] += (1.0 - inset) as f32;
             }
             (x, vec![0.0; data.n])
         }
         Protocol::Dequantized => {
-            let mut x = rng::cpu::sphere_prior(cfg.seed, 0, STREAM_DEQUANT, rows, k);
+            let sphere = geometry == Geometry::Sphere;
+            let mut x = if sphere {
+                rng::cpu::sphere_prior(cfg.seed, 0, STREAM_DEQUANT, rows, k)
+            } else {
+                rng::cpu::dirichlet1(cfg.seed, 0, STREAM_DEQUANT, rows, k)
+            };
+            let draw = if sphere { cell_draw } else { simplex_cell_draw };
             let per_row: Vec<f64> = x
                 .chunks_mut(k)
                 .zip(&data.tokens)
-                .map(|(row, &tok)| cell_draw(row, tok as usize, cfg.contract))
+                .map(|(row, &tok)| draw(row, tok as usize, cfg.contract))
                 .collect();
             let log_q = per_row.chunks(data.len).map(|r| r.iter().sum()).collect();
             (x, log_q)
@@ -82,14 +159,70 @@ pub fn start_points(data: &SequenceDataset, k: usize, cfg: &NllConfig) -> (Vec<f
     }
 }
 
-/// The negative log-likelihood of every sequence of `data` under `model` (see [`Protocol`]).
+/// The class each sequence is scored under: the data's labels, or one class for all.
+fn labels_for(
+    model: &FlowModel,
+    data: &SequenceDataset,
+    class: Option<u32>,
+) -> Result<Option<Vec<u32>>> {
+    let cond = model.config.cond;
+    if cond.classes == 0 {
+        return match class {
+            Some(_) => cond.check_class(class).map(|_| None),
+            None => Ok(None),
+        };
+    }
+    if let Some(c) = class {
+        cond.check_class(Some(c))?;
+        return Ok(Some(vec![c; data.n]));
+    }
+    let labels = data.labels.as_ref().ok_or_else(|| {
+        Error::InvalidArgument(
+            "the model is class-conditional: the likelihood of a sequence is given its class, \
+             and the data have no labels (class=C in every FASTA header, --labels FILE, or a \
+             dna: source; or score every sequence under one --class)"
+                .into(),
+        )
+    })?;
+    if labels.classes > cond.classes {
+        if let Some((i, &c)) = labels
+            .ids
+            .iter()
+            .enumerate()
+            .find(|(_, &c)| c as usize >= cond.classes)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "sequence {i} has class {c}, but the model has {} classes (0..{})",
+                cond.classes, cond.classes
+            )));
+        }
+    }
+    Ok(Some(labels.ids.clone()))
+}
+
+/// The negative log-likelihood of every sequence of `data` under `model` (see [`Protocol`]);
+/// a class-conditional model scores each sequence given its label in `data`.
 pub fn sequence_nll(
     device: Device,
     model: &FlowModel,
     data: &SequenceDataset,
     cfg: &NllConfig,
 ) -> Result<SequenceNll> {
+    sequence_nll_given(device, model, data, None, cfg)
+}
+
+/// [`sequence_nll`] with every sequence scored under `class` (`None`: the data's labels for a
+/// class-conditional model). Errors on a class or label outside the model's classes, and on a
+/// conditional model without labels or class.
+pub fn sequence_nll_given(
+    device: Device,
+    model: &FlowModel,
+    data: &SequenceDataset,
+    class: Option<u32>,
+    cfg: &NllConfig,
+) -> Result<SequenceNll> {
     check(model, cfg)?;
+    let labels = labels_for(model, data, class)?;
     let (l, k) = (model.config.mlp.seq_len, model.config.mlp.categories);
     if data.len != l || data.vocab > k {
         return Err(Error::Shape(format!(
@@ -98,12 +231,9 @@ pub fn sequence_nll(
             data.len, data.vocab
         )));
     }
-    let (x, log_q) = start_points(data, k, cfg);
-    let t1 = match cfg.protocol {
-        Protocol::Dequantized => 1.0,
-        Protocol::Vertex => (1.0 - cfg.eps) as f32,
-    };
-    let d = log_density(device, model, &x, t1, cfg)?;
+    let (x, log_q) = start_points(data, k, model.config.geometry, cfg);
+    let t1 = t_end(model, cfg, cfg.protocol);
+    let d = log_density_labelled(device, model, &x, labels.as_deref(), t1, cfg)?;
     Ok(SequenceNll {
         nats: log_q.iter().zip(&d.log_p).map(|(q, lp)| q - lp).collect(),
         len: l,
