@@ -7,8 +7,8 @@ use fisherflow::gpu::ContextOptions;
 use fisherflow::plot::line_chart_svg;
 use fisherflow::tensornet::{
     chains_on_gpu, compare as run_compare, learn as run_learn, BetaResult, CompareOptions,
-    Estimate, FredkinWeight, IsingLattice, IsingModel, MpsModel, ProposalKind, RoundReport,
-    TableWeight,
+    Estimate, FredkinWeight, GpuChains, IsingLattice, IsingModel, MpsModel, ProposalKind,
+    RoundReport, TableWeight,
 };
 use fisherflow::{Error, Result};
 use serde_json::json;
@@ -234,6 +234,10 @@ pub(crate) fn learn(opts: &ContextOptions, a: LearnArgs) -> Result<()> {
     let exact = exact_observables(&t)?;
     let gpu = a.common.dev.choose(opts)?.context;
     let tgt = t.as_dyn();
+    if let Some(ctx) = &gpu {
+        GpuChains::check_size(ctx, a.common.chains, tgt.n_sites())
+            .map_err(|e| Error::Limit(format!("--chains {}: {e}", a.common.chains)))?;
+    }
     let names = tgt.observable_names();
     println!(
         "tn learn: {} target, N = {}, model chi = {} ({} free parameters), {} chains, {} proposals, chains on {}",
@@ -391,6 +395,10 @@ pub(crate) fn compare(opts: &ContextOptions, a: CompareArgs) -> Result<()> {
     };
     co.validate()?;
     let gpu = a.common.dev.choose(opts)?.context;
+    if let Some(ctx) = &gpu {
+        GpuChains::check_size(ctx, a.common.chains, a.l.saturating_mul(a.l))
+            .map_err(|e| Error::Limit(format!("--chains {}: {e}", a.common.chains)))?;
+    }
     let where_ = gpu.as_ref().map_or("the CPU (1 thread)".to_string(), |c| {
         format!("{} (Metropolis and connected on the CPU)", c.describe())
     });

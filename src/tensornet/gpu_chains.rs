@@ -161,14 +161,7 @@ impl<'c> GpuChains<'c> {
                 "more than 2^32 steps in one GPU chain run".into(),
             ));
         }
-        let bytes = (b as u64).saturating_mul(n as u64).saturating_mul(4);
-        if bytes > ctx.max_binding() || b > u32::MAX as usize / 64 {
-            return Err(Error::Limit(format!(
-                "{b} chains of {n} sites need {bytes} bytes of states; one storage binding \
-                 holds {}",
-                ctx.max_binding()
-            )));
-        }
+        Self::check_size(ctx, b, n)?;
         let mps = GpuMps::new(ctx, model)?;
         let data: Vec<u32> = chains.states.iter().map(|&v| v as u32).collect();
         let states = GpuTensor::from_slice(ctx, &data, &[b, n])?;
@@ -247,6 +240,22 @@ impl<'c> GpuChains<'c> {
             step,
             _work: (mps, prop, pw, plq),
         })
+    }
+
+    /// Refuse `chains` chains of `n_sites` sites whose states do not fit one storage binding
+    /// of `ctx` (to check flags before any work).
+    pub fn check_size(ctx: &GpuContext, chains: usize, n_sites: usize) -> Result<()> {
+        let bytes = (chains as u64)
+            .saturating_mul(n_sites as u64)
+            .saturating_mul(4);
+        if bytes > ctx.max_binding() || chains > u32::MAX as usize / 64 {
+            return Err(Error::Limit(format!(
+                "{chains} chains of {n_sites} sites need {bytes} bytes of states on the GPU; one \
+                 storage binding holds {}",
+                ctx.max_binding()
+            )));
+        }
+        Ok(())
     }
 
     fn advance(&self, rec: &mut Recorder, recorded: bool) -> Result<()> {
