@@ -4,7 +4,7 @@
 // (two halves of 1536 floats, batch * chi_max <= 1536). Per site k:
 //   1. lane b < batch forms w[s] = l_b . M_k[s] (M_k = A_k R_k, precomputed), then either draws
 //      s from a Philox4x32-10 uniform (lib/philox.wgsl) keyed by seed with counter (global sample
-//      index, site, stream) (mode 0), or
+//      index low word, site, stream, high word) (mode 0), or
 //      reads the given s (mode 1), and adds log(w[s] / sum w) to its log-probability;
 //   2. the batch * chi_r entries l'_b[j] = sum_i l_b[i] A_k[i, s_b, j] / w[s_b] are spread over
 //      the lanes (consecutive lanes -> consecutive j -> contiguous reads of A_k).
@@ -18,10 +18,10 @@ struct TnParams {
     seed: u32,
     stream: u32,
     mode: u32,       // 0: sample, 1: log-probability of given samples
-    first: u32,      // global index of this dispatch's first sample (for the random stream)
+    first: u32,      // low word of the global index of this dispatch's first sample
     chi_max: u32,
-    _p0: u32,
-    _p1: u32,
+    first_hi: u32,   // its high word
+    stride: u32,     // the index advances by ctr[0] * stride (replayed Monte Carlo steps)
     _p2: u32,
 }
 
@@ -30,6 +30,7 @@ struct TnParams {
 @group(0) @binding(2) var<storage, read> sites: array<vec4<u32>>;  // offA, offM, dl, dr
 @group(0) @binding(3) var<storage, read_write> samples: array<u32>;
 @group(0) @binding(4) var<storage, read_write> logp: array<f32>;
+@group(0) @binding(5) var<storage, read> ctr: array<u32>;  // [step, ...] of a chain recording
 
 const LANES: u32 = 64u;   // invocations per workgroup
 const HALF: u32 = 1536u;
@@ -59,8 +60,14 @@ fn clip(bits_in: u32, start: u32, lo: u32, hi: u32) -> u32 {
     return bits;
 }
 
-fn uniform01(sample: u32, site: u32) -> f32 {
-    return to_unit(philox(vec4<u32>(sample, site, params.stream, 0u), vec2<u32>(params.seed, 0u)).x);
+// The uniform of sample `gidx` of this dispatch at `site`: its 64-bit global index is
+// first + ctr[0] * stride + gidx.
+fn uniform01(gidx: u32, site: u32) -> f32 {
+    let m = mulhilo(ctr[0], params.stride);
+    let a = m.y + params.first;
+    let b = a + gidx;
+    let hi = m.x + params.first_hi + select(0u, 1u, a < m.y) + select(0u, 1u, b < a);
+    return to_unit(philox(vec4<u32>(b, site, params.stream, hi), vec2<u32>(params.seed, 0u)).x);
 }
 
 // The state of site k for sample gidx: drawn by inverse CDF from the weights w of its d states
@@ -69,7 +76,7 @@ fn choose_state(w: array<f32, 4>, total: f32, d: u32, gidx: u32, k: u32, n: u32)
     if (params.mode != 0u) {
         return min(samples[gidx * n + k], d - 1u);
     }
-    let r = uniform01(params.first + gidx, k) * total;
+    let r = uniform01(gidx, k) * total;
     var s_pick = 0u;
     var cum = 0.0;
     var found = false;

@@ -9,11 +9,23 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn learn_on_the_4x4_cylinder_from_energies_matches_the_exact_values() {
+    learn_4x4("--cpu");
+    // Every Metropolis–Hastings step on the GPU adapter.
+    let o = learn_4x4("--gpu");
+    assert!(
+        text(&o).contains("every Metropolis–Hastings step"),
+        "{}",
+        text(&o)
+    );
+}
+
+fn learn_4x4(device: &str) -> std::process::Output {
     let d = tmpdir("tn-learn");
     let json = d.join("learn.json");
     let o = run(&[
         "tn",
         "learn",
+        device,
         "--lx",
         "4",
         "--ly",
@@ -71,6 +83,7 @@ fn learn_on_the_4x4_cylinder_from_energies_matches_the_exact_values() {
     ]);
     assert!(!again.status.success() && text(&again).contains("--force"));
     let _ = std::fs::remove_dir_all(&d);
+    o
 }
 
 #[test]

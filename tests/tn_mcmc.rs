@@ -342,8 +342,8 @@ fn gpu_proposals_match_the_cpu_path() {
     let model = ising_2d(&lat, 0.8 * BETA_C).unwrap();
     let cpu = IndependentProposer::new(&model, None, 42).unwrap();
     let gpu_p = IndependentProposer::new(&model, Some(ctx), 42).unwrap();
-    let (xc, lc) = cpu.draw_block(3, 2000).unwrap();
-    let (xg, lg) = gpu_p.draw_block(3, 2000).unwrap();
+    let (xc, lc) = cpu.draw_steps(3, 20, 100).unwrap();
+    let (xg, lg) = gpu_p.draw_steps(3, 20, 100).unwrap();
     let differ = xc
         .chunks(16)
         .zip(xg.chunks(16))

@@ -218,6 +218,7 @@ pub fn families() -> Vec<(&'static str, Family)> {
         ("flow", flow::run),
         ("sdflow", sdflow::run),
         ("tensornet", tensornet::run),
+        ("tn-mcmc", tensornet::mcmc),
     ]
 }
 

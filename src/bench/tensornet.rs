@@ -1,10 +1,16 @@
 //! Exact MPS sampling throughput: the GPU perfect sampler against the CPU reference sampler
-//! (f64, one thread) on the same random MPS in the same run.
+//! (f64, one thread) on the same random MPS in the same run; and Metropolis–Hastings chains
+//! with MPS proposals, all on the GPU ([`GpuChains`]) against the CPU path ([`mh_step`]).
+
+use std::time::Instant;
 
 use crate::bench::{time_cpu, time_recording, Measurement};
 use crate::error::Result;
 use crate::gpu::GpuContext;
-use crate::tensornet::{random_mps, Environments, GpuMps};
+use crate::tensornet::{
+    mh_step, random_mps, Boundary, Chains, CpuAccept, Environments, GpuChains, GpuMps,
+    IndependentProposer, IsingLattice, IsingModel, Proposer, RunOptions,
+};
 
 /// Samples per second at `N` sites and bond dimension `χ` (random non-negative MPS, `d = 2`),
 /// GPU vs CPU. `quick` runs a reduced grid.
@@ -50,6 +56,74 @@ pub fn run(ctx: &GpuContext, quick: bool) -> Result<Vec<Measurement>> {
             cpu_rate,
             &device,
             t.timer(),
+        ));
+    }
+    Ok(out)
+}
+
+/// Metropolis–Hastings on the 16 × 16 Ising cylinder at β = 0.44 with disconnected proposals
+/// from a random χ = 16 MPS: proposals (chain steps) per second and batched steps per second
+/// over the number of chains, every step on the GPU against the CPU path (f64, one thread) on
+/// the same chains and random numbers. `quick` skips 4096 chains.
+pub fn mcmc(ctx: &GpuContext, quick: bool) -> Result<Vec<Measurement>> {
+    let lat = IsingLattice::new(16, 16, Boundary::Cylinder)?;
+    let target = IsingModel::new(lat, 0.44)?;
+    let model = random_mps(256, 2, 16, 7)?;
+    let device = ctx.describe();
+    let mut out = Vec::new();
+    let sizes: &[usize] = if quick { &[16, 256] } else { &[16, 256, 4096] };
+    for &b in sizes {
+        let opts = RunOptions {
+            burn_in: 0,
+            steps: 1,
+            seed: 1,
+            local_sweeps: 0,
+            keep_every: 0,
+        };
+        let chains = Chains::new(&target, vec![0; 256 * b])?;
+        let mut g = GpuChains::new(ctx, &target, &model, &chains, &opts)?;
+        let steps = (8192 / b).clamp(4, 64);
+        g.run_steps(1)?;
+        ctx.wait()?;
+        let mut best = f64::INFINITY;
+        for _ in 0..if quick { 1 } else { 2 } {
+            let t0 = Instant::now();
+            g.run_steps(steps)?;
+            ctx.wait()?;
+            best = best.min(t0.elapsed().as_secs_f64() / steps as f64);
+        }
+        let mut cpu = chains.clone();
+        let mut prop = IndependentProposer::new(&model, None, opts.seed)?;
+        cpu.log_q = prop.log_q(&cpu.states)?;
+        let cpu_steps = (1024 / b).clamp(1, 16);
+        let mut step = 0u64;
+        let cpu_s = time_cpu(1, || {
+            for _ in 0..cpu_steps {
+                let _ = mh_step(&target, &mut prop, &mut cpu, step, 1, 0, &CpuAccept);
+                step += 1;
+            }
+        }) / cpu_steps as f64;
+        let name = format!("MH 16x16 chi=16, {b} chains");
+        let base = "CPU path, f64, 1 thread";
+        out.push(Measurement::new(
+            "tn-mcmc",
+            &name,
+            b as f64 / best,
+            "proposals/s",
+            base,
+            b as f64 / cpu_s,
+            &device,
+            "wall-clock",
+        ));
+        out.push(Measurement::new(
+            "tn-mcmc",
+            &name,
+            1.0 / best,
+            "MH steps/s",
+            base,
+            1.0 / cpu_s,
+            &device,
+            "wall-clock",
         ));
     }
     Ok(out)

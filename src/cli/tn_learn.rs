@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use fisherflow::gpu::ContextOptions;
 use fisherflow::plot::line_chart_svg;
 use fisherflow::tensornet::{
-    compare as run_compare, learn as run_learn, BetaResult, CompareOptions, Estimate,
-    FredkinWeight, IsingLattice, IsingModel, MpsModel, ProposalKind, RoundReport, TableWeight,
+    chains_on_gpu, compare as run_compare, learn as run_learn, BetaResult, CompareOptions,
+    Estimate, FredkinWeight, GpuChains, IsingLattice, IsingModel, MpsModel, ProposalKind,
+    RoundReport, TableWeight,
 };
 use fisherflow::{Error, Result};
 use serde_json::json;
@@ -51,7 +52,9 @@ pub(crate) struct LearnCommon {
     /// Random seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Where disconnected proposals are drawn (the accept step runs on the CPU).
+    /// Where the chains run. On a GPU, disconnected chains on Ising and Fredkin targets run
+    /// whole there (proposals, energies, accept, local sweeps); a table target draws its
+    /// proposals there and accepts on the CPU; connected proposals run on the CPU.
     #[command(flatten)]
     pub dev: DeviceArgs,
     /// Replace existing output files.
@@ -231,9 +234,13 @@ pub(crate) fn learn(opts: &ContextOptions, a: LearnArgs) -> Result<()> {
     let exact = exact_observables(&t)?;
     let gpu = a.common.dev.choose(opts)?.context;
     let tgt = t.as_dyn();
+    if let Some(ctx) = &gpu {
+        GpuChains::check_size(ctx, a.common.chains, tgt.n_sites())
+            .map_err(|e| Error::Limit(format!("--chains {}: {e}", a.common.chains)))?;
+    }
     let names = tgt.observable_names();
     println!(
-        "tn learn: {} target, N = {}, model chi = {} ({} free parameters), {} chains, {} proposals, proposals on {}",
+        "tn learn: {} target, N = {}, model chi = {} ({} free parameters), {} chains, {} proposals, chains on {}",
         a.target,
         tgt.n_sites(),
         model.chi_max(),
@@ -241,7 +248,12 @@ pub(crate) fn learn(opts: &ContextOptions, a: LearnArgs) -> Result<()> {
         a.common.chains,
         a.proposal,
         match (&gpu, kind) {
-            (Some(c), ProposalKind::Disconnected) => c.describe(),
+            (Some(c), ProposalKind::Disconnected) if chains_on_gpu(tgt) =>
+                format!("{} (every Metropolis–Hastings step)", c.describe()),
+            (Some(c), ProposalKind::Disconnected) => format!(
+                "the CPU, proposals drawn on {} (a table target has no GPU form)",
+                c.describe()
+            ),
             (Some(_), _) => "the CPU (connected proposals have no GPU path)".to_string(),
             (None, _) => "the CPU".to_string(),
         }
@@ -383,14 +395,16 @@ pub(crate) fn compare(opts: &ContextOptions, a: CompareArgs) -> Result<()> {
     };
     co.validate()?;
     let gpu = a.common.dev.choose(opts)?.context;
+    if let Some(ctx) = &gpu {
+        GpuChains::check_size(ctx, a.common.chains, a.l.saturating_mul(a.l))
+            .map_err(|e| Error::Limit(format!("--chains {}: {e}", a.common.chains)))?;
+    }
+    let where_ = gpu.as_ref().map_or("the CPU (1 thread)".to_string(), |c| {
+        format!("{} (Metropolis and connected on the CPU)", c.describe())
+    });
     println!(
-        "tn compare: {0}x{0} {1}, chi = {2}, {3} chains; proposals on {4}",
-        a.l,
-        a.boundary,
-        a.common.chi,
-        a.common.chains,
-        gpu.as_ref()
-            .map_or("the CPU (1 thread)".to_string(), |c| c.describe())
+        "tn compare: {0}x{0} {1}, chi = {2}, {3} chains; disconnected chains on {where_}",
+        a.l, a.boundary, a.common.chi, a.common.chains,
     );
     println!("| β | method | acceptance | τ_E | τ_\\|m\\| | ESS/s E | ESS/s \\|m\\| | ⟨E⟩/N | ⟨\\|m\\|⟩ | reference E/N, \\|m\\| | learn s |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
@@ -445,8 +459,14 @@ pub(crate) fn compare(opts: &ContextOptions, a: CompareArgs) -> Result<()> {
         }
         let svg = line_chart_svg(
             &format!(
-                "Effective samples/s on {0}x{0} Ising (chi = {1}, 1 CPU thread)",
-                a.l, a.common.chi
+                "Effective samples/s on {0}x{0} Ising (chi = {1}, {2})",
+                a.l,
+                a.common.chi,
+                if gpu.is_some() {
+                    "disconnected on the GPU"
+                } else {
+                    "1 CPU thread"
+                }
             ),
             "beta",
             "effective samples per second",

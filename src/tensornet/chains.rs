@@ -4,12 +4,15 @@
 //!
 //! A step of [`run_mh`] is: one proposal per chain ([`Proposer`]), the target's log-weight of
 //! each proposal, then the batched accept step ([`AcceptStep`]) on arrays only — current and
-//! proposed `log π̃`, `log Pθ` and a keyed uniform per chain. [`CpuAccept`] is the reference;
-//! a GPU implementation of the same trait can replace it without touching the rest.
+//! proposed `log π̃`, `log Pθ` and a keyed uniform per chain. [`CpuAccept`] is the reference.
+//! Every random number of a step is counter-based (Philox keyed by the seed and the step), so
+//! [`mh_step`] can replay any step from any state and the GPU chains ([`super::GpuChains`],
+//! all of a step on the device) draw the same numbers.
 
 use std::time::Instant;
 
-use super::proposal::{derive_key, keyed_uniform, Proposals, Proposer};
+use super::proposal::{derive_key, Proposals, Proposer};
+use super::rng::{open_uniform, second_word};
 use super::target::LogWeight;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
@@ -163,7 +166,7 @@ pub struct ChainTrace {
 }
 
 impl ChainTrace {
-    fn new(chains: usize, steps: usize) -> Self {
+    pub(crate) fn new(chains: usize, steps: usize) -> Self {
         Self {
             chains,
             steps,
@@ -196,27 +199,77 @@ impl ChainTrace {
 }
 
 const TAG_ACCEPT: u32 = 11;
+const TAG_LOCAL: u32 = 12;
+
+/// The random numbers of a local sweep: a uniform in `(0, 1]` for the accept test of site `k`
+/// of chain `c`, and the new state when `d > 2`.
+trait SiteDraws {
+    fn uniform(&mut self, c: usize, k: usize) -> f64;
+    /// A uniformly chosen state of `0..d` other than `x`.
+    fn other(&mut self, c: usize, k: usize, x: u8, d: usize) -> u8;
+}
+
+/// Sequential per-chain streams ([`run_local`]).
+struct ChainRngs(Vec<Rng>);
+
+impl SiteDraws for ChainRngs {
+    fn uniform(&mut self, c: usize, _k: usize) -> f64 {
+        self.0[c].uniform()
+    }
+    fn other(&mut self, c: usize, _k: usize, x: u8, d: usize) -> u8 {
+        let r = self.0[c].below(d as u64 - 1) as u8;
+        if r >= x {
+            r + 1
+        } else {
+            r
+        }
+    }
+}
+
+/// Counter-based draws ([`mh_step`], and the GPU chains): Philox with counter
+/// `(chain, site, step, sweep)` under the run's local-move key.
+struct KeyedDraws {
+    key: u32,
+    step: u32,
+    sweep: u32,
+}
+
+impl KeyedDraws {
+    fn ctr(&self, c: usize, k: usize) -> [u32; 4] {
+        [c as u32, k as u32, self.step, self.sweep]
+    }
+}
+
+impl SiteDraws for KeyedDraws {
+    fn uniform(&mut self, c: usize, k: usize) -> f64 {
+        open_uniform(self.key, self.ctr(c, k))
+    }
+    fn other(&mut self, c: usize, k: usize, x: u8, d: usize) -> u8 {
+        let w = second_word(self.key, self.ctr(c, k)) as u64;
+        let r = ((w * (d as u64 - 1)) >> 32) as u8;
+        if r >= x {
+            r + 1
+        } else {
+            r
+        }
+    }
+}
 
 /// One local Metropolis sweep over every site of every chain: site `k` proposes a uniformly
-/// chosen other state; `log_pi` is updated.
-fn local_sweep(target: &dyn LogWeight, chains: &mut Chains, rngs: &mut [Rng]) -> usize {
+/// chosen other state (the flipped one for `d = 2`); `log_pi` is updated.
+fn local_sweep(target: &dyn LogWeight, chains: &mut Chains, draws: &mut dyn SiteDraws) -> usize {
     let (n, d) = (chains.n, target.d());
     let mut accepted = 0;
-    for (c, g) in rngs.iter_mut().enumerate() {
+    for c in 0..chains.len() {
         let x = &mut chains.states[c * n..(c + 1) * n];
         for k in 0..n {
             let s = if d == 2 {
                 1 - x[k]
             } else {
-                let r = g.below(d as u64 - 1) as u8;
-                if r >= x[k] {
-                    r + 1
-                } else {
-                    r
-                }
+                draws.other(c, k, x[k], d)
             };
             let delta = target.log_weight_change(x, k, s);
-            if delta >= 0.0 || g.uniform() < delta.exp() {
+            if delta >= 0.0 || draws.uniform(c, k) < delta.exp() {
                 x[k] = s;
                 chains.log_pi[c] += delta;
                 accepted += 1;
@@ -226,11 +279,11 @@ fn local_sweep(target: &dyn LogWeight, chains: &mut Chains, rngs: &mut [Rng]) ->
     accepted
 }
 
-fn chain_rngs(seed: u64, chains: usize) -> Vec<Rng> {
-    (0..chains).map(|c| Rng::fork(seed, c as u64)).collect()
+fn chain_rngs(seed: u64, chains: usize) -> ChainRngs {
+    ChainRngs((0..chains).map(|c| Rng::fork(seed, c as u64)).collect())
 }
 
-fn check_run(target: &dyn LogWeight, chains: &Chains, opts: &RunOptions) -> Result<()> {
+pub(crate) fn check_run(target: &dyn LogWeight, chains: &Chains, opts: &RunOptions) -> Result<()> {
     if chains.n != target.n_sites() {
         return Err(Error::Shape(format!(
             "chains of {} sites for a target of {}",
@@ -269,9 +322,58 @@ pub fn check_run_size(
     Ok(())
 }
 
+/// The Philox keys of a run seeded `seed`: the accept uniforms (counter `(step, chain, 0, 0)`)
+/// and the local moves (counter `(chain, site, step, sweep)`).
+pub(crate) fn run_keys(seed: u64) -> (u32, u32) {
+    (derive_key(seed, TAG_ACCEPT), derive_key(seed, TAG_LOCAL))
+}
+
+/// Step `step` of [`run_mh`] with seed `seed`: one proposal per chain, the accept step, then
+/// `local_sweeps` local sweeps (after which `log_q` and `log_pi` are recomputed). Returns the
+/// number of accepted proposals. Every random number is keyed by `(seed, step)`, so a step can
+/// be replayed from any state — the GPU chains ([`super::GpuChains`]) draw the same numbers.
+pub fn mh_step(
+    target: &dyn LogWeight,
+    proposer: &mut dyn Proposer,
+    chains: &mut Chains,
+    step: u64,
+    seed: u64,
+    local_sweeps: usize,
+    accept: &dyn AcceptStep,
+) -> Result<usize> {
+    let (b, n) = (chains.len(), chains.n);
+    let (accept_key, local_key) = run_keys(seed);
+    let mut props = Proposals::default();
+    proposer.propose(&chains.states, step, &mut props)?;
+    let prop_pi: Vec<f64> = props
+        .states
+        .chunks(n)
+        .map(|x| target.log_weight(x))
+        .collect();
+    let uniforms: Vec<f64> = (0..b)
+        .map(|c| open_uniform(accept_key, [step as u32, c as u32, 0, 0]))
+        .collect();
+    let acc = accept.accept(chains, &props, &prop_pi, &uniforms)?;
+    if local_sweeps > 0 {
+        for sweep in 0..local_sweeps {
+            let mut draws = KeyedDraws {
+                key: local_key,
+                step: step as u32,
+                sweep: sweep as u32,
+            };
+            local_sweep(target, chains, &mut draws);
+        }
+        chains.log_q = proposer.log_q(&chains.states)?;
+        for (lp, x) in chains.log_pi.iter_mut().zip(chains.states.chunks(n)) {
+            *lp = target.log_weight(x);
+        }
+    }
+    Ok(acc)
+}
+
 /// Metropolis–Hastings with proposals from `proposer` (plus `opts.local_sweeps` local sweeps
-/// per step), `opts.burn_in` unrecorded then `opts.steps` recorded steps; each chain records
-/// the target's observables after every step.
+/// per step), `opts.burn_in` unrecorded then `opts.steps` recorded steps ([`mh_step`]); each
+/// chain records the target's observables after every step.
 pub fn run_mh(
     target: &dyn LogWeight,
     proposer: &mut dyn Proposer,
@@ -280,34 +382,23 @@ pub fn run_mh(
     accept: &dyn AcceptStep,
 ) -> Result<ChainTrace> {
     check_run(target, chains, opts)?;
-    let (b, n) = (chains.len(), chains.n);
+    let b = chains.len();
     chains.log_q = proposer.log_q(&chains.states)?;
-    let key = derive_key(opts.seed, TAG_ACCEPT);
-    let mut rngs = chain_rngs(opts.seed, b);
-    let mut props = Proposals::default();
-    let mut prop_pi = vec![0.0; b];
-    let mut uniforms = vec![0.0; b];
     let mut trace = ChainTrace::new(b, opts.steps);
     let mut t0 = Instant::now();
     for step in 0..opts.burn_in + opts.steps {
         if step == opts.burn_in {
             t0 = Instant::now();
         }
-        proposer.propose(&chains.states, step as u64, &mut props)?;
-        for (c, x) in props.states.chunks(n).enumerate() {
-            prop_pi[c] = target.log_weight(x);
-            uniforms[c] = keyed_uniform(key, step as u32, c as u32);
-        }
-        let acc = accept.accept(chains, &props, &prop_pi, &uniforms)?;
-        if opts.local_sweeps > 0 {
-            for _ in 0..opts.local_sweeps {
-                local_sweep(target, chains, &mut rngs);
-            }
-            chains.log_q = proposer.log_q(&chains.states)?;
-            for (lp, x) in chains.log_pi.iter_mut().zip(chains.states.chunks(n)) {
-                *lp = target.log_weight(x);
-            }
-        }
+        let acc = mh_step(
+            target,
+            proposer,
+            chains,
+            step as u64,
+            opts.seed,
+            opts.local_sweeps,
+            accept,
+        )?;
         if step >= opts.burn_in {
             trace.proposed += b;
             trace.accepted += acc;

@@ -12,9 +12,9 @@ use std::time::Instant;
 
 use super::chains::{check_run_size, run_local, run_mh, ChainTrace, Chains, CpuAccept, RunOptions};
 use super::fit::MpsModel;
-use super::learn::{summarise, LearnOptions, Learner, RoundReport};
+use super::learn::{run_disconnected, summarise, LearnOptions, Learner, RoundReport};
 use super::models::{enumerate_ising, ising_transfer, Boundary, IsingExact, IsingLattice};
-use super::proposal::{ConnectedProposer, IndependentProposer};
+use super::proposal::ConnectedProposer;
 use super::stats::Estimate;
 use super::target::{onsager_energy, onsager_magnetisation, IsingModel};
 use crate::error::{Error, Result};
@@ -200,14 +200,7 @@ pub fn compare(
         let model_nll = -lq.iter().sum::<f64>() / lq.len().max(1) as f64;
         methods.push(method("metropolis", &tr));
         let mut chains = Chains::new(&target, start.clone())?;
-        let mut prop = IndependentProposer::new(&mps, gpu, lo.seed ^ 2)?;
-        let tr = run_mh(
-            &target,
-            &mut prop,
-            &mut chains,
-            &run(opts.tn_steps, 2),
-            &CpuAccept,
-        )?;
+        let tr = run_disconnected(&target, &mps, gpu, &mut chains, &run(opts.tn_steps, 2))?;
         methods.push(method("disconnected", &tr));
         let mut chains = Chains::new(&target, start.clone())?;
         let mut prop = ConnectedProposer::new(&mps, opts.connected_t, lo.seed ^ 3)?;

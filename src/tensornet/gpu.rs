@@ -15,9 +15,9 @@ pub static SHADER: ShaderDef = ShaderDef::new(
         include_str!("../../shaders/tensornet.wgsl"),
     ],
 )
-.slots(&["tens", "sites", "samples", "logp"]);
+.slots(&["tens", "sites", "samples", "logp", "ctr"]);
 
-const BINDINGS: &[&str] = &["tens", "sites", "samples", "logp"];
+const BINDINGS: &[&str] = &["tens", "sites", "samples", "logp", "ctr"];
 /// A workgroup of 64 lanes per batch of samples (bonds above 64).
 pub static RUN: KernelDef = KernelDef::new(&SHADER, "run", BINDINGS)
     .params::<TnParams>()
@@ -27,9 +27,11 @@ pub static RUN_SMALL: KernelDef = KernelDef::new(&SHADER, "run_small", BINDINGS)
     .params::<TnParams>()
     .workgroup(64);
 
-/// Every kernel of the family.
+/// Every kernel of the family: the sampler and the chain kernels.
 pub fn kernels() -> Vec<&'static KernelDef> {
-    vec![&RUN, &RUN_SMALL]
+    let mut k = vec![&RUN, &RUN_SMALL];
+    k.extend(super::gpu_chains::kernels());
+    k
 }
 
 /// Workgroup memory per half (floats): `batch · χ_max` must fit.
@@ -58,14 +60,14 @@ crate::gpu_params! {
         pub stream: u32,
         /// 0: sample, 1: log-probabilities of given samples.
         pub mode: u32,
-        /// Global index of the dispatch's first sample.
+        /// Low word of the global index of the dispatch's first sample.
         pub first: u32,
         /// Largest bond dimension.
         pub chi_max: u32,
-        /// Padding.
-        pub _pad0: u32,
-        /// Padding.
-        pub _pad1: u32,
+        /// High word of the first sample's index.
+        pub first_hi: u32,
+        /// The index advances by `ctr[0] · stride` (a step counter on the GPU).
+        pub stride: u32,
         /// Padding.
         pub _pad2: u32,
     }
@@ -82,6 +84,23 @@ pub struct GpuMps {
     chi_max: usize,
     batch: usize,
     log_z: f64,
+    /// A zero step counter for dispatches outside a chain recording.
+    zero: GpuTensor<u32>,
+}
+
+/// What one sampler dispatch does: its random stream and mode.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Draw {
+    /// Global index of the first sample (64-bit).
+    pub first: u64,
+    /// The index advances by `ctr[0] · stride`.
+    pub stride: u32,
+    /// Philox key.
+    pub seed: u32,
+    /// Philox stream.
+    pub stream: u32,
+    /// 0: sample, 1: log-probabilities of given samples.
+    pub mode: u32,
 }
 
 impl std::fmt::Debug for GpuMps {
@@ -164,6 +183,7 @@ impl GpuMps {
             chi_max,
             batch,
             log_z: env.log_z,
+            zero: GpuTensor::zeros(ctx, &[4])?,
         })
     }
 
@@ -185,7 +205,13 @@ impl GpuMps {
         (max / (4 * self.n_sites)).clamp(1, 1 << 22)
     }
 
-    /// Record one dispatch over buffers for `n` samples (mode 0 sample, 1 log-prob).
+    /// Number of states per site.
+    pub fn d(&self) -> usize {
+        self.d
+    }
+
+    /// Record one dispatch over buffers for `n` samples; `ctr` (the zero counter when `None`)
+    /// holds the step that advances the stream by `ctr[0] · draw.stride`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn record(
         &self,
@@ -194,10 +220,8 @@ impl GpuMps {
         samples: &GpuTensor<u32>,
         logp: &GpuTensor<f32>,
         n: usize,
-        first: u32,
-        seed: u32,
-        stream: u32,
-        mode: u32,
+        draw: Draw,
+        ctr: Option<&GpuTensor<u32>>,
     ) -> Result<()> {
         if samples.len() < n * self.n_sites || logp.len() < n {
             return Err(Error::Shape(format!(
@@ -210,11 +234,13 @@ impl GpuMps {
             d: self.d as u32,
             n_samples: n as u32,
             batch: self.batch as u32,
-            seed,
-            stream,
-            mode,
-            first,
+            seed: draw.seed,
+            stream: draw.stream,
+            mode: draw.mode,
+            first: draw.first as u32,
             chi_max: self.chi_max as u32,
+            first_hi: (draw.first >> 32) as u32,
+            stride: draw.stride,
             ..Default::default()
         };
         let args = [
@@ -222,6 +248,7 @@ impl GpuMps {
             (&self.sites).into(),
             samples.into(),
             logp.into(),
+            ctr.unwrap_or(&self.zero).into(),
         ];
         let groups = n.div_ceil(self.batch) as u64;
         self.kernel
@@ -248,30 +275,51 @@ impl GpuMps {
         let samples = GpuTensor::<u32>::zeros(ctx, &[n, self.n_sites])?;
         let logp = GpuTensor::<f32>::zeros(ctx, &[n])?;
         let mut rec = Recorder::new();
-        self.record(ctx, &mut rec, &samples, &logp, n, 0, seed, 0, 0)?;
+        let draw = Draw {
+            seed,
+            ..Default::default()
+        };
+        self.record(ctx, &mut rec, &samples, &logp, n, draw, None)?;
         Ok((rec, samples, logp))
     }
 
     /// Draw `n` exact samples (row-major `[n, N]` states) and their `log P` (f32 precision).
     /// Sample `i` uses the Philox stream `(seed, i)`, the same as [`super::sample_cpu`].
     pub fn sample(&self, ctx: &GpuContext, n: usize, seed: u32) -> Result<(Vec<u8>, Vec<f64>)> {
+        self.sample_from(ctx, 0, n, seed)
+    }
+
+    /// As [`GpuMps::sample`] for the samples of 64-bit indices `first .. first + n`, the same
+    /// as [`super::Environments::sample_scored`].
+    pub fn sample_from(
+        &self,
+        ctx: &GpuContext,
+        first: u64,
+        n: usize,
+        seed: u32,
+    ) -> Result<(Vec<u8>, Vec<f64>)> {
         if n > u32::MAX as usize {
             return Err(Error::Limit("more than 2^32 samples in one call".into()));
         }
         let per = self.rows_per_dispatch(ctx);
         let mut xs = Vec::with_capacity(n * self.n_sites);
         let mut lps = Vec::with_capacity(n);
-        let mut first = 0usize;
-        while first < n {
-            let m = per.min(n - first);
+        let mut done = 0usize;
+        while done < n {
+            let m = per.min(n - done);
             let samples = GpuTensor::<u32>::zeros(ctx, &[m, self.n_sites])?;
             let logp = GpuTensor::<f32>::zeros(ctx, &[m])?;
             let mut rec = Recorder::new();
-            self.record(ctx, &mut rec, &samples, &logp, m, first as u32, seed, 0, 0)?;
+            let draw = Draw {
+                first: first.wrapping_add(done as u64),
+                seed,
+                ..Default::default()
+            };
+            self.record(ctx, &mut rec, &samples, &logp, m, draw, None)?;
             rec.run(ctx)?;
             xs.extend(samples.to_vec(ctx)?.into_iter().map(|v| v as u8));
             lps.extend(logp.to_vec(ctx)?.into_iter().map(to_logp));
-            first += m;
+            done += m;
         }
         Ok((xs, lps))
     }
@@ -304,7 +352,11 @@ impl GpuMps {
             let samples = GpuTensor::<u32>::from_slice(ctx, &data, &[m, len])?;
             let logp = GpuTensor::<f32>::zeros(ctx, &[m])?;
             let mut rec = Recorder::new();
-            self.record(ctx, &mut rec, &samples, &logp, m, 0, 0, 0, 1)?;
+            let draw = Draw {
+                mode: 1,
+                ..Default::default()
+            };
+            self.record(ctx, &mut rec, &samples, &logp, m, draw, None)?;
             rec.run(ctx)?;
             out.extend(logp.to_vec(ctx)?.into_iter().map(to_logp));
             first += m;
@@ -313,7 +365,7 @@ impl GpuMps {
     }
 }
 
-fn to_logp(v: f32) -> f64 {
+pub(crate) fn to_logp(v: f32) -> f64 {
     if v <= DEAD {
         f64::NEG_INFINITY
     } else {

@@ -14,9 +14,8 @@ use std::time::Instant;
 
 use super::chains::{check_run_size, run_mh, ChainTrace, Chains, CpuAccept, RunOptions};
 use super::fit::{FitOptions, FitReport, MpsModel};
-use super::proposal::{
-    derive_key, keyed_uniform, ConnectedProposer, IndependentProposer, Proposer,
-};
+use super::gpu_chains::run_mh_gpu;
+use super::proposal::{derive_key, keyed_uniform, ConnectedProposer, IndependentProposer};
 use super::sampler::Environments;
 use super::stats::{estimate, Estimate};
 use super::target::LogWeight;
@@ -243,7 +242,7 @@ impl<'a> Learner<'a> {
     }
 
     /// Run one round: chains with the current model as proposal, then the fit. With `gpu`,
-    /// disconnected proposals are drawn and scored on the GPU.
+    /// disconnected chains run on the GPU ([`run_disconnected`]).
     pub fn round(&mut self, gpu: Option<&GpuContext>) -> Result<RoundReport> {
         let mps = self.model.mps()?;
         if self.chains.is_none() {
@@ -258,13 +257,14 @@ impl<'a> Learner<'a> {
             local_sweeps: self.opts.local_sweeps,
             keep_every: self.opts.keep_every,
         };
-        let mut proposer: Box<dyn Proposer + '_> = match self.opts.proposal {
-            ProposalKind::Disconnected => Box::new(IndependentProposer::new(&mps, gpu, seed)?),
-            ProposalKind::Connected { t } => Box::new(ConnectedProposer::new(&mps, t, seed)?),
-        };
         let chains = self.chains.as_mut().expect("chains were set above");
-        let trace = run_mh(self.target, proposer.as_mut(), chains, &run, &CpuAccept)?;
-        drop(proposer);
+        let trace = match self.opts.proposal {
+            ProposalKind::Disconnected => run_disconnected(self.target, &mps, gpu, chains, &run)?,
+            ProposalKind::Connected { t } => {
+                let mut p = ConnectedProposer::new(&mps, t, seed)?;
+                run_mh(self.target, &mut p, chains, &run, &CpuAccept)?
+            }
+        };
         let (estimates, ess_per_second) = summarise(&trace);
         let t0 = Instant::now();
         let fit = if self.opts.fit.steps > 0 {
@@ -286,6 +286,32 @@ impl<'a> Learner<'a> {
         };
         self.round += 1;
         Ok(report)
+    }
+}
+
+/// Whether [`run_disconnected`] runs whole chains on the GPU for `target` (given a GPU): for
+/// targets with an [`EnergyForm`](super::EnergyForm), not for a table.
+pub fn chains_on_gpu(target: &dyn LogWeight) -> bool {
+    target.energy_form().is_some()
+}
+
+/// Metropolis–Hastings with disconnected proposals from `mps` (seeded `run.seed`): with `gpu`
+/// and a target of [`chains_on_gpu`], every step on the GPU ([`run_mh_gpu`]); with `gpu` and a
+/// table target, proposals drawn on the GPU and accepted on the CPU; else all on the CPU. The
+/// three draw the same random numbers.
+pub fn run_disconnected(
+    target: &dyn LogWeight,
+    mps: &Mps,
+    gpu: Option<&GpuContext>,
+    chains: &mut Chains,
+    run: &RunOptions,
+) -> Result<ChainTrace> {
+    match gpu {
+        Some(ctx) if chains_on_gpu(target) => run_mh_gpu(ctx, target, mps, chains, run),
+        _ => {
+            let mut p = IndependentProposer::new(mps, gpu, run.seed)?;
+            run_mh(target, &mut p, chains, run, &CpuAccept)
+        }
     }
 }
 

@@ -13,7 +13,9 @@
 //! model `Pθ`, on the GPU when a context is given) or connected ([`ConnectedProposer`]: flip
 //! noise, then exact denoising) proposals, both accepted with
 //! `min(1, π(x′)Pθ(x) / (π(x)Pθ(x′)))` by a batched accept step ([`AcceptStep`]), or by local
-//! single-site Metropolis ([`run_local`]). The learn–propose–accept loop ([`Learner`],
+//! single-site Metropolis ([`run_local`]). With a GPU, disconnected chains on Ising and
+//! Fredkin targets ([`EnergyForm`]) run whole on it ([`GpuChains`], [`run_mh_gpu`]): one
+//! recording per step, the same random numbers as the CPU path. The learn–propose–accept loop ([`Learner`],
 //! [`learn`]) refits a masked non-negative MPS ([`MpsModel`], `A = mask ⊙ e^θ`: exact zeros
 //! outside a constraint) to the chains' states after every round and reports acceptance,
 //! Sokal-windowed integrated autocorrelation times ([`integrated_autocorrelation`]) and
@@ -54,12 +56,25 @@
 //! The CPU reference ([`sample_cpu`]) runs the same algorithm in f64 with the same random
 //! numbers, so GPU and CPU samples agree draw for draw except where f32 rounding moves a
 //! uniform across a threshold.
+//!
+//! # GPU chains (`shaders/tn_chains.wgsl`)
+//! A Metropolis–Hastings step of `B` chains is one recording: the sampler above draws the `B`
+//! proposals with their `log Pθ` (sample index `t·B + c`, the step `t` read from a counter
+//! buffer), `energy` evaluates `(E, −βE, observables)` of each proposal (one invocation per
+//! chain; Ising from a CSR neighbour table with couplings and fields, Fredkin by its heights),
+//! `accept` draws a Philox uniform per chain and moves accepted chains, `local` runs the local
+//! sweeps, the sampler in scoring mode and `energy` refresh `log Pθ` and `−βE` after them,
+//! `record` writes the observables (and kept states) into a trace buffer, and `advance`
+//! increments the counter. Replays need no host writes; the host reads the trace buffer once
+//! per trace buffer of steps. The CPU path ([`mh_step`]) draws the same numbers in f64.
 
 mod chains;
 mod compare;
 mod diffusion;
+mod energy;
 mod fit;
 mod gpu;
+mod gpu_chains;
 mod learn;
 mod linalg;
 mod models;
@@ -72,15 +87,21 @@ mod target;
 mod train;
 
 pub use chains::{
-    check_run_size, run_local, run_mh, AcceptStep, ChainTrace, Chains, CpuAccept, RunOptions,
+    check_run_size, mh_step, run_local, run_mh, AcceptStep, ChainTrace, Chains, CpuAccept,
+    RunOptions,
 };
 pub use compare::{compare, BetaResult, CompareOptions, MethodResult};
 pub use diffusion::{
     condition_on_noisy, flip_kernel, mcmc_connected, mcmc_disconnected, noised, McmcStats,
 };
+pub use energy::{gpu_energies, EnergyForm, MAX_GPU_SITES};
 pub use fit::{dyck_support, model_nll_grad, FitOptions, FitReport, MpsModel};
 pub use gpu::{kernels, GpuMps, SHADER};
-pub use learn::{learn, summarise, LearnOptions, Learner, ProposalKind, RoundReport};
+pub use gpu_chains::{run_mh_gpu, ChainParams, GpuChains};
+pub use learn::{
+    chains_on_gpu, learn, run_disconnected, summarise, LearnOptions, Learner, ProposalKind,
+    RoundReport,
+};
 pub use linalg::{svd, Svd};
 pub use models::{
     check_mps_size, dyck_area, enumerate_ising, fredkin, ising_2d, ising_chain, ising_cylinder,
@@ -90,7 +111,7 @@ pub use proposal::{
     derive_key, keyed_uniform, ConnectedProposer, IndependentProposer, Proposals, Proposer,
 };
 pub use reverse::{reverse_rates, ReverseDynamics};
-pub use rng::uniform;
+pub use rng::{open_uniform, uniform, uniform_at};
 pub use sampler::{sample_cpu, Environments};
 pub use stats::{estimate, integrated_autocorrelation, Autocorrelation, Estimate, SOKAL_C};
 pub use target::{

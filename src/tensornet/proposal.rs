@@ -57,24 +57,29 @@ const TAG_BLOCK: u32 = 1;
 const TAG_NOISE: u32 = 2;
 const TAG_DENOISE: u32 = 3;
 
-/// Samples per block of independent proposals.
+/// Most samples of one GPU block of independent proposals.
 const BLOCK_SAMPLES: usize = 1 << 14;
 
-/// Independence ("disconnected") proposals: exact samples of `Pθ`.
+/// Independence ("disconnected") proposals: exact samples of `Pθ`. The proposal of chain `c`
+/// at step `t` of a batch of `B` chains is the sample of index `t·B + c` under the key
+/// `derive_key(seed, 1)` ([`Environments::sample_scored`], [`GpuMps::sample_from`]): the same
+/// on the CPU, on the GPU and in the GPU chains ([`super::GpuChains`]).
 pub struct IndependentProposer<'a> {
     mps: &'a Mps,
     env: Environments,
     gpu: Option<(&'a GpuContext, GpuMps)>,
-    seed: u64,
-    block: u64,
+    key: u32,
+    /// Buffered proposals of steps `first .. first + steps` for `chains` chains.
     buf: Vec<u8>,
     buf_lq: Vec<f64>,
-    pos: usize,
+    first: u64,
+    steps: u64,
+    chains: usize,
 }
 
 impl<'a> IndependentProposer<'a> {
     /// Proposals from `mps` (non-negative); with `gpu`, drawn and scored by the WGSL sampler
-    /// (f32 log-probabilities), else by the CPU reference (f64).
+    /// (f32 log-probabilities) in blocks of steps, else by the CPU reference (f64) step by step.
     pub fn new(mps: &'a Mps, gpu: Option<&'a GpuContext>, seed: u64) -> Result<Self> {
         let env = Environments::new(mps)?;
         if !mps.is_nonnegative() {
@@ -90,23 +95,37 @@ impl<'a> IndependentProposer<'a> {
             mps,
             env,
             gpu,
-            seed,
-            block: 0,
+            key: proposal_key(seed),
             buf: Vec::new(),
             buf_lq: Vec::new(),
-            pos: 0,
+            first: 0,
+            steps: 0,
+            chains: 0,
         })
     }
 
-    /// The states and `log Pθ` of block `b` of `rows` samples: sample indices `0..rows` under
-    /// the per-block seed, identical on the CPU and the GPU.
-    pub fn draw_block(&self, b: u64, rows: usize) -> Result<(Vec<u8>, Vec<f64>)> {
-        let seed = derive_key(self.seed ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15), TAG_BLOCK);
+    /// The states and `log Pθ` of the proposals of steps `first .. first + steps` for `chains`
+    /// chains (step-major), identical on the CPU and the GPU.
+    pub fn draw_steps(
+        &self,
+        first: u64,
+        steps: usize,
+        chains: usize,
+    ) -> Result<(Vec<u8>, Vec<f64>)> {
+        let rows = steps
+            .checked_mul(chains)
+            .ok_or_else(|| Error::Limit(format!("{steps} steps of {chains} proposals overflow")))?;
+        let index = first.wrapping_mul(chains as u64);
         match &self.gpu {
-            Some((ctx, g)) => g.sample(ctx, rows, seed),
-            None => self.env.sample_scored(self.mps, 0, rows, seed, 0),
+            Some((ctx, g)) => g.sample_from(ctx, index, rows, self.key),
+            None => self.env.sample_scored(self.mps, index, rows, self.key, 0),
         }
     }
+}
+
+/// The Philox key of the independent proposals of a run seeded `seed`.
+pub(crate) fn proposal_key(seed: u64) -> u32 {
+    derive_key(seed, TAG_BLOCK)
 }
 
 impl Proposer for IndependentProposer<'_> {
@@ -119,32 +138,29 @@ impl Proposer for IndependentProposer<'_> {
             None => self.env.log_prob(self.mps, xs),
         }
     }
-    fn propose(&mut self, current: &[u8], _step: u64, out: &mut Proposals) -> Result<()> {
+    fn propose(&mut self, current: &[u8], step: u64, out: &mut Proposals) -> Result<()> {
         let n = self.mps.len();
         let chains = current.len() / n;
-        out.states.clear();
-        out.log_q.clear();
-        let mut need = chains;
-        while need > 0 {
-            if self.pos == self.buf_lq.len() {
-                // Blocks grow from 16 steps' worth to BLOCK_SAMPLES: short runs draw little.
-                let rows = (chains << self.block.min(10))
-                    .max(16 * chains)
-                    .min(BLOCK_SAMPLES.max(chains));
-                let (xs, lq) = self.draw_block(self.block, rows)?;
-                self.block += 1;
-                self.buf = xs;
-                self.buf_lq = lq;
-                self.pos = 0;
-            }
-            let take = need.min(self.buf_lq.len() - self.pos);
-            out.states
-                .extend_from_slice(&self.buf[self.pos * n..(self.pos + take) * n]);
-            out.log_q
-                .extend_from_slice(&self.buf_lq[self.pos..self.pos + take]);
-            self.pos += take;
-            need -= take;
+        let inside = self.chains == chains && step >= self.first && step < self.first + self.steps;
+        if !inside {
+            // The CPU draws step by step; the GPU a block of steps per dispatch.
+            let steps = match self.gpu {
+                Some(_) => (BLOCK_SAMPLES / chains.max(1)).clamp(1, 64),
+                None => 1,
+            };
+            let (xs, lq) = self.draw_steps(step, steps, chains)?;
+            self.buf = xs;
+            self.buf_lq = lq;
+            self.first = step;
+            self.steps = steps as u64;
+            self.chains = chains;
         }
+        let row = (step - self.first) as usize * chains;
+        out.states.clear();
+        out.states
+            .extend_from_slice(&self.buf[row * n..(row + chains) * n]);
+        out.log_q.clear();
+        out.log_q.extend_from_slice(&self.buf_lq[row..row + chains]);
         Ok(())
     }
 }

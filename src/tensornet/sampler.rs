@@ -1,7 +1,7 @@
 //! Perfect sampling and sequential log-probabilities on the CPU (f64): the reference for the
 //! WGSL kernel, drawing the same Philox uniforms.
 
-use super::rng::uniform;
+use super::rng::uniform_at;
 use super::Mps;
 use crate::error::{Error, Result};
 
@@ -103,15 +103,16 @@ impl Environments {
         seed: u32,
         stream: u32,
     ) -> Result<Vec<u8>> {
-        Ok(self.sample_scored(mps, first, n, seed, stream)?.0)
+        Ok(self.sample_scored(mps, first as u64, n, seed, stream)?.0)
     }
 
     /// As [`Environments::sample`], also returning each sample's `log P` (normalised, of the
-    /// scaled weight when the environments are scaled) from the same pass.
+    /// scaled weight when the environments are scaled) from the same pass; sample indices are
+    /// 64-bit here (`first .. first + n`, see [`super::rng::uniform_at`]).
     pub fn sample_scored(
         &self,
         mps: &Mps,
-        first: u32,
+        first: u64,
         n: usize,
         seed: u32,
         stream: u32,
@@ -128,8 +129,8 @@ impl Environments {
         let mut out = vec![0u8; n * len];
         let mut lps = Vec::with_capacity(n);
         for (b, x) in out.chunks_mut(len).enumerate() {
-            let id = first.wrapping_add(b as u32);
-            lps.push(self.walk(mps, x, |k| Some(uniform(seed, stream, id, k as u32))));
+            let id = first.wrapping_add(b as u64);
+            lps.push(self.walk(mps, x, |k| Some(uniform_at(seed, stream, id, k as u32))));
         }
         Ok((out, lps))
     }

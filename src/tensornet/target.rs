@@ -7,6 +7,7 @@
 //! constraint ([`FredkinWeight`]); a user-supplied table over all `d^N` configurations
 //! ([`TableWeight`]); and any non-negative [`Mps`] (its unnormalised weight).
 
+use super::energy::EnergyForm;
 use super::models::{dyck_area, IsingLattice};
 use super::Mps;
 use crate::error::{Error, Result};
@@ -37,6 +38,11 @@ pub trait LogWeight: Sync {
     /// fitted model may be trained on the mirrored data as well).
     fn flip_symmetric(&self) -> bool {
         false
+    }
+    /// The target as the GPU chain kernels evaluate it ([`super::GpuChains`]); `None` (the
+    /// default) keeps its chains on the CPU.
+    fn energy_form(&self) -> Option<EnergyForm> {
+        None
     }
     /// Check that `x` is a configuration of this target.
     fn check(&self, x: &[u8]) -> Result<()> {
@@ -91,7 +97,7 @@ impl IsingModel {
     }
 
     /// Couplings `j[b]` for the bonds in the order of [`IsingLattice::bonds`] and fields `h[i]`
-    /// per site.
+    /// per site, at `β > 0`.
     pub fn with_couplings(
         lattice: IsingLattice,
         beta: f64,
@@ -99,9 +105,10 @@ impl IsingModel {
         h: Vec<f64>,
     ) -> Result<Self> {
         lattice.check_geometry()?;
-        if !beta.is_finite() {
+        if !(beta.is_finite() && beta > 0.0) {
             return Err(Error::InvalidArgument(format!(
-                "the inverse temperature must be finite, got {beta}"
+                "the inverse temperature must be finite and > 0 (negative couplings give an \
+                 antiferromagnet), got {beta}"
             )));
         }
         let pairs = lattice.bonds();
@@ -186,6 +193,24 @@ impl LogWeight for IsingModel {
     }
     fn flip_symmetric(&self) -> bool {
         self.field.iter().all(|&h| h == 0.0)
+    }
+    fn energy_form(&self) -> Option<EnergyForm> {
+        let mut offsets = vec![0u32];
+        let (mut neighbours, mut couplings) = (Vec::new(), Vec::new());
+        for list in &self.nbr {
+            for &(j, jv) in list {
+                neighbours.push(j as u32);
+                couplings.push(jv);
+            }
+            offsets.push(neighbours.len() as u32);
+        }
+        Some(EnergyForm::Ising {
+            beta: self.beta,
+            offsets,
+            neighbours,
+            couplings,
+            field: self.field.clone(),
+        })
     }
 }
 
@@ -275,6 +300,12 @@ impl LogWeight for FredkinWeight {
     }
     fn observable_names(&self) -> [&'static str; 2] {
         ["A/N", "h(N/2)"]
+    }
+    fn energy_form(&self) -> Option<EnergyForm> {
+        Some(EnergyForm::Fredkin {
+            n: self.n,
+            beta: self.half_log_q,
+        })
     }
 }
 
