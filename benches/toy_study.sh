@@ -15,20 +15,20 @@
 #       several tolerances (--rtol = --atol), and scores each with fisherflow eval; rows of DIR/solvers.tsv:
 #       K solver setting evaluations KL uniform floor sampling-seconds.
 #   bash benches/toy_study.sh charts DIR
-#       the tables (Markdown, on stdout) and charts (docs/toy_schedules*.svg,
-#       docs/toy_solvers.svg) from the two files.
+#       the tables (Markdown, on stdout) and charts (docs/toy_schedules_*.svg,
+#       docs/toy_solvers_k*.svg) from the two files.
 #
 # Sizes: HIDDEN (256), BATCH (256), EVAL_SAMPLES (16384), EVAL_STEPS (50 Euler steps for the
-# schedule study);
+# schedule study); METHOD (fisher; linear, dirichlet or fisher-rao-simplex: train --method);
 # backend: the CPU (DEVICE=--gpu for the best adapter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 bin=./target/release/fisherflow
 hidden=${HIDDEN:-256} batch=${BATCH:-256} n=${EVAL_SAMPLES:-16384} esteps=${EVAL_STEPS:-50}
-device=${DEVICE:---cpu}
+device=${DEVICE:---cpu} method=${METHOD:-fisher}
 
-usage() { sed -n '2,22p' "$0" >&2; exit 2; }
+usage() { sed -n "2,24p" "$0" >&2; exit 2; }
 [ $# -ge 2 ] || usage
 cmd=$1 dir=$2
 shift 2
@@ -66,7 +66,7 @@ schedules)
                 done_row "$out" "$key" && continue
                 name=$steps-K$k-$s-$seed log=$dir/models/train-$steps-K$k-$s-$seed.txt
                 "$bin" train --data "toy:L=4,K=$k,seed=0" --steps "$steps" --hidden "$hidden" \
-                    --batch "$batch" --lr-schedule "$s" --seed "$seed" --eval-samples 0 \
+                    --batch "$batch" --lr-schedule "$s" --seed "$seed" --method "$method" --eval-samples 0 \
                     $device --force --out "$dir/models/$name.safetensors" >"$log" 2>&1
                 secs=$(sed -n 's/^trained [0-9]* steps in \([0-9.]*\)s.*/\1/p' "$log")
                 score "$k" "$dir/models/$name.safetensors" "$log" --steps "$esteps"

@@ -144,25 +144,25 @@ fn excess(cells: &BTreeMap<String, Cell>, schedule: &str) -> Option<(f64, f64)> 
     Some((s.mean() - c.mean(), c.range().max(s.range())))
 }
 
-/// The schedules never worse than constant by more than the noise at any (steps, K) of the
-/// grid that has both.
+/// The schedules run beside constant somewhere and never worse than it by more than the noise
+/// at any (steps, K) of the grid that has both.
 fn never_worse(g: &Grid) -> Vec<&'static str> {
     SCHEDULES
         .iter()
         .copied()
         .filter(|s| {
-            g.values()
-                .filter_map(|cells| excess(cells, s))
-                .all(|(d, noise)| d <= noise)
+            let rows: Vec<(f64, f64)> = g.values().filter_map(|cells| excess(cells, s)).collect();
+            !rows.is_empty() && rows.iter().all(|&(d, noise)| d <= noise)
         })
         .collect()
 }
 
+/// A KL with two or three significant digits.
 fn fmt_kl(x: f64) -> String {
-    if x >= 0.1 {
-        format!("{x:.3}")
-    } else {
-        format!("{x:.4}")
+    match x {
+        x if x >= 0.1 => format!("{x:.3}"),
+        x if x >= 0.001 => format!("{x:.4}"),
+        x => format!("{x:.5}"),
     }
 }
 
@@ -324,15 +324,19 @@ fn solver_table(solves: &[Solve]) -> String {
             );
         }
         out += "\nFewest evaluations per sequence from which on the KL stays within 10 % / 2 % of the best-resolved value";
-        out += &format!(" ({}):", fmt_kl(reference));
-        for solver in SOLVERS {
-            let at = |tol| {
-                evaluations_within(&rows, solver, reference, tol)
-                    .map_or("not reached".to_string(), |e| e.to_string())
-            };
-            out += &format!(" {solver} {} / {};", at(0.1), at(0.02));
-        }
-        out += "\n\n";
+        out += &format!(" ({}): ", fmt_kl(reference));
+        let per_solver: Vec<String> = SOLVERS
+            .iter()
+            .map(|solver| {
+                let at = |tol| {
+                    evaluations_within(&rows, solver, reference, tol)
+                        .map_or("not reached".to_string(), |e| e.to_string())
+                };
+                format!("{solver} {} / {}", at(0.1), at(0.02))
+            })
+            .collect();
+        out += &per_solver.join("; ");
+        out += ".\n\n";
     }
     out
 }
