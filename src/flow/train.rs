@@ -182,8 +182,9 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     /// The toy experiment: batch 512, AdamW lr 1e-3, no weight decay, grad-norm clip 1, the
     /// rate reduced tenfold on a plateau of the training loss (the reference implementation's
-    /// schedule, and the one BENCHMARKS.md found never worse than a constant rate by more
-    /// than the seed-to-seed noise at 2,000 and 4,000 steps, where the cosine decay was).
+    /// schedule; BENCHMARKS.md found it never worse than a constant rate by more than the
+    /// seed-to-seed noise at 2,000 and 4,000 steps, while the cosine decay was, at 2,000 steps
+    /// on K = 20).
     fn default() -> Self {
         Self {
             batch: 512,
