@@ -6,7 +6,7 @@ use fisherflow::data::toy::ToyTarget;
 use fisherflow::device::Device;
 use fisherflow::flow::{
     sample, sample_with_stats, FlowConfig, FlowModel, Geometry, LrSchedule, OtMode, SampleConfig,
-    Solver, TrainConfig, Trainer,
+    ScheduleKind, Solver, TrainConfig, Trainer,
 };
 use fisherflow::gpu::testing::gpu;
 use fisherflow::Error;
@@ -211,9 +211,16 @@ fn divergence_is_caught_and_the_last_checkpoint_survives() {
 
     cfg.optim.lr = 1e30;
     cfg.optim.max_grad_norm = None;
-    let mut bad = Trainer::new(Device::Gpu(ctx), flow, cfg, data).unwrap();
+    // At a constant rate nothing is read back until the loss is asked for; a plateau schedule
+    // reads the loss at the end of every call and stops there.
+    cfg.schedule = LrSchedule::Constant;
+    let mut bad = Trainer::new(Device::Gpu(ctx), flow, cfg, data.clone()).unwrap();
     bad.train_steps(5).unwrap();
     assert!(matches!(bad.take_mean_loss(), Err(Error::NonFinite(_))));
+    assert!(matches!(bad.checkpoint(), Err(Error::NonFinite(_))));
+    cfg.schedule = ScheduleKind::Plateau.schedule(5);
+    let mut bad = Trainer::new(Device::Gpu(ctx), flow, cfg, data).unwrap();
+    assert!(matches!(bad.train_steps(5), Err(Error::NonFinite(_))));
     assert!(matches!(bad.checkpoint(), Err(Error::NonFinite(_))));
     assert_eq!(
         std::fs::read(&path).unwrap(),
