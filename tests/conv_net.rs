@@ -8,7 +8,8 @@ use fisherflow::data::dna::DnaSource;
 use fisherflow::data::SequenceDataset;
 use fisherflow::device::Device;
 use fisherflow::flow::{
-    sample, Conditioning, FlowConfig, FlowModel, Geometry, SampleConfig, TrainConfig, Trainer,
+    sample, Conditioning, FlowConfig, FlowModel, Geometry, SampleClasses, SampleConfig,
+    TrainConfig, Trainer,
 };
 use fisherflow::gpu::testing::gpu;
 use fisherflow::kernels::Precision;
@@ -133,7 +134,7 @@ fn conv_samples_agree_between_backends_and_checkpoints_keep_the_architecture() {
     if ctx.has_f16() {
         let h = SampleConfig {
             precision: Precision::F16,
-            ..cfg
+            ..cfg.clone()
         };
         let half = sample(Device::Gpu(ctx), &model, &h).unwrap();
         let same = half
@@ -185,7 +186,7 @@ fn conditional_training_agrees_between_backends_and_labels_are_checked() {
     let cfg = SampleConfig {
         n: 8,
         steps: 4,
-        class: Some(1),
+        classes: SampleClasses::All(1),
         ..SampleConfig::default()
     };
     let a = sample(Device::Cpu, &model, &cfg).unwrap();
@@ -194,8 +195,8 @@ fn conditional_training_agrees_between_backends_and_labels_are_checked() {
         Device::Cpu,
         &model,
         &SampleConfig {
-            class: Some(2),
-            ..cfg
+            classes: SampleClasses::All(2),
+            ..cfg.clone()
         },
     )
     .unwrap();
@@ -204,8 +205,8 @@ fn conditional_training_agrees_between_backends_and_labels_are_checked() {
         Device::Cpu,
         &model,
         &SampleConfig {
-            class: Some(3),
-            ..cfg
+            classes: SampleClasses::All(3),
+            ..cfg.clone()
         },
     );
     assert!(bad.unwrap_err().to_string().contains("--class 3"));

@@ -160,7 +160,7 @@ fn samples_per_s(ctx: &GpuContext, model: &FlowModel, sc: &SampleConfig) -> Resu
     let warm = SampleConfig {
         n: 8,
         steps: 2,
-        ..*sc
+        ..sc.clone()
     };
     sample(Device::Gpu(ctx), model, &warm)?;
     let t0 = Instant::now();

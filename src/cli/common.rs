@@ -72,15 +72,20 @@ pub struct Loaded {
     pub target: Option<ToyTarget>,
 }
 
-/// The format of `path`: fasta for the usual extensions or a leading '>', chars with an
-/// alphabet, else ids.
-pub fn guess_format(path: &Path, alphabet: bool) -> Format {
+/// Whether `path` ends in a FASTA extension (`.fa`, `.fasta`, `.fna`, `.ffn`, any case).
+pub fn fasta_extension(path: &Path) -> bool {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let fasta_ext = matches!(ext.as_str(), "fa" | "fasta" | "fna" | "ffn");
+    matches!(ext.as_str(), "fa" | "fasta" | "fna" | "ffn")
+}
+
+/// The format of `path`: fasta for the usual extensions or a leading '>', chars with an
+/// alphabet, else ids.
+pub fn guess_format(path: &Path, alphabet: bool) -> Format {
+    let fasta_ext = fasta_extension(path);
     let leading = std::fs::File::open(path)
         .ok()
         .and_then(|f| {

@@ -8,8 +8,10 @@ use fisherflow::budget::{self, MAX_SAMPLE_STEPS};
 use fisherflow::checkpoint::Checkpoint;
 use fisherflow::data::dna::DnaSpec;
 use fisherflow::data::file::{check_not_input, check_output, AtomicFile};
-use fisherflow::data::{Alphabet, Format, SequenceDataset};
-use fisherflow::flow::{meta, sample_into, Adaptive, FlowModel, SampleConfig, Solver};
+use fisherflow::data::{Alphabet, Format, Labels, SequenceDataset};
+use fisherflow::flow::{
+    meta, sample_into, Adaptive, FlowModel, SampleClasses, SampleConfig, Solver,
+};
 use fisherflow::gpu::ContextOptions;
 use fisherflow::kernels::Precision;
 use fisherflow::{Error, Result};
@@ -24,10 +26,17 @@ pub struct SampleArgs {
     /// A checkpoint written by `fisherflow train`.
     #[arg(long)]
     model: PathBuf,
-    /// The class of every sample (a model trained with --conditional; without it, the null
-    /// class).
-    #[arg(long)]
-    class: Option<u32>,
+    /// The class of every sample, or a file of labels, one integer a line, one per sample
+    /// (a model trained with --conditional; without it, the null class). Sampled FASTA
+    /// headers carry the class (`class=C`).
+    #[arg(long, value_name = "C|FILE")]
+    class: Option<String>,
+    /// Classifier-free guidance weight w: the field is v_null + w·(v_c − v_null) (1: the
+    /// class's field alone; 0: the null class's; above 1: sharper class features, at two
+    /// field evaluations per step). Needs a model trained with --cond-drop.
+    #[arg(long, default_value_t = SampleConfig::default().guidance,
+          value_parser = super::common::non_negative)]
+    guidance: f32,
     /// Number of sequences.
     #[arg(long, default_value_t = SampleConfig::default().n,
           value_parser = super::common::count(1, u64::MAX))]
@@ -55,7 +64,8 @@ pub struct SampleArgs {
     /// Replace an existing --out.
     #[arg(long)]
     force: bool,
-    /// Output format [default: chars when the model was trained on an alphabet, else ids].
+    /// Output format [default: with the model's alphabet, fasta for an --out ending in .fa,
+    /// .fasta, .fna or .ffn, chars otherwise; ids for a model without an alphabet].
     #[arg(long, value_enum)]
     format: Option<Format>,
     #[command(flatten)]
@@ -83,6 +93,30 @@ fn output_bytes(format: Format, n: usize, l: usize, k: usize) -> u128 {
     budget::bytes(&[n, l], per_token).saturating_add(budget::bytes(&[n], line_breaks + header))
 }
 
+/// The classes `--class` asks for: a class number, or a file of labels (one per sample).
+fn sample_classes(class: Option<&str>, model: &FlowModel) -> Result<SampleClasses> {
+    let Some(c) = class else {
+        return Ok(SampleClasses::Null);
+    };
+    if let Ok(c) = c.trim().parse::<u32>() {
+        return Ok(SampleClasses::All(c));
+    }
+    let path = std::path::Path::new(c);
+    if !path.is_file() {
+        return Err(Error::InvalidArgument(format!(
+            "--class {c}: neither a class number nor a labels file"
+        )));
+    }
+    if model.config.cond.classes == 0 {
+        return Err(Error::InvalidArgument(format!(
+            "--class {c}: the model is unconditional (train it with --conditional)"
+        )));
+    }
+    let labels = Labels::read(path, Some(model.config.cond.classes))
+        .map_err(|e| flag_error("--class", e))?;
+    Ok(SampleClasses::Each(labels.ids.into()))
+}
+
 /// `fisherflow sample`.
 pub fn sample(opts: &ContextOptions, a: SampleArgs) -> Result<()> {
     check_output(&a.out, a.force).map_err(|e| flag_error("--out", e))?;
@@ -96,10 +130,10 @@ pub fn sample(opts: &ContextOptions, a: SampleArgs) -> Result<()> {
     let model = FlowModel::from_checkpoint(&ck)?;
     let (l, k) = (model.config.mlp.seq_len, model.config.mlp.categories);
     let alphabet = meta::alphabet(&ck);
-    let format = a.format.unwrap_or(if alphabet.is_some() {
-        Format::Chars
-    } else {
-        Format::Ids
+    let format = a.format.unwrap_or(match alphabet {
+        Some(_) if common::fasta_extension(&a.out) => Format::Fasta,
+        Some(_) => Format::Chars,
+        None => Format::Ids,
     });
     if format != Format::Ids && alphabet.is_none() {
         return Err(Error::InvalidArgument(format!(
@@ -114,6 +148,14 @@ pub fn sample(opts: &ContextOptions, a: SampleArgs) -> Result<()> {
         ..a.device
     };
     let choice = device.choose(opts)?;
+    let classes = sample_classes(a.class.as_deref(), &model)?;
+    model
+        .config
+        .cond
+        .check_sampling(&classes, a.guidance, a.n)?;
+    if let Some(w) = model.config.cond.guidance_warning(a.guidance) {
+        eprintln!("{w}");
+    }
     let sc = SampleConfig {
         n: a.n,
         steps: a.steps,
@@ -126,7 +168,8 @@ pub fn sample(opts: &ContextOptions, a: SampleArgs) -> Result<()> {
         seed: a.seed,
         chunk: None,
         precision: a.precision,
-        class: a.class,
+        classes,
+        guidance: a.guidance,
     };
     let mut out = AtomicFile::create(&a.out, a.force)?;
     let bar = std::io::stderr().is_terminal().then(|| {
@@ -150,7 +193,11 @@ pub fn sample(opts: &ContextOptions, a: SampleArgs) -> Result<()> {
             )));
         }
         let n = rows.len() / l;
-        let chunk = SequenceDataset::new(rows.to_vec(), n, l, k, alphabet.clone())?;
+        let mut chunk = SequenceDataset::new(rows.to_vec(), n, l, k, alphabet.clone())?;
+        let ids: Option<Vec<u32>> = (done..done + n).map(|i| sc.classes.of(i)).collect();
+        chunk.labels = ids
+            .map(|v| Labels::new(v, Some(model.config.cond.classes)))
+            .transpose()?;
         out.write(chunk.to_text(format, done)?.as_bytes())?;
         done += n;
         match &bar {

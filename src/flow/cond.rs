@@ -7,6 +7,8 @@
 //! field of guidance still sees the track, and guidance `v_null + w·(v_c − v_null)` amplifies
 //! the class alone, at the same track.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::data::SequenceDataset;
@@ -129,9 +131,114 @@ impl Conditioning {
         Ok(vec![class.map_or(self.null(), |c| c as f32); rows])
     }
 
+    /// An error unless `classes` fits the model and `n` samples, and `guidance` the model: a
+    /// class or a guidance weight other than 1 needs a class-conditional model, a list needs
+    /// one class per sample, and every class must be one of the model's.
+    pub fn check_sampling(&self, classes: &SampleClasses, guidance: f32, n: usize) -> Result<()> {
+        if !guidance.is_finite() {
+            return Err(Error::InvalidArgument(format!(
+                "--guidance {guidance} is not a finite number"
+            )));
+        }
+        match classes {
+            SampleClasses::Null => self.check_class(None)?,
+            SampleClasses::All(c) => self.check_class(Some(*c))?,
+            SampleClasses::Each(list) => {
+                if list.len() != n {
+                    return Err(Error::InvalidArgument(format!(
+                        "--class: {} labels for {n} samples (give one label per sample)",
+                        list.len()
+                    )));
+                }
+                if let Some((i, &c)) = list
+                    .iter()
+                    .enumerate()
+                    .find(|(_, &c)| self.check_class(Some(c)).is_err())
+                {
+                    return Err(Error::InvalidArgument(format!(
+                        "--class: the label of sample {i} is {c}, but {}",
+                        match self.classes {
+                            0 => "the model is unconditional (train it with --conditional)".into(),
+                            k => format!("the model has {k} classes (0..{k})"),
+                        }
+                    )));
+                }
+            }
+        }
+        if guidance != 1.0 && self.classes > 0 && *classes == SampleClasses::Null {
+            return Err(Error::InvalidArgument(format!(
+                "--guidance {guidance} needs --class: guidance pushes the null-class field \
+                 towards a class's"
+            )));
+        }
+        if guidance != 1.0 && self.classes == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "--guidance {guidance}: the model is unconditional (guidance mixes the \
+                 class-conditional and the null-class fields of a model trained with \
+                 --conditional --cond-drop)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// A warning when `guidance` extrapolates from a null-class field the model never learned
+    /// (trained without label dropout), else `None`.
+    pub fn guidance_warning(&self, guidance: f32) -> Option<String> {
+        (self.classes > 0 && guidance != 1.0 && self.drop == 0.0).then(|| {
+            format!(
+                "warning: --guidance {guidance} on a model trained without label dropout \
+                 (--cond-drop 0): its null-class field was never trained, so the guided field \
+                 is not meaningful; train with --cond-drop 0.1 or sample with --guidance 1"
+            )
+        })
+    }
+
+    /// The labels input of the network rows of samples `first..first + rows` of a sampling
+    /// run: the samples' classes, followed by as many null-class rows when `guided` (the
+    /// field of classifier-free guidance evaluates both). Rows past the last sample (a
+    /// partial last chunk) read the null class.
+    pub fn chunk_labels(
+        &self,
+        classes: &SampleClasses,
+        first: usize,
+        rows: usize,
+        guided: bool,
+    ) -> Vec<f32> {
+        let mut out: Vec<f32> = (first..first + rows)
+            .map(|i| classes.of(i).map_or(self.null(), |c| c as f32))
+            .collect();
+        if guided {
+            out.resize(2 * rows, self.null());
+        }
+        out
+    }
+
     /// The null class (the label meaning "no class").
     pub fn null(&self) -> f32 {
         self.classes as f32
+    }
+}
+
+/// The classes of the samples a sampling run draws from a class-conditional model.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum SampleClasses {
+    /// The null class for every sample (the unconditional field).
+    #[default]
+    Null,
+    /// One class for every sample.
+    All(u32),
+    /// Class `list[i]` for sample `i`, one per sample.
+    Each(Arc<[u32]>),
+}
+
+impl SampleClasses {
+    /// The class of sample `i` (`None`: the null class, or `i` past the list).
+    pub fn of(&self, i: usize) -> Option<u32> {
+        match self {
+            Self::Null => None,
+            Self::All(c) => Some(*c),
+            Self::Each(list) => list.get(i).copied(),
+        }
     }
 }
 

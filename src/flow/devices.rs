@@ -268,24 +268,70 @@ impl OdeDevice for CpuOde {
     }
 }
 
+/// Classifier-free guidance of a model field: the network evaluates every point twice, as
+/// its sample's class (the first half of its rows) and as the null class (the second half),
+/// and the field is `v_null + w·(v_c − v_null)`. Both are tangent at the same point, so their
+/// combination is too: no second projection is needed.
+struct Guide<B> {
+    /// The guidance weight `w` (1: the class-conditional field alone, 0: the null class's).
+    w: f32,
+    /// The null-class field.
+    null: B,
+}
+
 /// A trained model's vector field on the GPU.
 pub struct GpuModelField<'c> {
     net: FieldNet<'c>,
+    guide: Option<Guide<GpuTensor>>,
 }
 
 impl<'c> GpuModelField<'c> {
-    /// The field of `model` for `rows` sequences.
-    pub fn new(net: FieldNet<'c>) -> Self {
-        Self { net }
+    /// The field of the network `net`, whose rows are the points' (`guidance == 1` or an
+    /// unconditional model) or twice as many: each point as its class and as the null class,
+    /// combined with guidance weight `guidance`.
+    pub fn new(dev: &mut GpuOde<'c>, net: FieldNet<'c>, guidance: f32) -> Result<Self> {
+        let guide = match guided(net.conditioning(), guidance) {
+            true => Some(Guide {
+                w: guidance,
+                null: dev.buffer()?,
+            }),
+            false => None,
+        };
+        let want = dev.shape[0] * if guide.is_some() { 2 } else { 1 };
+        if net.rows() != want {
+            return Err(Error::Shape(format!(
+                "a field of {} points needs a network of {want} rows, not {}",
+                dev.shape[0],
+                net.rows()
+            )));
+        }
+        Ok(Self { net, guide })
     }
+
+    /// The network (to set its labels).
+    pub fn net(&self) -> &FieldNet<'c> {
+        &self.net
+    }
+}
+
+/// Whether sampling `cond` with guidance weight `w` evaluates the null-class field too.
+pub fn guided(cond: Option<&crate::flow::Conditioning>, w: f32) -> bool {
+    cond.is_some() && w != 1.0
 }
 
 impl VectorField<GpuOde<'_>> for GpuModelField<'_> {
     fn eval(&mut self, dev: &mut GpuOde<'_>, x: &GpuTensor, t: f32, out: &GpuTensor) -> Result<()> {
-        let (inp, res) = (self.net.input(), self.net.output());
-        dev.rec.copy(x.buffer(), 0, inp.buffer(), 0, x.bytes());
+        let (inp, res, n) = (self.net.input(), self.net.output(), x.bytes());
+        dev.rec.copy(x.buffer(), 0, inp.buffer(), 0, n);
+        if self.guide.is_some() {
+            dev.rec.copy(x.buffer(), 0, inp.buffer(), n, n);
+        }
         self.net.record(&mut dev.rec, t)?;
-        dev.rec.copy(res.buffer(), 0, out.buffer(), 0, out.bytes());
+        dev.rec.copy(res.buffer(), 0, out.buffer(), 0, n);
+        if let Some(g) = &self.guide {
+            dev.rec.copy(res.buffer(), n, g.null.buffer(), 0, n);
+            dev.axpby(1.0 - g.w, &g.null, g.w, out)?;
+        }
         Ok(())
     }
 }
@@ -295,44 +341,83 @@ pub struct CpuModelField {
     program: CpuProgram,
     out: crate::autodiff::NodeId,
     cond: Option<crate::flow::Conditioning>,
+    /// The guidance weight, when the program evaluates each point twice (see [`GpuModelField`]).
+    guide: Option<f32>,
 }
 
 impl CpuModelField {
-    /// The field of `model` for `rows` sequences.
-    pub fn new(model: &FlowModel, rows: usize) -> Result<Self> {
+    /// The field of `model` for `rows` points, with classifier-free guidance weight
+    /// `guidance` (1: none; the program then has `2·rows` rows, see [`GpuModelField`]).
+    pub fn new(model: &FlowModel, rows: usize, guidance: f32) -> Result<Self> {
         let mlp = model.config.network(0)?;
-        let program = CpuProgram::new(&mlp.graph, rows, &[mlp.out], &model.params)?;
+        let cond = mlp.labels.map(|_| model.config.cond);
+        let guide = guided(cond.as_ref(), guidance).then_some(guidance);
+        let program_rows = rows * if guide.is_some() { 2 } else { 1 };
+        let program = CpuProgram::new(&mlp.graph, program_rows, &[mlp.out], &model.params)?;
         let mut f = Self {
             program,
             out: mlp.out,
-            cond: mlp.labels.map(|_| model.config.cond),
+            cond,
+            guide,
         };
         f.set_class(None)?;
         Ok(f)
     }
-}
 
-impl CpuModelField {
-    /// Evaluate the field for `class` (`None`: the null class); a no-op for an
-    /// unconditional model.
+    /// Network rows per evaluation (twice the points' when guided).
+    pub fn rows(&self) -> usize {
+        self.program.plan().batch
+    }
+
+    /// Evaluate every row for `class` (`None`: the null class); a no-op for an unconditional
+    /// model.
     pub fn set_class(&mut self, class: Option<u32>) -> Result<()> {
-        let rows = self.program.plan().batch;
-        if let Some(labels) = &self.cond {
-            let l = labels.labels(class, rows)?;
-            self.program.set_input(Network::LABELS, &l)?;
+        match &self.cond {
+            Some(c) => {
+                let l = c.labels(class, self.rows())?;
+                self.set_labels(&l)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Evaluate network row `i` for class `labels[i]` (see [`FieldNet::set_labels`]); a no-op
+    /// for an unconditional model.
+    pub fn set_labels(&mut self, labels: &[f32]) -> Result<()> {
+        if self.cond.is_some() {
+            self.program.set_input(Network::LABELS, labels)?;
         }
         Ok(())
+    }
+
+    /// The model's class conditioning (`None`: unconditional).
+    pub fn conditioning(&self) -> Option<&crate::flow::Conditioning> {
+        self.cond.as_ref()
     }
 }
 
 impl VectorField<CpuOde> for CpuModelField {
     fn eval(&mut self, dev: &mut CpuOde, x: &usize, t: f32, out: &usize) -> Result<()> {
-        self.program
-            .input_mut(Network::X)?
-            .copy_from_slice(&dev.bufs[*x]);
+        let xs = &dev.bufs[*x];
+        let n = xs.len();
+        let input = self.program.input_mut(Network::X)?;
+        input[..n].copy_from_slice(xs);
+        if self.guide.is_some() {
+            input[n..].copy_from_slice(xs);
+        }
         self.program.input_mut(Network::T)?.fill(t);
         self.program.run();
-        dev.bufs[*out].copy_from_slice(self.program.output(self.out)?);
+        let res = self.program.output(self.out)?;
+        let o = &mut dev.bufs[*out];
+        match self.guide {
+            None => o.copy_from_slice(res),
+            Some(w) => {
+                let (cond, null) = res.split_at(n);
+                for ((d, &c), &u) in o.iter_mut().zip(cond).zip(null) {
+                    *d = u + w * (c - u);
+                }
+            }
+        }
         Ok(())
     }
 }

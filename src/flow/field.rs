@@ -48,15 +48,36 @@ impl<'c> FieldNet<'c> {
         Ok(net)
     }
 
-    /// Evaluate the field for `class` (`None`: the null class); a no-op for an
+    /// Evaluate the field for `class` (`None`: the null class) in every row; a no-op for an
     /// unconditional model.
     pub fn set_class(&self, class: Option<u32>) -> Result<()> {
-        if let Some(c) = &self.cond {
-            let labels = c.labels(class, self.rows)?;
-            let input = self.program.input(Network::LABELS)?;
-            input.write(self.ctx, &labels)?;
+        match &self.cond {
+            Some(c) => self.set_labels(&c.labels(class, self.rows)?),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// Evaluate row `i` for class `labels[i]` (the null class is
+    /// [`Conditioning::null`](crate::flow::Conditioning::null)); a no-op for an unconditional
+    /// model. Takes effect at the next submission.
+    pub fn set_labels(&self, labels: &[f32]) -> Result<()> {
+        if self.cond.is_none() {
+            return Ok(());
+        }
+        if labels.len() != self.rows {
+            return Err(crate::error::Error::Shape(format!(
+                "{} labels for a field of {} rows",
+                labels.len(),
+                self.rows
+            )));
+        }
+        let input = self.program.input(Network::LABELS)?;
+        input.write(self.ctx, labels)
+    }
+
+    /// The model's class conditioning (`None`: unconditional).
+    pub fn conditioning(&self) -> Option<&crate::flow::Conditioning> {
+        self.cond.as_ref()
     }
 
     /// The input points `x` `[rows, L, K]` (f32): write or record into it before

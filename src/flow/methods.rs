@@ -7,6 +7,11 @@
 //! | linear FM | `Dir(1)` | 0 → 1 | the network | `argmax x` |
 //! | Fisher–Rao on the simplex | `Dir(½)` (the squared sphere prior) | 0 → 1 | the network | `argmax p` |
 //! | Dirichlet FM | `Dir(1)` | 0 → [`T_MAX`](dirichlet::T_MAX) | `Σ_i p̂_i C(x_i, t)(e_i − x)` | `argmax p̂` at the end |
+//!
+//! Classifier-free guidance combines the network's outputs for the sample's class and the null
+//! class, `o_null + w·(o_c − o_null)` ([`GpuModelField`]): for every method but Dirichlet FM
+//! that is the field itself; for Dirichlet FM the outputs are the logits of `p̂`, so the guided
+//! posterior is `p̂ ∝ p̂_null^(1−w)·p̂_c^w` and the field stays a mixture of `C(x_i, t)(e_i − x)`.
 
 use std::collections::hash_map::{Entry, HashMap};
 
@@ -85,24 +90,24 @@ pub struct CpuField {
 }
 
 impl CpuField {
-    /// The field of `model` for `rows` sequences on `dev`.
-    pub fn new(dev: &mut CpuOde, model: &FlowModel, rows: usize) -> Result<Self> {
+    /// The field of `model` for `rows` sequences on `dev`, with classifier-free guidance
+    /// weight `guidance` (1: none).
+    pub fn new(dev: &mut CpuOde, model: &FlowModel, rows: usize, guidance: f32) -> Result<Self> {
         let k = model.config.mlp.categories;
         let dirichlet = match model.config.geometry {
             Geometry::Dirichlet => Some((dev.buffer()?, TableCache::new(k))),
             _ => None,
         };
         Ok(Self {
-            net: CpuModelField::new(model, rows)?,
+            net: CpuModelField::new(model, rows, guidance)?,
             k,
             dirichlet,
         })
     }
 
-    /// Evaluate the network for `class` (`None`: the null class); a no-op for an
-    /// unconditional model.
-    pub fn set_class(&mut self, class: Option<u32>) -> Result<()> {
-        self.net.set_class(class)
+    /// The model's network field (to set its labels).
+    pub fn net(&mut self) -> &mut CpuModelField {
+        &mut self.net
     }
 
     /// The tokens of the integrated points `x` at the end of the span, `t_end`.
@@ -151,8 +156,14 @@ pub struct GpuField<'c> {
 }
 
 impl<'c> GpuField<'c> {
-    /// The field of `model`'s network `net` on `dev`.
-    pub fn new(dev: &mut GpuOde<'c>, model: &FlowModel, net: FieldNet<'c>) -> Result<Self> {
+    /// The field of `model`'s network `net` on `dev`, with classifier-free guidance weight
+    /// `guidance` (1: none; `net` then evaluates each point twice, see [`GpuModelField`]).
+    pub fn new(
+        dev: &mut GpuOde<'c>,
+        model: &FlowModel,
+        net: FieldNet<'c>,
+        guidance: f32,
+    ) -> Result<Self> {
         let dirichlet = match model.config.geometry {
             Geometry::Dirichlet => Some(GpuDirichlet {
                 logits: dev.buffer()?,
@@ -162,9 +173,14 @@ impl<'c> GpuField<'c> {
             _ => None,
         };
         Ok(Self {
-            net: GpuModelField::new(net),
+            net: GpuModelField::new(dev, net, guidance)?,
             dirichlet,
         })
+    }
+
+    /// The model's network (to set its labels).
+    pub fn net(&self) -> &FieldNet<'c> {
+        self.net.net()
     }
 
     /// Record the tokens of the integrated points `x` at the end of the span, `t_end`, into

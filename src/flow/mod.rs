@@ -22,7 +22,7 @@ pub mod source;
 pub mod toybench;
 pub mod train;
 
-pub use cond::Conditioning;
+pub use cond::{Conditioning, SampleClasses};
 pub use field::FieldNet;
 
 /// Every kernel of the Fisher-Flow families.
@@ -39,8 +39,8 @@ pub use meta::{DataInfo, OtKind, RunConfig, ScheduleKind};
 pub use ode::{Adaptive, Solver};
 pub use pairing::OtPairing;
 pub use sample::{
-    sample, sample_into, sample_with_progress, sample_with_stats, FlowModel, SampleConfig,
-    SampleStats,
+    sample, sample_into, sample_labels, sample_with_progress, sample_with_stats, FlowModel,
+    SampleConfig, SampleStats,
 };
 pub use source::DataSource;
 pub use train::{FlowConfig, Geometry, LrSchedule, OtMode, TrainConfig, Trainer};

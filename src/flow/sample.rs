@@ -13,9 +13,11 @@
 
 use crate::autodiff::NamedTensor;
 use crate::checkpoint::Checkpoint;
-use crate::data::SequenceDataset;
+use crate::data::{Labels, SequenceDataset};
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::flow::cond::SampleClasses;
+use crate::flow::devices::guided;
 use crate::flow::devices::{CpuOde, GpuOde};
 use crate::flow::field::FieldNet;
 use crate::flow::methods::{self, CpuField, GpuField};
@@ -32,7 +34,7 @@ use crate::kernels::Precision;
 pub const STREAM_SAMPLE_PRIOR: u32 = 16;
 
 /// Sampling settings.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SampleConfig {
     /// Number of sequences.
     pub n: usize,
@@ -49,8 +51,12 @@ pub struct SampleConfig {
     /// Storage of the network's weights and activations on the GPU (f16 needs the adapter's
     /// `SHADER_F16`; the CPU sampler runs f32 only).
     pub precision: Precision,
-    /// The class of every sample (class-conditional models; `None`: the null class).
-    pub class: Option<u32>,
+    /// The classes of the samples (class-conditional models; default: the null class).
+    pub classes: SampleClasses,
+    /// Classifier-free guidance weight `w`: the field is `v_null + w·(v_c − v_null)`
+    /// (1: the class-conditional field alone, one evaluation per step; otherwise two, the
+    /// class's and the null class's, in one network call of twice the rows).
+    pub guidance: f32,
 }
 
 impl Default for SampleConfig {
@@ -64,7 +70,8 @@ impl Default for SampleConfig {
             seed: 0,
             chunk: None,
             precision: Precision::F32,
-            class: None,
+            classes: SampleClasses::Null,
+            guidance: 1.0,
         }
     }
 }
@@ -133,10 +140,17 @@ fn check(cfg: &SampleConfig) -> Result<()> {
     Ok(())
 }
 
+/// Whether sampling `model` with `cfg` evaluates the null-class field too (guidance).
+fn is_guided(model: &FlowModel, cfg: &SampleConfig) -> bool {
+    let cond = model.config.cond;
+    guided((cond.classes > 0).then_some(&cond), cfg.guidance)
+}
+
 /// Sequences integrated together: a multiple of 4, at most 8192, and small enough that the
-/// widest activation fits one storage binding.
+/// widest activation (of twice the rows when guided) fits one storage binding.
 fn chunk_size(ctx: Option<&GpuContext>, model: &FlowModel, cfg: &SampleConfig) -> usize {
-    let widest = model.config.widest_row() * 4;
+    let per_row = if is_guided(model, cfg) { 2 } else { 1 };
+    let widest = model.config.widest_row() * 4 * per_row;
     let limit = ctx.map_or(u64::MAX, |c| c.limits().max_storage_buffer_binding_size) as usize;
     let by_limit = (limit / widest).max(4);
     let want = cfg
@@ -185,7 +199,18 @@ pub fn sample_with_stats(
         progress(tokens.len() / l, cfg.n);
         Ok(())
     })?;
-    Ok((SequenceDataset::new(tokens, cfg.n, l, k, None)?, stats))
+    let mut data = SequenceDataset::new(tokens, cfg.n, l, k, None)?;
+    data.labels = sample_labels(model, cfg)?;
+    Ok((data, stats))
+}
+
+/// The labels of the samples of `cfg` for sequences `0..cfg.n` (`None` when they are drawn
+/// for the null class), as the samplers attach them.
+pub fn sample_labels(model: &FlowModel, cfg: &SampleConfig) -> Result<Option<Labels>> {
+    let ids: Option<Vec<u32>> = (0..cfg.n).map(|i| cfg.classes.of(i)).collect();
+    ids.filter(|v| !v.is_empty())
+        .map(|v| Labels::new(v, Some(model.config.cond.classes)))
+        .transpose()
 }
 
 /// [`sample`] chunk by chunk: `sink` receives the tokens of each chunk's sequences (whole rows,
@@ -198,7 +223,10 @@ pub fn sample_into(
     sink: &mut dyn FnMut(&[u32]) -> Result<()>,
 ) -> Result<SampleStats> {
     check(cfg)?;
-    model.config.cond.check_class(cfg.class)?;
+    model
+        .config
+        .cond
+        .check_sampling(&cfg.classes, cfg.guidance, cfg.n)?;
     match device {
         Device::Gpu(ctx) => sample_gpu(ctx, model, cfg, sink),
         Device::Cpu => sample_cpu(model, cfg, sink),
@@ -253,9 +281,10 @@ fn sample_gpu(
     let c = chunk_size(Some(ctx), model, cfg);
     let geometry = model.config.geometry;
     let mut dev = GpuOde::new(ctx, geometry, [c, l, k]);
-    let net = FieldNet::new(ctx, model, c, cfg.precision)?;
-    net.set_class(cfg.class)?;
-    let mut field = GpuField::new(&mut dev, model, net)?;
+    let guided = is_guided(model, cfg);
+    let net = FieldNet::new(ctx, model, c * if guided { 2 } else { 1 }, cfg.precision)?;
+    let mut field = GpuField::new(&mut dev, model, net, cfg.guidance)?;
+    let cond = model.config.cond;
     let (a, b) = (dev.buffer()?, dev.buffer()?);
     let ids = GpuTensor::<u32>::zeros(ctx, &[c * l])?;
     let mut rng = GpuRng::new(ctx, cfg.seed, 0);
@@ -274,6 +303,7 @@ fn sample_gpu(
     let mut done = 0;
     while done < cfg.n {
         rng.set_counter(ctx, stats.chunks as u64);
+        (field.net()).set_labels(&cond.chunk_labels(&cfg.classes, done, c, guided))?;
         if cfg.solver == Solver::Dopri5 {
             prior(&mut dev, &rng)?;
             let (x, evals) = integrate(&mut dev, &mut field, cfg, fold, end, &a, &b)?;
@@ -306,14 +336,16 @@ fn sample_cpu(
     let c = chunk_size(None, model, cfg).min(1024);
     let geometry = model.config.geometry;
     let mut dev = CpuOde::new(geometry, c * l * k, k);
-    let mut field = CpuField::new(&mut dev, model, c)?;
-    field.set_class(cfg.class)?;
+    let mut field = CpuField::new(&mut dev, model, c, cfg.guidance)?;
+    let (cond, guided) = (model.config.cond, is_guided(model, cfg));
     let (a, b) = (dev.buffer()?, dev.buffer()?);
     let (fold, end) = (methods::folds(geometry), methods::t_end(geometry));
     let mut stats = SampleStats::default();
     let mut done = 0;
     while done < cfg.n {
         let chunk = stats.chunks as u64;
+        let labels = cond.chunk_labels(&cfg.classes, done, c, guided);
+        field.net().set_labels(&labels)?;
         let prior = methods::prior_cpu(geometry, cfg.seed, chunk, STREAM_SAMPLE_PRIOR, c * l, k);
         dev.bufs[a] = prior;
         let (x, evals) = integrate(&mut dev, &mut field, cfg, fold, end, &a, &b)?;
