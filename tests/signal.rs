@@ -8,9 +8,13 @@ use fisherflow::data::{SequenceDataset, SignalTracks};
 use fisherflow::device::Device;
 use fisherflow::flow::cond::{batch_rows, batch_signal};
 use fisherflow::flow::train::STREAM_INDEX;
-use fisherflow::flow::{DataSource, FlowConfig, FlowModel, Geometry, TrainConfig, Trainer};
+use fisherflow::flow::{
+    sample, DataSource, FlowConfig, FlowModel, Geometry, LrSchedule, SampleClasses, SampleConfig,
+    TrainConfig, Trainer,
+};
 use fisherflow::gpu::testing::gpu;
 use fisherflow::nn::{Arch, MlpLoss, Network};
+use std::sync::Arc;
 
 #[path = "support/grad.rs"]
 mod grad;
@@ -188,4 +192,122 @@ fn signal_training_agrees_between_backends_and_the_setting_is_checked() {
             "step {i}: gpu {a}, cpu {b}"
         );
     }
+}
+
+#[test]
+fn signal_samples_agree_between_backends_with_guidance_and_tracks_are_checked() {
+    let mut flow = conv_config(10, 3, 8, 2);
+    flow.cond.classes = 2;
+    flow.cond.drop = 0.1;
+    let model = FlowModel::untrained(flow, 4).unwrap();
+    let (n, l) = (10, 10);
+    let mut rng = Rng::new(2);
+    let tracks = SignalTracks::new(rng.vec_f32(n * l * 2, -2.0, 2.0), n, l, 2).unwrap();
+    let cfg = SampleConfig {
+        n,
+        steps: 6,
+        chunk: Some(4),
+        classes: SampleClasses::All(1),
+        guidance: 2.0,
+        signal: Some(Arc::new(tracks.clone())),
+        ..SampleConfig::default()
+    };
+    let cpu = sample(Device::Cpu, &model, &cfg).unwrap();
+    // Other tracks, other samples from the same prior.
+    let moved = SignalTracks::new(tracks.values.iter().map(|v| -v).collect(), n, l, 2).unwrap();
+    let other = SampleConfig {
+        signal: Some(Arc::new(moved)),
+        ..cfg.clone()
+    };
+    assert_ne!(
+        sample(Device::Cpu, &model, &other).unwrap().tokens,
+        cpu.tokens
+    );
+    // No track, a track of other channels, count or length: refused.
+    let refuse = |signal: Option<SignalTracks>, want: &str| {
+        let c = SampleConfig {
+            signal: signal.map(Arc::new),
+            ..cfg.clone()
+        };
+        let e = sample(Device::Cpu, &model, &c).unwrap_err().to_string();
+        assert!(e.contains(want), "{e}");
+    };
+    refuse(None, "--signal FILE");
+    let one = SignalTracks::new(vec![0.5; n * l], n, l, 1).unwrap();
+    refuse(Some(one), "1 channels given");
+    let few = SignalTracks::new(vec![0.5; 9 * l * 2], 9, l, 2).unwrap();
+    refuse(Some(few), "9 tracks");
+    let short = SignalTracks::new(vec![0.5; n * 9 * 2], n, 9, 2).unwrap();
+    refuse(Some(short), "length 9");
+    let plain = FlowModel::untrained(conv_config(10, 3, 8, 0), 4).unwrap();
+    let e = sample(
+        Device::Cpu,
+        &plain,
+        &SampleConfig {
+            classes: SampleClasses::Null,
+            guidance: 1.0,
+            ..cfg.clone()
+        },
+    );
+    assert!(e.unwrap_err().to_string().contains("no signal track"));
+    let Some(ctx) = gpu() else { return };
+    let g = sample(Device::Gpu(ctx), &model, &cfg).unwrap();
+    assert_eq!(g.tokens, cpu.tokens, "GPU and CPU samples differ");
+}
+
+/// Fraction of the tokens of `tokens` that are the sign of `track` at their position.
+fn follows(tokens: &[u32], track: &[f32]) -> f64 {
+    let hits = tokens
+        .iter()
+        .zip(track)
+        .filter(|(&t, &v)| t == (v > 0.0) as u32)
+        .count();
+    hits as f64 / tokens.len() as f64
+}
+
+#[test]
+fn a_model_learns_to_follow_its_signal_track() {
+    // Every token is the sign of the track at its position: without the track each token is a
+    // fair coin (0.5 of the tokens right); with it the model can get them all.
+    let (l, steps) = (16, 300);
+    let flow = conv_config(l, 2, 16, 1);
+    let data = sign_data(2000, l, 7);
+    let cfg = TrainConfig {
+        batch: 32,
+        schedule: LrSchedule::Constant,
+        optim: fisherflow::autodiff::OptimConfig {
+            lr: 3e-3,
+            ..Default::default()
+        },
+        ..TrainConfig::default()
+    };
+    let mut tr = Trainer::new(Device::Cpu, flow, cfg, data).unwrap();
+    tr.train_steps(steps).unwrap();
+    let model = FlowModel::from_trainer(&tr).unwrap();
+    // Fresh tracks, in chunks of 8 with a partial last one: sample i must follow track i.
+    let n = 20;
+    let mut rng = Rng::new(99);
+    let track = signed_tracks(&mut rng, n * l);
+    let sc = SampleConfig {
+        n,
+        steps: 20,
+        chunk: Some(8),
+        signal: Some(Arc::new(SignalTracks::new(track.clone(), n, l, 1).unwrap())),
+        ..SampleConfig::default()
+    };
+    let s = sample(Device::Cpu, &model, &sc).unwrap();
+    let all = follows(&s.tokens, &track);
+    let worst = (0..n)
+        .map(|i| follows(&s.tokens[i * l..][..l], &track[i * l..][..l]))
+        .fold(1.0, f64::min);
+    eprintln!("tokens following the track: {all:.3} (worst sample {worst:.3}; chance 0.5)");
+    assert!(all >= 0.9, "{all} of the tokens follow the track");
+    assert!(worst >= 0.75, "a sample follows its track at {worst}");
+    // The untrained model is at chance.
+    let untrained = FlowModel::untrained(flow, 0).unwrap();
+    let u = follows(
+        &sample(Device::Cpu, &untrained, &sc).unwrap().tokens,
+        &track,
+    );
+    assert!(u < 0.75, "untrained: {u}");
 }

@@ -83,7 +83,7 @@ fn refused(dir: &Path, args: &[String], want: &[&str], out: &str) {
 }
 
 #[test]
-fn train_with_a_signal_track_and_bad_tracks_are_refused() {
+fn train_and_sample_with_a_signal_track_and_bad_tracks_are_refused() {
     let dir = tmpdir("signal-train");
     files(&dir);
     let ok = run_in(
@@ -167,5 +167,58 @@ fn train_with_a_signal_track_and_bad_tracks_are_refused() {
     );
     let again = run_in(&dir, &resume("m.safetensors", &["--signal", "track.txt"]));
     assert!(again.status.success(), "{}", text(&again));
+    // Sampling: one track per sample, as many as --n.
+    let sample = |model: &str, extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["sample", "--model", model, "--steps", "3", "--cpu", "--out"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.push("s.txt".into());
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let ok = run_in(
+        &dir,
+        &sample("m.safetensors", &["--signal", "track.txt", "--n", "6"]),
+    );
+    assert!(ok.status.success(), "{}", text(&ok));
+    let lines = std::fs::read_to_string(dir.join("s.txt")).unwrap();
+    assert_eq!(lines.lines().count(), 6, "{lines}");
+    std::fs::remove_file(dir.join("s.txt")).unwrap();
+    let cases: Vec<(&str, Vec<&str>, Vec<&str>)> = vec![
+        (
+            "m.safetensors",
+            vec!["--n", "6"],
+            vec!["--signal FILE", "signal track"],
+        ),
+        (
+            "plain.safetensors",
+            vec!["--signal", "track.txt", "--n", "6"],
+            vec!["--signal", "no signal track"],
+        ),
+        (
+            "m.safetensors",
+            vec!["--signal", "track.txt", "--n", "5"],
+            vec!["--signal", "track.txt", "6 tracks", "--n is 5"],
+        ),
+        (
+            "m.safetensors",
+            vec!["--signal", "short.txt", "--n", "6"],
+            vec!["--signal", "short.txt:3"],
+        ),
+        (
+            "m.safetensors",
+            vec!["--signal", "nan.txt", "--n", "6"],
+            vec!["--signal", "nan.txt:4", "not finite"],
+        ),
+        (
+            "m.safetensors",
+            vec!["--signal", "track.txt", "--signal", "track.txt", "--n", "6"],
+            vec!["--signal", "2 channels"],
+        ),
+    ];
+    for (model, extra, want) in &cases {
+        refused(&dir, &sample(model, extra), want, "s.txt");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

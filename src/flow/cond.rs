@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::SequenceDataset;
+use crate::data::{SequenceDataset, SignalTracks};
 use crate::error::{Error, Result};
 use crate::flow::train::{FlowConfig, TrainConfig, STREAM_INDEX};
 use crate::kernels::rng;
@@ -90,6 +90,25 @@ impl Conditioning {
             ));
         }
         Ok(())
+    }
+
+    /// An error unless `tracks` are `n` tracks of length `len` with the model's channels, or
+    /// none for a model without a signal track.
+    pub fn check_sample_signal(
+        &self,
+        tracks: Option<&SignalTracks>,
+        n: usize,
+        len: usize,
+    ) -> Result<()> {
+        self.check_signal(tracks.map_or(0, |t| t.channels), "--signal")?;
+        match tracks {
+            Some(t) if (t.n, t.len) != (n, len) => Err(Error::InvalidArgument(format!(
+                "--signal: {} tracks of length {} for {n} samples of length {len} (one track \
+                 per sample, one value per position)",
+                t.n, t.len
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// An error unless `channels` (those of the tracks given for sampling, 0: none) are the
@@ -240,6 +259,21 @@ impl SampleClasses {
             Self::Each(list) => list.get(i).copied(),
         }
     }
+}
+
+/// The signal input of the network rows of samples `first..first + rows` of a sampling run:
+/// the samples' tracks, `[rows, L, channels]`, repeated for the null-class rows when `guided`
+/// (the null-class field sees the same track). Rows past the last track (a partial last chunk)
+/// read zeros.
+pub fn chunk_signal(tracks: &SignalTracks, first: usize, rows: usize, guided: bool) -> Vec<f32> {
+    let w = tracks.len * tracks.channels;
+    let mut out = vec![0.0; rows * w];
+    let have = tracks.n.saturating_sub(first).min(rows);
+    out[..have * w].copy_from_slice(&tracks.values[first * w..][..have * w]);
+    if guided {
+        out.extend_from_within(..);
+    }
+    out
 }
 
 /// The sequences the batch of `step` draws from `n` (the rows of
