@@ -49,7 +49,7 @@ fn sphere_points(rng: &mut Rng, rows: usize, k: usize) -> Vec<f32> {
 fn the_conv_network_has_finite_difference_gradients() {
     let flow = conv_config(6, 3, 4, 2, 3);
     for (arch, classes) in [(flow.arch, 0), (flow.arch, 2), (Arch::Mlp, 2)] {
-        let net = Network::build(&flow.mlp, arch, classes, MlpLoss::Mse, 3).unwrap();
+        let net = Network::build(&flow.mlp, arch, classes, 0, MlpLoss::Mse, 3).unwrap();
         let b = 2;
         let cfg = OptimConfig::default();
         let mut ex =
@@ -178,6 +178,7 @@ fn conditional_training_agrees_between_backends_and_labels_are_checked() {
     flow.cond = Conditioning {
         classes: 3,
         drop: 0.25,
+        ..Conditioning::default()
     };
     let data = dna(16, 200);
     let cpu = losses(Device::Cpu, flow, &data, 3);

@@ -26,6 +26,7 @@ fn conditional(drop: f32) -> FlowConfig {
     f.cond = Conditioning {
         classes: CLASSES,
         drop,
+        ..Conditioning::default()
     };
     f
 }

@@ -11,5 +11,6 @@ pub mod sdflow;
 pub mod signals;
 pub mod tn;
 pub mod toybench;
+pub mod tracks;
 pub mod train;
 pub mod train_sizes;

@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use fisherflow::budget::{self, MAX_SAMPLE_STEPS};
@@ -17,7 +18,7 @@ use fisherflow::kernels::Precision;
 use fisherflow::{Error, Result};
 
 use super::common::{self, flag_error, guess_format, DataArgs, DeviceArgs};
-use super::{report, signals};
+use super::{report, signals, tracks};
 
 /// Arguments of `fisherflow sample`.
 #[derive(clap::Args)]
@@ -37,6 +38,11 @@ pub struct SampleArgs {
     #[arg(long, default_value_t = SampleConfig::default().guidance,
           value_parser = super::common::non_negative)]
     guidance: f32,
+    /// The per-position signal track of each sample (a model trained with --signal): L reals a
+    /// line, line i for sample i, as many lines as --n. Repeat for more channels, one file each,
+    /// as in training.
+    #[arg(long)]
+    signal: Vec<PathBuf>,
     /// Number of sequences.
     #[arg(long, default_value_t = SampleConfig::default().n,
           value_parser = super::common::count(1, u64::MAX))]
@@ -147,6 +153,8 @@ pub fn sample(opts: &ContextOptions, a: SampleArgs) -> Result<()> {
         gpu: a.device.gpu || a.precision == Precision::F16,
         ..a.device
     };
+    model.config.cond.check_signal(a.signal.len(), "--signal")?;
+    let signal = tracks::read(&a.signal, l, a.n, "--n is")?.map(Arc::new);
     let choice = device.choose(opts)?;
     let classes = sample_classes(a.class.as_deref(), &model)?;
     model
@@ -170,6 +178,7 @@ pub fn sample(opts: &ContextOptions, a: SampleArgs) -> Result<()> {
         precision: a.precision,
         classes,
         guidance: a.guidance,
+        signal,
     };
     let mut out = AtomicFile::create(&a.out, a.force)?;
     let bar = std::io::stderr().is_terminal().then(|| {

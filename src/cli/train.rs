@@ -9,10 +9,11 @@ use fisherflow::autodiff::OptimConfig;
 use fisherflow::budget::{self, TrainSizes, MAX_BLOCKS, MAX_KERNEL};
 use fisherflow::checkpoint::Checkpoint;
 use fisherflow::data::file::{check_not_input, check_output};
+use fisherflow::data::signal::MAX_CHANNELS;
 use fisherflow::flow::meta::{demo, SINKHORN_EPS, SINKHORN_ITERS};
 use fisherflow::flow::{
-    Conditioning, DataInfo, FlowConfig, FlowModel, Geometry, LrSchedule, OtKind, OtPairing,
-    RunConfig, ScheduleKind, TrainConfig, Trainer,
+    DataInfo, FlowConfig, FlowModel, Geometry, LrSchedule, OtKind, OtPairing, RunConfig,
+    ScheduleKind, TrainConfig, Trainer,
 };
 use fisherflow::gpu::ContextOptions;
 use fisherflow::nn::{Arch, MlpConfig};
@@ -20,7 +21,7 @@ use fisherflow::{Error, Result};
 
 use super::common::{self, planned_shape, DataArgs, DeviceArgs, Loaded};
 pub(super) use super::train_sizes::check_sizes;
-use super::{report, signals};
+use super::{report, signals, tracks};
 
 /// The quick demo.
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -78,6 +79,10 @@ pub struct TrainArgs {
     /// Class labels of the sequences of a --data file, one integer a line.
     #[arg(long)]
     labels: Option<PathBuf>,
+    /// Condition the model on a per-position signal track of the data's sequences: L reals a
+    /// line, line i for sequence i (--arch conv). Repeat for more channels, one file each.
+    #[arg(long)]
+    signal: Vec<PathBuf>,
     /// Residual blocks.
     #[arg(long, default_value_t = MlpConfig::default().blocks,
           value_parser = super::common::count(0, MAX_BLOCKS as u64))]
@@ -162,6 +167,7 @@ fn settings(a: &TrainArgs, (len, vocab): (usize, usize), steps: u64) -> (FlowCon
     if a.arch == ArchKind::Conv {
         flow.arch = Arch::Conv { kernel: a.kernel };
     }
+    flow.cond.signal = a.signal.len();
     let cfg = TrainConfig {
         batch: a.batch,
         optim: OptimConfig {
@@ -194,7 +200,42 @@ fn check_coupling(a: &TrainArgs) -> Result<()> {
                 .map_or_else(String::new, |v| v.get_name().to_string())
         )));
     }
+    if !a.signal.is_empty() {
+        if a.ot != OtKind::None {
+            return Err(Error::InvalidArgument(
+                "--signal: minibatch OT (--ot) reorders the sequences against their tracks".into(),
+            ));
+        }
+        if !a.resume && a.arch != ArchKind::Conv {
+            return Err(Error::InvalidArgument(
+                "--signal: a signal track is read by the convolutional network: give --arch conv"
+                    .into(),
+            ));
+        }
+        if a.signal.len() > MAX_CHANNELS {
+            return Err(Error::InvalidArgument(format!(
+                "--signal given {} times: at most {MAX_CHANNELS} channels",
+                a.signal.len()
+            )));
+        }
+        tracks::check_files(&a.signal)?;
+    }
     Ok(())
+}
+
+/// Refuses to resume `flow` with other signal tracks than it was trained with.
+fn check_resumed_signal(flow: &FlowConfig, given: usize) -> Result<()> {
+    match (flow.cond.signal, given) {
+        (want, have) if want == have => Ok(()),
+        (0, _) => Err(Error::InvalidArgument(
+            "--signal: cannot resume: the checkpoint's model was trained without a signal track"
+                .into(),
+        )),
+        (want, have) => Err(Error::InvalidArgument(format!(
+            "cannot resume: the checkpoint's model reads a signal track of {want} channel(s); \
+             give --signal {want} time(s), the same files it was trained with (got {have})"
+        ))),
+    }
 }
 
 /// `fisherflow train`.
@@ -249,10 +290,9 @@ pub fn train(opts: &ContextOptions, a: TrainArgs) -> Result<()> {
     let (flow, cfg) = match &resumed {
         Some(ck) => {
             note_ignored(&a);
-            (
-                FlowModel::from_checkpoint(ck)?.config,
-                TrainConfig::from_checkpoint(ck)?,
-            )
+            let flow = FlowModel::from_checkpoint(ck)?.config;
+            check_resumed_signal(&flow, a.signal.len())?;
+            (flow, TrainConfig::from_checkpoint(ck)?)
         }
         None => {
             // The model's width is the data's; a file is read to learn it, a generated source
@@ -267,7 +307,15 @@ pub fn train(opts: &ContextOptions, a: TrainArgs) -> Result<()> {
     };
     let choice = a.device.choose(opts)?;
     let device = choice.device();
-    let eval_default = if spec.starts_with("toy") {
+    // Sampling a signal model needs tracks for its samples: `fisherflow sample --signal`.
+    if flow.cond.signal > 0 && a.eval_samples.is_some_and(|n| n > 0) {
+        return Err(Error::InvalidArgument(
+            "--eval-samples: a model conditioned on a signal track is sampled with tracks; use \
+             `fisherflow sample --signal FILE`"
+                .into(),
+        ));
+    }
+    let eval_default = if spec.starts_with("toy") && flow.cond.signal == 0 {
         RunConfig::default().eval_samples
     } else {
         0
@@ -292,7 +340,11 @@ pub fn train(opts: &ContextOptions, a: TrainArgs) -> Result<()> {
         (sizes.data_n, sizes.len, sizes.vocab) = (n, l, k);
         check_sizes(&sizes, device, &data_flag)?;
     }
-    let loaded = common::load(&spec, &data_args, a.seed)?;
+    let mut loaded = common::load(&spec, &data_args, a.seed)?;
+    let what = format!("--data {spec} has");
+    if let Some(t) = tracks::read(&a.signal, loaded.data.len, loaded.data.n, &what)? {
+        loaded.data = loaded.data.with_signal(t)?;
+    }
     (sizes.data_n, sizes.len, sizes.vocab) = (loaded.data.n, loaded.data.len, loaded.data.vocab);
     check_sizes(&sizes, device, &data_flag)?;
     let (flow, cfg) = match &resumed {
@@ -306,10 +358,8 @@ pub fn train(opts: &ContextOptions, a: TrainArgs) -> Result<()> {
                          every FASTA header, or give --labels FILE)"
                     ))
                 })?;
-                flow.cond = Conditioning {
-                    classes,
-                    drop: a.cond_drop,
-                };
+                flow.cond.classes = classes;
+                flow.cond.drop = a.cond_drop;
             }
             (flow, cfg)
         }

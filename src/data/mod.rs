@@ -25,9 +25,11 @@ pub mod file;
 pub mod hmm;
 pub mod labels;
 pub mod metrics;
+pub mod signal;
 pub mod toy;
 
 pub use labels::{LabelOptions, Labels, MAX_CLASSES};
+pub use signal::SignalTracks;
 
 use std::path::Path;
 
@@ -52,6 +54,8 @@ pub struct SequenceDataset {
     pub alphabet: Option<String>,
     /// The class of every sequence and the number of classes, when the data are labelled.
     pub labels: Option<Labels>,
+    /// A per-position signal track of every sequence, when given ([`signal`]).
+    pub signal: Option<SignalTracks>,
 }
 
 /// File formats understood by [`SequenceDataset::read`] and [`SequenceDataset::write`].
@@ -224,6 +228,7 @@ impl<'a> RowBuilder<'a> {
             vocab,
             alphabet,
             labels: None,
+            signal: None,
         })
     }
 }
@@ -286,6 +291,7 @@ impl SequenceDataset {
             vocab,
             alphabet,
             labels: None,
+            signal: None,
         })
     }
 
@@ -559,6 +565,12 @@ impl SequenceDataset {
             eat(&(l.classes as u64).to_le_bytes());
             for &c in &l.ids {
                 eat(&c.to_le_bytes());
+            }
+        }
+        if let Some(s) = &self.signal {
+            eat(&(s.channels as u64).to_le_bytes());
+            for v in &s.values {
+                eat(&v.to_le_bytes());
             }
         }
         format!("{h:016x}")

@@ -1,12 +1,17 @@
-//! Class conditioning of a Fisher-Flow model: how many classes it reads and how often
-//! training replaces a label by the null class (for classifier-free guidance), and the labels
-//! of a training batch.
+//! Conditioning of a Fisher-Flow model: how many classes it reads and how often training
+//! replaces a label by the null class (for classifier-free guidance), whether it reads a
+//! per-position signal track and of how many channels, and the labels and tracks of a training
+//! batch.
+//!
+//! The signal track is never dropped: label dropout replaces the class only, so the null-class
+//! field of guidance still sees the track, and guidance `v_null + w·(v_c − v_null)` amplifies
+//! the class alone, at the same track.
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::SequenceDataset;
+use crate::data::{SequenceDataset, SignalTracks};
 use crate::error::{Error, Result};
 use crate::flow::train::{FlowConfig, TrainConfig, STREAM_INDEX};
 use crate::kernels::rng;
@@ -14,13 +19,18 @@ use crate::kernels::rng;
 /// Stream of the label-dropout draws.
 pub const STREAM_COND_DROP: u32 = 5;
 
-/// Class conditioning (none: `classes == 0`, what checkpoints written before it read as).
+/// Conditioning (none: `classes == 0` and `signal == 0`, what checkpoints written before it
+/// read as).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Conditioning {
     /// Classes the model reads (label `classes` is the null class).
     pub classes: usize,
     /// Probability that a training label is replaced by the null class.
     pub drop: f32,
+    /// Channels of the per-position signal track the model reads (0: none; checkpoints
+    /// written before signal tracks read as none).
+    #[serde(default)]
+    pub signal: usize,
 }
 
 impl Conditioning {
@@ -33,6 +43,7 @@ impl Conditioning {
                 self.drop
             )));
         }
+        self.check_signal_data(data)?;
         if self.classes == 0 {
             return Ok(());
         }
@@ -50,16 +61,73 @@ impl Conditioning {
         }
     }
 
-    /// An error when minibatch OT (`ot`) would pair sequences against their labels.
+    /// An error unless the data carry the signal tracks the model reads (and none when it
+    /// reads none).
+    fn check_signal_data(&self, data: Option<&SequenceDataset>) -> Result<()> {
+        let have = data.map_or(0, |d| d.signal_channels());
+        match (self.signal, have) {
+            (want, have) if want == have => Ok(()),
+            (0, have) => Err(Error::InvalidArgument(format!(
+                "the data carry a signal track of {have} channels but the model reads none"
+            ))),
+            (want, 0) => Err(Error::InvalidArgument(format!(
+                "the model reads a signal track of {want} channels but the data have none \
+                 (--signal FILE)"
+            ))),
+            (want, have) => Err(Error::Shape(format!(
+                "the model reads a signal track of {want} channels but the data's has {have}"
+            ))),
+        }
+    }
+
+    /// An error when minibatch OT (`ot`) would pair sequences against their labels or tracks.
     pub fn check_ot(&self, ot: bool) -> Result<()> {
-        if self.classes > 0 && ot {
+        if (self.classes > 0 || self.signal > 0) && ot {
             return Err(Error::InvalidArgument(
-                "minibatch OT reorders the data against their labels: train a class-conditional \
-                 model without OT"
+                "minibatch OT reorders the data against their labels and signal tracks: train \
+                 a conditional model without OT"
                     .into(),
             ));
         }
         Ok(())
+    }
+
+    /// An error unless `tracks` are `n` tracks of length `len` with the model's channels, or
+    /// none for a model without a signal track.
+    pub fn check_sample_signal(
+        &self,
+        tracks: Option<&SignalTracks>,
+        n: usize,
+        len: usize,
+    ) -> Result<()> {
+        self.check_signal(tracks.map_or(0, |t| t.channels), "--signal")?;
+        match tracks {
+            Some(t) if (t.n, t.len) != (n, len) => Err(Error::InvalidArgument(format!(
+                "--signal: {} tracks of length {} for {n} samples of length {len} (one track \
+                 per sample, one value per position)",
+                t.n, t.len
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// An error unless `channels` (those of the tracks given for sampling, 0: none) are the
+    /// channels of the model's signal track; the message names `flag`.
+    pub fn check_signal(&self, channels: usize, flag: &str) -> Result<()> {
+        match (self.signal, channels) {
+            (want, have) if want == have => Ok(()),
+            (0, _) => Err(Error::InvalidArgument(format!(
+                "{flag}: the model reads no signal track (train it with --signal)"
+            ))),
+            (want, 0) => Err(Error::InvalidArgument(format!(
+                "the model reads a signal track of {want} channel{}: give it with {flag} FILE \
+                 (one track a line, one line per sample)",
+                if want == 1 { "" } else { "s" }
+            ))),
+            (want, have) => Err(Error::InvalidArgument(format!(
+                "{flag}: {have} channels given but the model reads a signal track of {want}"
+            ))),
+        }
     }
 
     /// An error unless `class` is one of the model's classes (or `None`).
@@ -193,9 +261,32 @@ impl SampleClasses {
     }
 }
 
-/// The labels of the batch of `step` (the sequences [`super::train::host_batch`] draws, each
-/// replaced by the null class with probability [`Conditioning::drop`]), or `None` for an
-/// unconditional model.
+/// The signal input of the network rows of samples `first..first + rows` of a sampling run:
+/// the samples' tracks, `[rows, L, channels]`, repeated for the null-class rows when `guided`
+/// (the null-class field sees the same track). Rows past the last track (a partial last chunk)
+/// read zeros.
+pub fn chunk_signal(tracks: &SignalTracks, first: usize, rows: usize, guided: bool) -> Vec<f32> {
+    let w = tracks.len * tracks.channels;
+    let mut out = vec![0.0; rows * w];
+    let have = tracks.n.saturating_sub(first).min(rows);
+    out[..have * w].copy_from_slice(&tracks.values[first * w..][..have * w]);
+    if guided {
+        out.extend_from_within(..);
+    }
+    out
+}
+
+/// The sequences the batch of `step` draws from `n` (the rows of
+/// [`super::train::host_batch`]'s and the on-device batch's `x1`).
+pub fn batch_rows(cfg: &TrainConfig, n: usize, step: u64) -> Vec<usize> {
+    rng::cpu::uniform(cfg.seed, step, STREAM_INDEX, cfg.batch)
+        .iter()
+        .map(|&v| ((v * n as f32) as usize).min(n - 1))
+        .collect()
+}
+
+/// The labels of the batch of `step` (the sequences [`batch_rows`] draws, each replaced by the
+/// null class with probability [`Conditioning::drop`]), or `None` for a model without classes.
 pub fn batch_labels(
     flow: &FlowConfig,
     cfg: &TrainConfig,
@@ -206,19 +297,27 @@ pub fn batch_labels(
     if c.classes == 0 {
         return None;
     }
-    let b = cfg.batch;
-    let u = rng::cpu::uniform(cfg.seed, step, STREAM_INDEX, b);
-    let drop = rng::cpu::uniform(cfg.seed, step, STREAM_COND_DROP, b);
+    let drop = rng::cpu::uniform(cfg.seed, step, STREAM_COND_DROP, cfg.batch);
     Some(
-        u.iter()
+        batch_rows(cfg, data.n, step)
+            .into_iter()
             .zip(&drop)
-            .map(|(&v, &d)| {
-                let i = ((v * data.n as f32) as usize).min(data.n - 1);
-                match data.label(i) {
-                    Some(l) if d >= c.drop => l as f32,
-                    _ => c.null(),
-                }
+            .map(|(i, &d)| match data.label(i) {
+                Some(l) if d >= c.drop => l as f32,
+                _ => c.null(),
             })
             .collect(),
     )
+}
+
+/// The signal tracks of the batch of `step` (those of the sequences [`batch_rows`] draws,
+/// `[B, L, channels]`; never dropped), or `None` for a model without a signal track.
+pub fn batch_signal(
+    flow: &FlowConfig,
+    cfg: &TrainConfig,
+    data: &SequenceDataset,
+    step: u64,
+) -> Option<Vec<f32>> {
+    let tracks = data.signal().filter(|_| flow.cond.signal > 0)?;
+    Some(tracks.gather(&batch_rows(cfg, data.n, step)))
 }

@@ -341,6 +341,8 @@ pub struct CpuModelField {
     program: CpuProgram,
     out: crate::autodiff::NodeId,
     cond: Option<crate::flow::Conditioning>,
+    /// Whether the network reads a signal track.
+    signal: bool,
     /// The guidance weight, when the program evaluates each point twice (see [`GpuModelField`]).
     guide: Option<f32>,
 }
@@ -358,6 +360,7 @@ impl CpuModelField {
             program,
             out: mlp.out,
             cond,
+            signal: mlp.signal.is_some(),
             guide,
         };
         f.set_class(None)?;
@@ -386,6 +389,15 @@ impl CpuModelField {
     pub fn set_labels(&mut self, labels: &[f32]) -> Result<()> {
         if self.cond.is_some() {
             self.program.set_input(Network::LABELS, labels)?;
+        }
+        Ok(())
+    }
+
+    /// Evaluate every row with the signal track `values` (see [`FieldNet::set_signal`]); a
+    /// no-op for a model without a signal track.
+    pub fn set_signal(&mut self, values: &[f32]) -> Result<()> {
+        if self.signal {
+            self.program.set_input(Network::SIGNAL, values)?;
         }
         Ok(())
     }

@@ -19,6 +19,8 @@ pub struct FieldNet<'c> {
     ctx: &'c GpuContext,
     program: GpuProgram<'c>,
     cond: Option<crate::flow::Conditioning>,
+    /// Whether the network reads a signal track.
+    signal: bool,
     precision: Precision,
     rows: usize,
     x: GpuTensor<f32>,
@@ -39,6 +41,7 @@ impl<'c> FieldNet<'c> {
             ctx,
             program,
             cond: mlp.labels.map(|_| model.config.cond),
+            signal: mlp.signal.is_some(),
             precision: p,
             rows,
             x,
@@ -73,6 +76,17 @@ impl<'c> FieldNet<'c> {
         }
         let input = self.program.input(Network::LABELS)?;
         input.write(self.ctx, labels)
+    }
+
+    /// Evaluate every row with the signal track `values` (`[rows, L, channels]`); a no-op for
+    /// a model without a signal track. Takes effect at the next submission.
+    pub fn set_signal(&self, values: &[f32]) -> Result<()> {
+        if self.signal {
+            self.program
+                .input(Network::SIGNAL)?
+                .write(self.ctx, values)?;
+        }
+        Ok(())
     }
 
     /// The model's class conditioning (`None`: unconditional).

@@ -9,14 +9,18 @@
 //! adapter's binding limits. The network runs as a [`FieldNet`] (the training graph compiled
 //! for inference) with weights and activations in f32 or, where the adapter has `SHADER_F16`,
 //! f16 ([`SampleConfig::precision`]); the points and the geodesic steps stay f32. The CPU
-//! backend runs the same integrators on the same graph's inference program.
+//! backend runs the same integrators on the same graph's inference program. The per-sample
+//! inputs of a conditioned model (class labels, signal tracks) are written into the network's
+//! inputs chunk by chunk, before each chunk's integration.
+
+use std::sync::Arc;
 
 use crate::autodiff::NamedTensor;
 use crate::checkpoint::Checkpoint;
-use crate::data::{Labels, SequenceDataset};
+use crate::data::{Labels, SequenceDataset, SignalTracks};
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::flow::cond::SampleClasses;
+use crate::flow::cond::{chunk_signal, SampleClasses};
 use crate::flow::devices::guided;
 use crate::flow::devices::{CpuOde, GpuOde};
 use crate::flow::field::FieldNet;
@@ -57,6 +61,9 @@ pub struct SampleConfig {
     /// (1: the class-conditional field alone, one evaluation per step; otherwise two, the
     /// class's and the null class's, in one network call of twice the rows).
     pub guidance: f32,
+    /// The per-position signal track of each sample, `n` tracks (models conditioned on a
+    /// track; shared, not copied, by clones).
+    pub signal: Option<Arc<SignalTracks>>,
 }
 
 impl Default for SampleConfig {
@@ -72,6 +79,7 @@ impl Default for SampleConfig {
             precision: Precision::F32,
             classes: SampleClasses::Null,
             guidance: 1.0,
+            signal: None,
         }
     }
 }
@@ -227,6 +235,9 @@ pub fn sample_into(
         .config
         .cond
         .check_sampling(&cfg.classes, cfg.guidance, cfg.n)?;
+    let len = model.config.mlp.seq_len;
+    let signal = cfg.signal.as_deref();
+    model.config.cond.check_sample_signal(signal, cfg.n, len)?;
     match device {
         Device::Gpu(ctx) => sample_gpu(ctx, model, cfg, sink),
         Device::Cpu => sample_cpu(model, cfg, sink),
@@ -304,6 +315,9 @@ fn sample_gpu(
     while done < cfg.n {
         rng.set_counter(ctx, stats.chunks as u64);
         (field.net()).set_labels(&cond.chunk_labels(&cfg.classes, done, c, guided))?;
+        if let Some(s) = &cfg.signal {
+            field.net().set_signal(&chunk_signal(s, done, c, guided))?;
+        }
         if cfg.solver == Solver::Dopri5 {
             prior(&mut dev, &rng)?;
             let (x, evals) = integrate(&mut dev, &mut field, cfg, fold, end, &a, &b)?;
@@ -346,6 +360,9 @@ fn sample_cpu(
         let chunk = stats.chunks as u64;
         let labels = cond.chunk_labels(&cfg.classes, done, c, guided);
         field.net().set_labels(&labels)?;
+        if let Some(s) = &cfg.signal {
+            field.net().set_signal(&chunk_signal(s, done, c, guided))?;
+        }
         let prior = methods::prior_cpu(geometry, cfg.seed, chunk, STREAM_SAMPLE_PRIOR, c * l, k);
         dev.bufs[a] = prior;
         let (x, evals) = integrate(&mut dev, &mut field, cfg, fold, end, &a, &b)?;

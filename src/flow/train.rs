@@ -18,7 +18,7 @@ use crate::autodiff::{
 use crate::checkpoint::Checkpoint;
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::flow::cond::{batch_labels, Conditioning};
+use crate::flow::cond::{batch_labels, batch_signal, Conditioning};
 use crate::flow::dirichlet;
 use crate::flow::pairing::OtPairing;
 use crate::flow::plateau::PlateauState;
@@ -114,7 +114,8 @@ impl FlowConfig {
 
     /// The field network (its graph and nodes); `seed` fixes the initial parameters.
     pub fn network(&self, seed: u64) -> Result<Network> {
-        Network::build(&self.mlp, self.arch, self.cond.classes, self.loss(), seed)
+        let c = self.cond;
+        Network::build(&self.mlp, self.arch, c.classes, c.signal, self.loss(), seed)
     }
 
     /// What the network's output is trained against: Dirichlet FM's denoiser is trained by
@@ -442,9 +443,17 @@ impl<'c> Trainer<'c> {
             exe.set_input(Network::T, t)?;
             exe.set_input(Network::TARGET, ut)?;
         }
-        let labels = self.data.dataset();
-        if let Some(labels) = labels.and_then(|d| batch_labels(&self.flow, &self.cfg, d, step)) {
+        // The labels and signal tracks of the sequences the batch draws, from the host.
+        let Some(d) = self.data.dataset() else {
+            return Ok(());
+        };
+        let labels = batch_labels(&self.flow, &self.cfg, d, step);
+        let signal = batch_signal(&self.flow, &self.cfg, d, step);
+        if let Some(labels) = labels {
             self.exe_mut().set_input(Network::LABELS, &labels)?;
+        }
+        if let Some(signal) = signal {
+            self.exe_mut().set_input(Network::SIGNAL, &signal)?;
         }
         Ok(())
     }

@@ -2,6 +2,12 @@
 //! flattening of a sequence into one row): an input projection, residual blocks of dilated
 //! convolutions with layer norm, a Gaussian-Fourier time embedding (and, when conditioned, a
 //! class embedding) added in every block, and an output projection onto the tangent space.
+//!
+//! A per-position signal track of `S` channels (`[B·L, S]`) enters as `S` more input channels:
+//! it is concatenated to the points before the input projection, `Linear(K + S → H)`. That is
+//! the same map as a projection of the points plus a bias-free projection of the track, done as
+//! one gemm, and it lets the track reach every block through the residual stream from the first
+//! layer on, position by position (the convolutions then spread it along the sequence).
 
 use std::f32::consts::PI;
 
@@ -36,8 +42,16 @@ pub fn fourier_embedding(g: &mut Graph, t: NodeId, dim: usize, out: usize) -> Re
 
 /// Build the convolutional field for `cfg` (`hidden` channels, `blocks` residual blocks,
 /// `time_dim` Fourier features) with kernel size `kernel`; with `classes > 0` it reads class
-/// labels (input [`Network::LABELS`], `classes` meaning none: the null class of guidance).
-pub fn build(cfg: &MlpConfig, kernel: usize, classes: usize, seed: u64) -> Result<Network> {
+/// labels (input [`Network::LABELS`], `classes` meaning none: the null class of guidance);
+/// with `signal > 0` it reads a track of `signal` channels per position (input
+/// [`Network::SIGNAL`], `[B·L, signal]`).
+pub fn build(
+    cfg: &MlpConfig,
+    kernel: usize,
+    classes: usize,
+    signal: usize,
+    seed: u64,
+) -> Result<Network> {
     if kernel == 0 {
         return Err(Error::InvalidArgument(
             "the convolution kernel size must be positive".into(),
@@ -60,7 +74,13 @@ pub fn build(cfg: &MlpConfig, kernel: usize, classes: usize, seed: u64) -> Resul
     } else {
         None
     };
-    let mut hid = Linear::new(&mut g, "input", k, h, true)?.forward(&mut g, x)?;
+    let (track, inp) = if signal > 0 {
+        let s = g.input_shaped(Network::SIGNAL, [Dim::BatchTimes(l), Dim::Fixed(signal)])?;
+        (Some(s), g.concat(&[x, s])?)
+    } else {
+        (None, x)
+    };
+    let mut hid = Linear::new(&mut g, "input", k + signal, h, true)?.forward(&mut g, inp)?;
     for i in 0..cfg.blocks {
         let n = layer_norm(&mut g, &format!("block{i}.norm"), hid, h)?;
         let te = Linear::new(&mut g, &format!("block{i}.time"), h, h, true)?;
@@ -92,6 +112,7 @@ pub fn build(cfg: &MlpConfig, kernel: usize, classes: usize, seed: u64) -> Resul
         t,
         target,
         labels,
+        signal: track,
         out,
         loss,
     })

@@ -56,6 +56,9 @@ pub struct Network {
     pub target: NodeId,
     /// Input node of the class labels `[B, 1]`, when conditioned.
     pub labels: Option<NodeId>,
+    /// Input node of the signal tracks `[B·L, S]` (S channels per position), when the network
+    /// reads them.
+    pub signal: Option<NodeId>,
     /// The vector field.
     pub out: NodeId,
     /// The loss `[1, 1]`: `Σ_{L,K} (v − target)²` averaged over sequences.
@@ -71,20 +74,31 @@ impl Network {
     pub const TARGET: &'static str = "target";
     /// Input name of the class labels (conditioned networks).
     pub const LABELS: &'static str = "labels";
+    /// Input name of the per-position signal tracks (networks conditioned on a track).
+    pub const SIGNAL: &'static str = "signal";
 
     /// Build the network of architecture `arch` with sizes `cfg` and the loss `loss`, reading
-    /// class labels when `classes > 0`; `seed` fixes the initial parameters.
+    /// class labels when `classes > 0` and a signal track of `signal` channels per position
+    /// when `signal > 0` (the convolutional network only); `seed` fixes the initial parameters.
     pub fn build(
         cfg: &MlpConfig,
         arch: Arch,
         classes: usize,
+        signal: usize,
         loss: MlpLoss,
         seed: u64,
     ) -> Result<Network> {
         cfg.validate()?;
         match (arch, loss) {
+            (Arch::Mlp, _) if signal > 0 => Err(Error::InvalidArgument(
+                "a signal track (--signal) is read by the convolutional network only: train \
+                 with --arch conv"
+                    .into(),
+            )),
             (Arch::Mlp, _) => Ok(Mlp::build(*cfg, classes, seed, loss)?.into()),
-            (Arch::Conv { kernel }, MlpLoss::Mse) => conv::build(cfg, kernel, classes, seed),
+            (Arch::Conv { kernel }, MlpLoss::Mse) => {
+                conv::build(cfg, kernel, classes, signal, seed)
+            }
             (Arch::Conv { .. }, MlpLoss::SoftmaxXent) => Err(Error::InvalidArgument(
                 "the convolutional network is trained as a vector field; the cross-entropy \
                  denoiser (Dirichlet flow matching) needs --arch mlp"
@@ -107,6 +121,7 @@ impl From<Mlp> for Network {
             t: m.t,
             target: m.target,
             labels: m.labels,
+            signal: None,
             out: m.out,
             loss: m.loss,
         }
