@@ -46,7 +46,11 @@ fn model(l: usize, k: usize, g: Geometry, arch: Arch, classes: usize, seed: u64)
     let mut cfg = FlowConfig::new(l, k, 16, g);
     cfg.mlp.time_dim = 8;
     cfg.arch = arch;
-    cfg.cond = Conditioning { classes, drop: 0.0 };
+    cfg.cond = Conditioning {
+        classes,
+        drop: 0.0,
+        ..Conditioning::default()
+    };
     let mut m = FlowModel::untrained(cfg, seed).unwrap();
     for p in &mut m.params {
         p.data.iter_mut().for_each(|v| *v *= 1.5);
@@ -533,6 +537,7 @@ fn a_trained_conditional_model_scores_sequences_best_under_their_class() {
     flow.cond = Conditioning {
         classes: 2,
         drop: 0.0,
+        ..Conditioning::default()
     };
     let cfg = TrainConfig {
         batch: 64,

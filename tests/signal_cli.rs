@@ -185,6 +185,21 @@ fn train_and_sample_with_a_signal_track_and_bad_tracks_are_refused() {
     let lines = std::fs::read_to_string(dir.join("s.txt")).unwrap();
     assert_eq!(lines.lines().count(), 6, "{lines}");
     std::fs::remove_file(dir.join("s.txt")).unwrap();
+    // The likelihood of a signal model needs its tracks: refused, naming why.
+    let nll: Vec<String> = [
+        "nll",
+        "--model",
+        "m.safetensors",
+        "--data",
+        "seqs.txt",
+        "--cpu",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let o = run_in(&dir, &nll);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("signal track"), "{}", text(&o));
     let cases: Vec<(&str, Vec<&str>, Vec<&str>)> = vec![
         (
             "m.safetensors",

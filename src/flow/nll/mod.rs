@@ -240,6 +240,13 @@ pub fn t_end(model: &FlowModel, cfg: &NllConfig, protocol: Protocol) -> f32 {
 /// Refuse what cannot be computed, before any work.
 pub fn check(model: &FlowModel, cfg: &NllConfig) -> Result<()> {
     model.config.validate()?;
+    if model.config.cond.signal > 0 {
+        return Err(Error::InvalidArgument(format!(
+            "the model reads {} signal track(s) per sequence (train --signal); its likelihood \
+             would need each sequence's tracks, which nll does not take",
+            model.config.cond.signal
+        )));
+    }
     let width = model.config.mlp.width();
     match cfg.divergence {
         Divergence::Exact if width > MAX_EXACT_WIDTH => {
