@@ -17,7 +17,7 @@ use fisherflow::nn::{Arch, MlpLoss, Network};
 
 #[path = "support/grad.rs"]
 mod grad;
-use grad::check_param_gradients_with;
+use grad::{check_param_gradients_with, sphere_points};
 
 fn conv_config(l: usize, k: usize, hidden: usize, blocks: usize, kernel: usize) -> FlowConfig {
     let mut f = FlowConfig::new(l, k, hidden, Geometry::Sphere);
@@ -32,17 +32,6 @@ fn dna(l: usize, n: usize) -> SequenceDataset {
         .unwrap()
         .sample(n, 1)
         .unwrap()
-}
-
-/// Unit vectors per group of `k` (points on the spheres).
-fn sphere_points(rng: &mut Rng, rows: usize, k: usize) -> Vec<f32> {
-    let mut v = Vec::with_capacity(rows * k);
-    for _ in 0..rows {
-        let z: Vec<f64> = (0..k).map(|_| rng.normal()).collect();
-        let n = z.iter().map(|x| x * x).sum::<f64>().sqrt();
-        v.extend(z.iter().map(|x| (x / n) as f32));
-    }
-    v
 }
 
 #[test]

@@ -14,7 +14,7 @@ use fisherflow::flow::nll::{
     divergence, log_density, log_prior, sequence_nll, Divergence, NllConfig, Protocol,
 };
 use fisherflow::flow::{FlowConfig, FlowModel, Geometry, Solver};
-use fisherflow::gpu::testing::gpu;
+use fisherflow::gpu::testing::{devices, gpu};
 use fisherflow::gpu::GpuTensor;
 use fisherflow::kernels::rng::cpu::sphere_prior;
 use fisherflow::nn::{Mlp, MlpConfig};
@@ -90,14 +90,6 @@ fn analytic_div(a: &[f64], x: &[f32], l: usize, k: usize) -> f64 {
             tr - xax - (k as f64 - 1.0) * xf
         })
         .sum()
-}
-
-fn devices() -> Vec<Device<'static>> {
-    let mut d = vec![Device::Cpu];
-    if let Some(ctx) = gpu() {
-        d.push(Device::Gpu(ctx));
-    }
-    d
 }
 
 fn exact() -> NllConfig {

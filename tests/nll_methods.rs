@@ -20,19 +20,11 @@ use fisherflow::flow::nll::{
 use fisherflow::flow::{
     Conditioning, FlowConfig, FlowModel, Geometry, Solver, TrainConfig, Trainer,
 };
-use fisherflow::gpu::testing::gpu;
+use fisherflow::gpu::testing::{devices, gpu};
 use fisherflow::gpu::{GpuTensor, Recorder};
 use fisherflow::kernels::rng::cpu::{dirichlet1, sphere_prior};
 use fisherflow::nn::{Arch, Network};
 use fisherflow::rng::Rng;
-
-fn devices() -> Vec<Device<'static>> {
-    let mut d = vec![Device::Cpu];
-    if let Some(ctx) = gpu() {
-        d.push(Device::Gpu(ctx));
-    }
-    d
-}
 
 fn exact() -> NllConfig {
     NllConfig {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 #[path = "support/grad.rs"]
 mod grad;
-use grad::check_param_gradients;
+use grad::{check_param_gradients, sphere_points};
 
 fn conv_config(l: usize, k: usize, hidden: usize, signal: usize) -> FlowConfig {
     let mut f = FlowConfig::new(l, k, hidden, Geometry::Sphere);
@@ -52,17 +52,6 @@ fn signed_tracks(rng: &mut Rng, n: usize) -> Vec<f32> {
             }
         })
         .collect()
-}
-
-/// Unit vectors per group of `k` (points on the spheres).
-fn sphere_points(rng: &mut Rng, rows: usize, k: usize) -> Vec<f32> {
-    let mut v = Vec::with_capacity(rows * k);
-    for _ in 0..rows {
-        let z: Vec<f64> = (0..k).map(|_| rng.normal()).collect();
-        let n = z.iter().map(|x| x * x).sum::<f64>().sqrt();
-        v.extend(z.iter().map(|x| (x / n) as f32));
-    }
-    v
 }
 
 #[test]

@@ -26,3 +26,11 @@ pub fn gpu() -> Option<&'static GpuContext> {
         }
     }
 }
+
+/// The devices a test runs on: the CPU backend and, when there is one, the shared GPU
+/// ([`gpu`]).
+pub fn devices() -> Vec<crate::device::Device<'static>> {
+    let mut d = vec![crate::device::Device::Cpu];
+    d.extend(gpu().map(crate::device::Device::Gpu));
+    d
+}

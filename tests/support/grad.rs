@@ -71,3 +71,14 @@ pub fn close(a: &[f32], b: &[f32], rtol: f32, what: &str) {
         );
     }
 }
+
+/// Unit vectors per group of `k` (points on the spheres).
+pub fn sphere_points(rng: &mut fisherflow::autodiff::Rng, rows: usize, k: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(rows * k);
+    for _ in 0..rows {
+        let z: Vec<f64> = (0..k).map(|_| rng.normal()).collect();
+        let n = z.iter().map(|x| x * x).sum::<f64>().sqrt();
+        v.extend(z.iter().map(|x| (x / n) as f32));
+    }
+    v
+}
