@@ -11,7 +11,7 @@ use fisherflow::device::Device;
 use fisherflow::flow::nll::field::{vjp_graph, COT};
 use fisherflow::flow::nll::kernels::{self as nk, Probes};
 use fisherflow::flow::nll::{
-    divergence, log_density, log_prior, sequence_nll, Divergence, NllConfig, Protocol,
+    divergence, log_density, log_prior, sequence_nll, Divergence, Given, NllConfig, Protocol,
 };
 use fisherflow::flow::{FlowConfig, FlowModel, Geometry, Solver};
 use fisherflow::gpu::testing::{devices, gpu};
@@ -127,7 +127,7 @@ fn exact_divergence_of_a_projected_linear_field_is_analytic() {
         let n = 6;
         let x = sphere_prior(3, 0, 0, n * l, k);
         for dev in devices() {
-            let got = divergence(dev, &model, &x, 0.3, &exact()).unwrap();
+            let got = divergence(dev, &model, &x, Given::default(), 0.3, &exact()).unwrap();
             for (s, g) in got.iter().enumerate() {
                 let want = analytic_div(&a, &x[s * w..(s + 1) * w], l, k);
                 assert!(
@@ -178,7 +178,7 @@ fn exact_divergence_of_a_network_matches_finite_differences() {
     let model = random_model(l, k, 11);
     let x = sphere_prior(5, 0, 0, 3 * l, k);
     for dev in devices() {
-        let got = divergence(dev, &model, &x, 0.6, &exact()).unwrap();
+        let got = divergence(dev, &model, &x, Given::default(), 0.6, &exact()).unwrap();
         for (s, g) in got.iter().enumerate() {
             let want = fd_divergence(&model, &x[s * l * k..(s + 1) * l * k], 0.6);
             assert!(
@@ -256,14 +256,14 @@ fn hutchinson_is_within_three_standard_errors_of_exact() {
     let one = sphere_prior(9, 0, 0, l, k);
     let x: Vec<f32> = one.iter().copied().cycle().take(n * l * k).collect();
     for dev in devices() {
-        let ex = divergence(dev, &model, &one, 0.4, &exact()).unwrap()[0];
+        let ex = divergence(dev, &model, &one, Given::default(), 0.4, &exact()).unwrap()[0];
         let cfg = NllConfig {
             divergence: Divergence::Hutchinson,
             probes: 1,
             seed: 17,
             ..Default::default()
         };
-        let est = divergence(dev, &model, &x, 0.4, &cfg).unwrap();
+        let est = divergence(dev, &model, &x, Given::default(), 0.4, &cfg).unwrap();
         let mean = est.iter().sum::<f64>() / n as f64;
         let var = est.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
         let se = (var / n as f64).sqrt();
@@ -274,7 +274,8 @@ fn hutchinson_is_within_three_standard_errors_of_exact() {
         );
         // More probes per sequence: a smaller spread.
         let cfg16 = NllConfig { probes: 16, ..cfg };
-        let est16 = divergence(dev, &model, &x[..50 * l * k], 0.4, &cfg16).unwrap();
+        let est16 =
+            divergence(dev, &model, &x[..50 * l * k], Given::default(), 0.4, &cfg16).unwrap();
         let sd16 = (est16.iter().map(|v| (v - ex).powi(2)).sum::<f64>() / 50.0).sqrt();
         assert!(
             sd16 < var.sqrt() * 0.5,

@@ -13,8 +13,8 @@ use fisherflow::device::Device;
 use fisherflow::flow::dirichlet::CTable;
 use fisherflow::flow::nll::kernels::{self as nk, Probes};
 use fisherflow::flow::nll::{
-    self, dirichlet as nd, divergence, log_density, log_density_labelled, log_dirichlet1,
-    log_dirichlet_half, log_prior, sequence_nll, sequence_nll_given, Divergence, NllConfig,
+    self, dirichlet as nd, divergence, log_density, log_density_given, log_dirichlet1,
+    log_dirichlet_half, log_prior, sequence_nll, sequence_nll_given, Divergence, Given, NllConfig,
     Protocol,
 };
 use fisherflow::flow::{
@@ -192,7 +192,7 @@ fn exact_divergence_matches_finite_differences_for_every_kind() {
         let x = points(g, 3, l, k, 5);
         let t = if g == Geometry::Dirichlet { 2.5 } else { 0.6 };
         for dev in devices() {
-            let got = divergence(dev, &m, &x, t, &exact()).unwrap();
+            let got = divergence(dev, &m, &x, Given::default(), t, &exact()).unwrap();
             for (s, gv) in got.iter().enumerate() {
                 let want = fd_divergence(&m, &x[s * l * k..(s + 1) * l * k], t, None);
                 assert!(
@@ -247,7 +247,7 @@ fn exact_divergence_of_a_linear_field_on_the_simplex_is_analytic() {
             .sum();
         let x = dirichlet1(2, 0, 0, 4 * l, k);
         for dev in devices() {
-            for got in divergence(dev, &m, &x, 0.3, &exact()).unwrap() {
+            for got in divergence(dev, &m, &x, Given::default(), 0.3, &exact()).unwrap() {
                 assert!(
                     (got - want).abs() < 1e-4 * (1.0 + want.abs()),
                     "{got} vs {want}"
@@ -270,14 +270,14 @@ fn hutchinson_is_within_three_standard_errors_of_exact_for_every_kind() {
         let x: Vec<f32> = one.iter().copied().cycle().take(n * l * k).collect();
         let t = if g == Geometry::Dirichlet { 1.5 } else { 0.4 };
         for dev in devices() {
-            let ex = divergence(dev, &m, &one, t, &exact()).unwrap()[0];
+            let ex = divergence(dev, &m, &one, Given::default(), t, &exact()).unwrap()[0];
             let cfg = NllConfig {
                 divergence: Divergence::Hutchinson,
                 probes: 1,
                 seed: 17,
                 ..Default::default()
             };
-            let est = divergence(dev, &m, &x, t, &cfg).unwrap();
+            let est = divergence(dev, &m, &x, Given::default(), t, &cfg).unwrap();
             let mean = est.iter().sum::<f64>() / n as f64;
             let var = est.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
             let se = (var / n as f64).sqrt();
@@ -313,7 +313,8 @@ fn a_zero_field_gives_exactly_the_prior_for_every_method_and_network() {
                     steps: 3,
                     ..Default::default()
                 };
-                let d = log_density_labelled(dev, &m, &x, labels.as_deref(), 0.9, &cfg).unwrap();
+                let d =
+                    log_density_given(dev, &m, &x, given(labels.as_deref()), 0.9, &cfg).unwrap();
                 for (s, &v) in d.log_p.iter().enumerate() {
                     let want = match g {
                         Geometry::Sphere => l as f64 * log_prior(k),
@@ -498,7 +499,7 @@ fn gpu_and_cpu_paths_agree_for_every_kind() {
                 ..Default::default()
             };
             let ls = labels.as_deref();
-            let run = |dev| log_density_labelled(dev, &m, &x, ls, t1, &cfg);
+            let run = |dev| log_density_given(dev, &m, &x, given(ls), t1, &cfg);
             let c = run(Device::Cpu).unwrap_or_else(|e| panic!("{name} {div:?}: {e}"));
             let gp = run(Device::Gpu(ctx)).unwrap();
             assert_eq!(c.evaluations, gp.evaluations);
@@ -592,5 +593,13 @@ fn labels_and_classes_are_checked() {
     assert!(sequence_nll_given(Device::Cpu, &u, &plain, Some(0), &cfg).is_err());
     // Labels of the wrong count.
     let x = sphere_prior(1, 0, 0, 4, 3);
-    assert!(log_density_labelled(Device::Cpu, &m, &x, Some(&[0]), 0.5, &cfg).is_err());
+    assert!(log_density_given(Device::Cpu, &m, &x, given(Some(&[0])), 0.5, &cfg).is_err());
+}
+
+/// The labels of the sequences as what their density is given.
+fn given(labels: Option<&[u32]>) -> Given<'_> {
+    Given {
+        labels,
+        signal: None,
+    }
 }

@@ -1,18 +1,21 @@
 //! Models conditioned on a per-position signal track: the gradient through the track's input
 //! channels by finite differences, the batch's tracks following the batch's sequences, the same
 //! training steps on the CPU backend and the GPU, the setting kept by checkpoints and checked,
-//! and a model that learns to follow the track it is sampled with.
+//! a model that learns to follow the track it is sampled with, and the likelihood given each
+//! sequence's track.
 
 use fisherflow::autodiff::{CpuExecutor, Executor, OptimConfig, Rng};
 use fisherflow::data::{SequenceDataset, SignalTracks};
 use fisherflow::device::Device;
 use fisherflow::flow::cond::{batch_rows, batch_signal};
+use fisherflow::flow::nll::{sequence_nll, Divergence, NllConfig};
 use fisherflow::flow::train::STREAM_INDEX;
+use fisherflow::flow::Solver;
 use fisherflow::flow::{
     sample, DataSource, FlowConfig, FlowModel, Geometry, LrSchedule, SampleClasses, SampleConfig,
     TrainConfig, Trainer,
 };
-use fisherflow::gpu::testing::gpu;
+use fisherflow::gpu::testing::{devices, gpu};
 use fisherflow::nn::{Arch, MlpLoss, Network};
 use std::sync::Arc;
 
@@ -292,6 +295,26 @@ fn a_model_learns_to_follow_its_signal_track() {
     eprintln!("tokens following the track: {all:.3} (worst sample {worst:.3}; chance 0.5)");
     assert!(all >= 0.9, "{all} of the tokens follow the track");
     assert!(worst >= 0.75, "a sample follows its track at {worst}");
+    // Its likelihood reads the track: held-out sequences score far better given their own
+    // tracks than given the opposite ones.
+    let held = sign_data(12, l, 8);
+    let cfg = NllConfig {
+        steps: 8,
+        ..NllConfig::default()
+    };
+    let own = mean(&sequence_nll(Device::Cpu, &model, &held, &cfg).unwrap().nats);
+    let t = held.signal().unwrap();
+    let flipped = t.values.iter().map(|v| -v).collect();
+    let other = SignalTracks::new(flipped, t.n, t.len, 1).unwrap();
+    let plain = SequenceDataset::new(held.tokens.clone(), held.n, l, 2, None).unwrap();
+    let opposite = plain.with_signal(other).unwrap();
+    let against = mean(
+        &sequence_nll(Device::Cpu, &model, &opposite, &cfg)
+            .unwrap()
+            .nats,
+    );
+    eprintln!("nats per sequence given its own track {own:.2}, the opposite track {against:.2}");
+    assert!(own + l as f64 * 0.5 < against, "{own} against {against}");
     // The untrained model is at chance.
     let untrained = FlowModel::untrained(flow, 0).unwrap();
     let u = follows(
@@ -299,4 +322,108 @@ fn a_model_learns_to_follow_its_signal_track() {
         &track,
     );
     assert!(u < 0.75, "untrained: {u}");
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+/// `n` random sequences over `k` tokens with random tracks of `s` channels attached.
+fn tracked_data(rng: &mut Rng, n: usize, l: usize, k: usize, s: usize) -> SequenceDataset {
+    let tokens = (0..n * l).map(|_| rng.below(k as u64) as u32).collect();
+    let values = (0..n * l * s)
+        .map(|_| rng.range(-1.5, 1.5) as f32)
+        .collect();
+    let t = SignalTracks::new(values, n, l, s).unwrap();
+    SequenceDataset::new(tokens, n, l, k, None)
+        .unwrap()
+        .with_signal(t)
+        .unwrap()
+}
+
+#[test]
+fn the_likelihood_reads_each_sequences_own_track_on_both_backends() {
+    let (l, k, s, n) = (6, 3, 2, 7);
+    let mut model = FlowModel::untrained(conv_config(l, k, 8, s), 3).unwrap();
+    for p in &mut model.params {
+        p.data.iter_mut().for_each(|v| *v *= 1.5);
+    }
+    let mut rng = Rng::new(21);
+    let data = tracked_data(&mut rng, n, l, k, s);
+    // Chunks of 4 sequences: one whole and one partial.
+    let cfg = NllConfig {
+        solver: Solver::Rk4,
+        steps: 6,
+        chunk: Some(4),
+        ..NllConfig::default()
+    };
+    let mut runs = Vec::new();
+    for dev in devices() {
+        for div in [Divergence::Exact, Divergence::Hutchinson] {
+            let c = NllConfig {
+                divergence: div,
+                probes: 3,
+                ..cfg
+            };
+            runs.push((dev, div, sequence_nll(dev, &model, &data, &c).unwrap().nats));
+        }
+    }
+    // The GPU agrees with the CPU backend, for both estimators (the same probes).
+    for (dev, div, v) in &runs[2..] {
+        let cpu = &runs[if *div == Divergence::Exact { 0 } else { 1 }].2;
+        for (a, b) in v.iter().zip(cpu) {
+            assert!(
+                (a - b).abs() < 2e-3 * (1.0 + b.abs()),
+                "{dev:?} {div:?}: {a} vs {b}"
+            );
+        }
+    }
+    // Each sequence is scored given its own track: alone, with its track, it scores the same.
+    let exact = &runs[0].2;
+    let t = data.signal().unwrap();
+    for i in [0, 4, 6] {
+        let one = SequenceDataset::new(data.tokens[i * l..][..l].to_vec(), 1, l, k, None)
+            .unwrap()
+            .with_signal(SignalTracks::new(t.row(i).to_vec(), 1, l, s).unwrap())
+            .unwrap();
+        let alone = sequence_nll(Device::Cpu, &model, &one, &cfg).unwrap().nats[0];
+        assert!(
+            (alone - exact[i]).abs() < 1e-4 * (1.0 + alone.abs()),
+            "sequence {i}: {alone} vs {}",
+            exact[i]
+        );
+    }
+    // Other tracks give other values: the track is read.
+    let rolled: Vec<usize> = (0..n).map(|i| (i + 1) % n).collect();
+    let shuffled = SignalTracks::new(t.gather(&rolled), n, l, s).unwrap();
+    let plain = SequenceDataset::new(data.tokens.clone(), n, l, k, None).unwrap();
+    let other = sequence_nll(
+        Device::Cpu,
+        &model,
+        &plain.clone().with_signal(shuffled).unwrap(),
+        &cfg,
+    )
+    .unwrap()
+    .nats;
+    let moved = other
+        .iter()
+        .zip(exact)
+        .filter(|(a, b)| (*a - *b).abs() > 1e-3)
+        .count();
+    assert!(moved >= n - 1, "{other:?} against {exact:?}");
+    // No tracks, or tracks of another channel count: refused, naming the track.
+    let e = sequence_nll(Device::Cpu, &model, &plain, &cfg)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("signal track"), "{e}");
+    let one_channel = SignalTracks::new(vec![0.5; n * l], n, l, 1).unwrap();
+    let e = sequence_nll(
+        Device::Cpu,
+        &model,
+        &plain.with_signal(one_channel).unwrap(),
+        &cfg,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("signal track of 2"), "{e}");
 }

@@ -185,21 +185,66 @@ fn train_and_sample_with_a_signal_track_and_bad_tracks_are_refused() {
     let lines = std::fs::read_to_string(dir.join("s.txt")).unwrap();
     assert_eq!(lines.lines().count(), 6, "{lines}");
     std::fs::remove_file(dir.join("s.txt")).unwrap();
-    // The likelihood of a signal model needs its tracks: refused, naming why.
-    let nll: Vec<String> = [
-        "nll",
-        "--model",
-        "m.safetensors",
-        "--data",
-        "seqs.txt",
-        "--cpu",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let o = run_in(&dir, &nll);
+    // The likelihood of a signal model is given each sequence's track: without --signal it
+    // is refused naming the flag, with bad tracks naming the file, and with the tracks it runs.
+    let nll = |extra: &[&str]| -> Vec<String> {
+        [
+            "nll",
+            "--model",
+            "m.safetensors",
+            "--data",
+            "seqs.txt",
+            "--cpu",
+            "--steps",
+            "2",
+        ]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let o = run_in(&dir, &nll(&[]));
     assert!(!o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("signal track"), "{}", text(&o));
+    assert!(text(&o).contains("--signal FILE"), "{}", text(&o));
+    for (bad, want) in [
+        ("five.txt", "five.txt"),
+        ("nan.txt", "nan.txt"),
+        ("nope.txt", "nope.txt"),
+    ] {
+        let o = run_in(&dir, &nll(&["--signal", bad]));
+        assert!(!o.status.success(), "{bad}: {}", text(&o));
+        assert!(text(&o).contains(want), "{bad}: {}", text(&o));
+    }
+    let o = run_in(
+        &dir,
+        &nll(&["--signal", "track.txt", "--signal", "track.txt"]),
+    );
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("channel"), "{}", text(&o));
+    let o = run_in(&dir, &nll(&["--signal", "track.txt"]));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("its signal track (1 channel)"),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("per token"), "{}", text(&o));
+    let o = run_in(
+        &dir,
+        &[
+            "nll",
+            "--model",
+            "plain.safetensors",
+            "--data",
+            "seqs.txt",
+            "--cpu",
+            "--signal",
+            "track.txt",
+        ]
+        .map(String::from),
+    );
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("no signal track"), "{}", text(&o));
     let cases: Vec<(&str, Vec<&str>, Vec<&str>)> = vec![
         (
             "m.safetensors",

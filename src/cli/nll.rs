@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use fisherflow::checkpoint::Checkpoint;
-use fisherflow::data::{Labels, SequenceDataset};
+use fisherflow::data::{Labels, SequenceDataset, SignalTracks};
 use fisherflow::flow::nll::{
     self, class_nll, sequence_nll_given, Divergence, NllConfig, Protocol, MAX_EXACT_WIDTH,
     MAX_PROBES,
@@ -15,6 +15,7 @@ use fisherflow::gpu::ContextOptions;
 use fisherflow::{budget::MAX_SAMPLE_STEPS, Error, Result};
 
 use super::common::{self, flag_error, DataArgs, DeviceArgs};
+use super::tracks;
 
 /// Arguments of `fisherflow nll`.
 ///
@@ -25,8 +26,9 @@ use super::common::{self, flag_error, DataArgs, DeviceArgs};
 /// integrated on the simplex (divergence within Σp = 1; prior Dir(1), or Dir(½) for
 /// fisher-rao-simplex); Dirichlet FM's points are taken at t = T_MAX = 7, moved by eps from
 /// the vertices towards the simplex's centre. A class-conditional model scores each sequence
-/// given its label (the data's, or --class for all), without guidance. The default protocol (vertex) reports
-/// −log p_{1−eps}(x), the negative log-density of the model at t = 1 − eps at the one-hot
+/// given its label (the data's, or --class for all), without guidance; a model trained with a
+/// signal track scores each sequence given its track (--signal). The default protocol (vertex)
+/// reports −log p_{1−eps}(x), the negative log-density of the model at t = 1 − eps at the one-hot
 /// points (the field diverges at t = 1 on the vertices and was trained on t < 1): a density on
 /// the spheres, not a probability, which falls as the model concentrates on the data and can
 /// be negative. `--protocol dequantized` reports an upper bound on the NLL of the discrete
@@ -48,6 +50,11 @@ pub struct NllArgs {
     /// Score every sequence under this class (class-conditional models) instead of its label.
     #[arg(long)]
     class: Option<u32>,
+    /// The per-position signal track of every sequence of --data (a model trained with
+    /// --signal): L reals a line, line i for sequence i; repeat for more channels, one file each,
+    /// in the order the model was trained with.
+    #[arg(long, value_name = "FILE")]
+    signal: Vec<PathBuf>,
     /// Divergence: exact (L·K vector-Jacobian products per field evaluation, up to
     /// L·K = 1024) or hutchinson (--probes Rademacher probes, unbiased).
     #[arg(long = "div", value_enum, default_value_t = NllConfig::default().divergence)]
@@ -143,11 +150,17 @@ pub fn run(opts: &ContextOptions, a: NllArgs) -> Result<()> {
         check_shape(&spec, dl, dk, l, k)?;
     }
     model.config.cond.check_class(a.class)?;
+    model.config.cond.check_signal(a.signal.len(), "--signal")?;
+    tracks::check_files(&a.signal)?;
     let mut data_args = a.data.clone();
     data_args.labels = a.labels.clone();
     let loaded = common::load(&spec, &data_args, a.data_seed)?;
     let mut data = loaded.data;
     check_shape(&spec, data.len, data.vocab, l, k)?;
+    let what = format!("--data {spec} has");
+    if let Some(t) = tracks::read(&a.signal, data.len, data.n, &what)? {
+        data = data.with_signal(t)?;
+    }
     if data.n > a.max_seqs {
         data = first(&data, a.max_seqs)?;
     }
@@ -187,11 +200,23 @@ pub fn run(opts: &ContextOptions, a: NllArgs) -> Result<()> {
             a.eps as f32
         ),
     };
-    let given = match (conditional, a.class) {
+    let mut given = match (conditional, a.class) {
         (false, _) => String::new(),
         (true, Some(c)) => format!(", every sequence given class {c}"),
         (true, None) => ", each sequence given its label".to_string(),
     };
+    if !a.signal.is_empty() {
+        given += &format!(
+            ", {} its signal track ({} channel{})",
+            if conditional {
+                "and"
+            } else {
+                "each sequence given"
+            },
+            a.signal.len(),
+            if a.signal.len() == 1 { "" } else { "s" }
+        );
+    }
     let div = match a.div {
         Divergence::Exact => "exact divergence".to_string(),
         Divergence::Hutchinson => format!("Hutchinson, {} probes", a.probes),
@@ -269,6 +294,10 @@ fn first(data: &SequenceDataset, n: usize) -> Result<SequenceDataset> {
     )?;
     if let Some(lab) = &data.labels {
         out.labels = Some(Labels::new(lab.ids[..n].to_vec(), Some(lab.classes))?);
+    }
+    if let Some(t) = data.signal() {
+        let rows: Vec<usize> = (0..n).collect();
+        out = out.with_signal(SignalTracks::new(t.gather(&rows), n, t.len, t.channels)?)?;
     }
     Ok(out)
 }

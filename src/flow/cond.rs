@@ -121,7 +121,7 @@ impl Conditioning {
             ))),
             (want, 0) => Err(Error::InvalidArgument(format!(
                 "the model reads a signal track of {want} channel{}: give it with {flag} FILE \
-                 (one track a line, one line per sample)",
+                 (one track a line, one line per sequence)",
                 if want == 1 { "" } else { "s" }
             ))),
             (want, have) => Err(Error::InvalidArgument(format!(

@@ -5,6 +5,7 @@ use super::field::{CpuDivField, GpuDivField, Handover, Joint, Reverse};
 use super::kernels::Probes;
 use super::prior::{depends_on_point, log_prior_of};
 use super::{check, chunk_size, probes_of, NllConfig};
+use crate::data::SignalTracks;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::flow::devices::{CpuOde, GpuOde};
@@ -64,11 +65,53 @@ fn padded<T: Copy>(rows: &[T], w: usize, from: usize, b: usize) -> Vec<T> {
         .collect()
 }
 
-/// The label input of a chunk: the classes of its sequences (`None`: the null class).
-fn chunk_labels(model: &FlowModel, labels: Option<&[u32]>, from: usize, b: usize) -> Vec<f32> {
-    match labels {
-        Some(ids) => padded(ids, 1, from, b).iter().map(|&c| c as f32).collect(),
-        None => vec![model.config.cond.null(); b],
+/// What a conditional model's density is taken given: the class of every sequence and its
+/// per-position signal track. The default is nothing: the null class, and no track (a model
+/// that reads a track cannot be evaluated without one).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Given<'a> {
+    /// The class of every sequence (`None`: the null class).
+    pub labels: Option<&'a [u32]>,
+    /// The signal track of every sequence (models trained with a track).
+    pub signal: Option<&'a SignalTracks>,
+}
+
+impl Given<'_> {
+    /// Errors unless the labels and tracks are those of `n` sequences that `model` reads.
+    fn check(&self, model: &FlowModel, n: usize) -> Result<()> {
+        let cond = model.config.cond;
+        if let Some(ids) = self.labels {
+            if ids.len() != n {
+                return Err(Error::Shape(format!(
+                    "{} labels for {n} sequences",
+                    ids.len()
+                )));
+            }
+            for &c in ids {
+                cond.check_class(Some(c))?;
+            }
+        }
+        cond.check_signal(self.signal.map_or(0, |t| t.channels), "--signal")?;
+        match self.signal {
+            Some(t) if (t.n, t.len) != (n, model.config.mlp.seq_len) => Err(Error::Shape(format!(
+                "--signal: {} tracks of length {} for {n} sequences of length {}",
+                t.n, t.len, model.config.mlp.seq_len
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The label input of the chunk of `b` sequences from `from` (the null class without
+    /// labels), and its signal input `[b, L, S]` (empty without a track).
+    fn chunk(&self, model: &FlowModel, from: usize, b: usize) -> (Vec<f32>, Vec<f32>) {
+        let labels = match self.labels {
+            Some(ids) => padded(ids, 1, from, b).iter().map(|&c| c as f32).collect(),
+            None => vec![model.config.cond.null(); b],
+        };
+        let signal = self
+            .signal
+            .map_or_else(Vec::new, |t| padded(&t.values, t.len * t.channels, from, b));
+        (labels, signal)
     }
 }
 
@@ -82,16 +125,16 @@ pub fn log_density(
     t1: f32,
     cfg: &NllConfig,
 ) -> Result<Density> {
-    log_density_labelled(device, model, points, None, t1, cfg)
+    log_density_given(device, model, points, Given::default(), t1, cfg)
 }
 
-/// [`log_density`] of a class-conditional model with the class of every sequence (`None`:
-/// the null class).
-pub fn log_density_labelled(
+/// [`log_density`] of a conditional model given the class and the signal track of every
+/// sequence.
+pub fn log_density_given(
     device: Device,
     model: &FlowModel,
     points: &[f32],
-    labels: Option<&[u32]>,
+    given: Given,
     t1: f32,
     cfg: &NllConfig,
 ) -> Result<Density> {
@@ -113,24 +156,10 @@ pub fn log_density_labelled(
         )));
     }
     let n = points.len() / w;
-    let cond = model.config.cond;
-    match labels {
-        Some(ids) if ids.len() != n => {
-            return Err(Error::Shape(format!(
-                "{} labels for {n} sequences",
-                ids.len()
-            )))
-        }
-        Some(ids) => {
-            for &c in ids {
-                cond.check_class(Some(c))?;
-            }
-        }
-        None => {}
-    }
+    given.check(model, n)?;
     let (mut density, ends) = match device {
-        Device::Gpu(ctx) => log_density_gpu(ctx, model, points, labels, n, t1, cfg)?,
-        Device::Cpu => log_density_cpu(model, points, labels, n, t1, cfg)?,
+        Device::Gpu(ctx) => log_density_gpu(ctx, model, points, given, n, t1, cfg)?,
+        Device::Cpu => log_density_cpu(model, points, given, n, t1, cfg)?,
     };
     let k = model.config.mlp.categories;
     for (i, v) in density.log_p.iter_mut().enumerate() {
@@ -179,7 +208,7 @@ fn log_density_gpu(
     ctx: &GpuContext,
     model: &FlowModel,
     points: &[f32],
-    labels: Option<&[u32]>,
+    given: Given,
     n: usize,
     t1: f32,
     cfg: &NllConfig,
@@ -199,7 +228,8 @@ fn log_density_gpu(
     for (chunk, from) in (0..n).step_by(b).enumerate() {
         a.0.write(ctx, &padded(points, w, from, b))?;
         a.1.write(ctx, &vec![0.0; b])?;
-        field.set_labels(&chunk_labels(model, labels, from, b))?;
+        let (labels, signal) = given.chunk(model, from, b);
+        field.set_conditions(&labels, &signal)?;
         if !probes.exact {
             field.set_probes(&rademacher(cfg.seed, chunk, probes.rows() * w))?;
         }
@@ -232,7 +262,7 @@ fn log_density_gpu(
 fn log_density_cpu(
     model: &FlowModel,
     points: &[f32],
-    labels: Option<&[u32]>,
+    given: Given,
     n: usize,
     t1: f32,
     cfg: &NllConfig,
@@ -251,7 +281,8 @@ fn log_density_cpu(
     for (chunk, from) in (0..n).step_by(b).enumerate() {
         dev.x.bufs[a.0] = padded(points, w, from, b);
         dev.l.bufs[a.1] = vec![0.0; b];
-        field.set_labels(&chunk_labels(model, labels, from, b))?;
+        let (labels, signal) = given.chunk(model, from, b);
+        field.set_conditions(&labels, &signal)?;
         if !probes.exact {
             field.z = rademacher(cfg.seed, chunk, probes.rows() * w);
         }
@@ -268,12 +299,13 @@ fn log_density_cpu(
 }
 
 /// The divergence of `model`'s field at `points` (`[n, L, K]`) and time `t`, one value per
-/// sequence (exact, or the Hutchinson estimate with the probes of `cfg.seed`); a
-/// class-conditional model is evaluated for the null class.
+/// sequence (exact, or the Hutchinson estimate with the probes of `cfg.seed`), given the class
+/// and signal track of every sequence ([`Given::default`]: the null class).
 pub fn divergence(
     device: Device,
     model: &FlowModel,
     points: &[f32],
+    given: Given,
     t: f32,
     cfg: &NllConfig,
 ) -> Result<Vec<f64>> {
@@ -286,7 +318,9 @@ pub fn divergence(
         )));
     }
     let n = points.len() / w;
+    given.check(model, n)?;
     let b = n.div_ceil(4) * 4;
+    let (labels, signal) = given.chunk(model, 0, b);
     let probes: Probes = probes_of(model, cfg, b);
     let z = rademacher(cfg.seed, 0, probes.rows() * w);
     // With t1 = 1 the joint field at s = 1 − t is (−v, −div v) at time t.
@@ -294,6 +328,7 @@ pub fn divergence(
     let div = match device {
         Device::Gpu(ctx) => {
             let mut field = GpuDivField::new(ctx, model, probes, time)?;
+            field.set_conditions(&labels, &signal)?;
             if !probes.exact {
                 field.set_probes(&z)?;
             }
@@ -306,6 +341,7 @@ pub fn divergence(
         }
         Device::Cpu => {
             let mut field = CpuDivField::new(model, probes, time)?;
+            field.set_conditions(&labels, &signal)?;
             field.z = z;
             let mut dev = cpu_joint(model, b);
             let (a, c) = (dev.buffer()?, dev.buffer()?);

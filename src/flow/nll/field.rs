@@ -12,7 +12,7 @@
 use std::collections::hash_map::{Entry, HashMap};
 
 use crate::autodiff::{CpuExecutor, Executor, GpuExecutor, GpuForward, NodeId, OptimConfig};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::flow::devices::{CpuOde, GpuOde};
 use crate::flow::dirichlet::{self as dfm, TableCache};
 use crate::flow::kernels as fk;
@@ -156,9 +156,10 @@ fn probe_weight(p: &Probes) -> f32 {
     }
 }
 
-/// The label input of `rows` rows from the labels of `b` sequences (row `r`: sequence `r % b`).
-fn repeat_labels(labels: &[f32], rows: usize) -> Vec<f32> {
-    (0..rows).map(|r| labels[r % labels.len()]).collect()
+/// The input of `rows` network rows from that of the `B` sequences (`per` values each; row
+/// `r` reads sequence `r % B`, as the probe rows do).
+fn repeat_rows(values: &[f32], per: usize, rows: usize) -> Vec<f32> {
+    values.iter().copied().cycle().take(rows * per).collect()
 }
 
 /// Dirichlet FM's part of a [`GpuDivField`]: the logits of the sequences, the projected probes,
@@ -181,6 +182,8 @@ pub struct GpuDivField<'c> {
     g: GpuTensor<f32>,
     time: Reverse,
     conditional: bool,
+    /// Signal values per sequence (`L·S`; 0 without a track).
+    signal: usize,
     dirichlet: Option<GpuDirichlet<'c>>,
 }
 
@@ -231,11 +234,11 @@ impl<'c> GpuDivField<'c> {
             g,
             time,
             conditional: net.labels.is_some(),
+            signal: model.config.cond.signal * probes.l,
             dirichlet,
         };
-        if field.conditional {
-            field.set_labels(&vec![model.config.cond.null(); probes.b])?;
-        }
+        let (null, track) = (model.config.cond.null(), field.signal * probes.b);
+        field.set_conditions(&vec![null; probes.b], &vec![0.0; track])?;
         Ok(field)
     }
     /// Replace the probe values (`[M·B, L·K]`; not used by the exact divergence).
@@ -243,16 +246,25 @@ impl<'c> GpuDivField<'c> {
         self.z.write(self.ex.context(), z)
     }
     /// Set the class labels of the `B` sequences (class-conditional models; the null class
-    /// until set).
-    pub fn set_labels(&self, labels: &[f32]) -> Result<()> {
-        if !self.conditional {
-            return Ok(());
-        }
+    /// until set) and their signal tracks (`[B, L, S]`, models that read a track, zero until
+    /// set; ignored otherwise).
+    pub fn set_conditions(&self, labels: &[f32], signal: &[f32]) -> Result<()> {
         let ctx = self.ex.context();
-        let rows = repeat_labels(labels, self.probes.rows());
-        self.ex.input_tensor(Network::LABELS)?.write(ctx, &rows)?;
-        if let Some(d) = &self.dirichlet {
-            d.fwd.set_input(Network::LABELS, labels)?;
+        let rows = self.probes.rows();
+        if self.conditional {
+            let input = repeat_rows(labels, 1, rows);
+            self.ex.input_tensor(Network::LABELS)?.write(ctx, &input)?;
+            if let Some(d) = &self.dirichlet {
+                d.fwd.set_input(Network::LABELS, labels)?;
+            }
+        }
+        if self.signal > 0 {
+            check_track(signal, self.probes.b * self.signal)?;
+            let input = repeat_rows(signal, self.signal, rows);
+            self.ex.input_tensor(Network::SIGNAL)?.write(ctx, &input)?;
+            if let Some(d) = &self.dirichlet {
+                d.fwd.set_input(Network::SIGNAL, signal)?;
+            }
         }
         Ok(())
     }
@@ -310,6 +322,8 @@ pub struct CpuDivField {
     pub z: Vec<f32>,
     time: Reverse,
     conditional: bool,
+    /// Signal values per sequence (`L·S`; 0 without a track).
+    signal: usize,
     /// Dirichlet FM: the network at the `B` sequences (the logits) and `C(·, t)` by time.
     dirichlet: Option<(CpuExecutor<f32>, TableCache)>,
 }
@@ -343,24 +357,46 @@ impl CpuDivField {
             z: Vec::new(),
             time,
             conditional: net.labels.is_some(),
+            signal: model.config.cond.signal * probes.l,
             dirichlet,
         };
-        field.set_labels(&vec![model.config.cond.null(); probes.b])?;
+        let (null, track) = (model.config.cond.null(), field.signal * probes.b);
+        field.set_conditions(&vec![null; probes.b], &vec![0.0; track])?;
         Ok(field)
     }
     /// Set the class labels of the `B` sequences (class-conditional models; the null class
-    /// until set).
-    pub fn set_labels(&mut self, labels: &[f32]) -> Result<()> {
-        if !self.conditional {
-            return Ok(());
+    /// until set) and their signal tracks (`[B, L, S]`, models that read a track, zero until
+    /// set; ignored otherwise).
+    pub fn set_conditions(&mut self, labels: &[f32], signal: &[f32]) -> Result<()> {
+        let rows = self.probes.rows();
+        if self.conditional {
+            self.ex
+                .set_input(Network::LABELS, &repeat_rows(labels, 1, rows))?;
+            if let Some((fwd, _)) = &mut self.dirichlet {
+                fwd.set_input(Network::LABELS, labels)?;
+            }
         }
-        let rows = repeat_labels(labels, self.probes.rows());
-        self.ex.set_input(Network::LABELS, &rows)?;
-        if let Some((fwd, _)) = &mut self.dirichlet {
-            fwd.set_input(Network::LABELS, labels)?;
+        if self.signal > 0 {
+            check_track(signal, self.probes.b * self.signal)?;
+            self.ex
+                .set_input(Network::SIGNAL, &repeat_rows(signal, self.signal, rows))?;
+            if let Some((fwd, _)) = &mut self.dirichlet {
+                fwd.set_input(Network::SIGNAL, signal)?;
+            }
         }
         Ok(())
     }
+}
+
+/// Errors unless `signal` holds the `want` track values of a batch.
+fn check_track(signal: &[f32], want: usize) -> Result<()> {
+    if signal.len() != want {
+        return Err(Error::Shape(format!(
+            "{} signal values for a batch that reads {want} (the model reads a signal track)",
+            signal.len()
+        )));
+    }
+    Ok(())
 }
 
 fn to_f32(v: &[f64]) -> Vec<f32> {

@@ -49,6 +49,11 @@
 //! network reads the label at every evaluation; classifier-free guidance is not part of the
 //! likelihood (the field is the conditional one, guidance weight 1).
 //!
+//! A model trained with a per-position signal track has a density `p_t(x | s)` for every
+//! track `s`: each sequence is scored given its own track (the data's,
+//! [`SequenceDataset::with_signal`](crate::data::SequenceDataset::with_signal)), read by every
+//! probe row of the sequence like its label ([`Given`]).
+//!
 //! # The simplex methods
 //! Linear FM, the Fisher–Rao flow on the simplex and Dirichlet FM integrate on the simplex with
 //! the sampler's step (the velocity's mean removed, so the motion stays in `Σ p = 1`; a point
@@ -122,7 +127,7 @@ pub mod kernels;
 pub mod prior;
 mod sequences;
 
-pub use density::{divergence, log_density, log_density_labelled, Density};
+pub use density::{divergence, log_density, log_density_given, Density, Given};
 pub use prior::{
     dirichlet_vertex_offset, log_dirichlet1, log_dirichlet_half, log_prior, log_prior_of,
 };
@@ -240,13 +245,6 @@ pub fn t_end(model: &FlowModel, cfg: &NllConfig, protocol: Protocol) -> f32 {
 /// Refuse what cannot be computed, before any work.
 pub fn check(model: &FlowModel, cfg: &NllConfig) -> Result<()> {
     model.config.validate()?;
-    if model.config.cond.signal > 0 {
-        return Err(Error::InvalidArgument(format!(
-            "the model reads {} signal track(s) per sequence (train --signal); its likelihood \
-             would need each sequence's tracks, which nll does not take",
-            model.config.cond.signal
-        )));
-    }
     let width = model.config.mlp.width();
     match cfg.divergence {
         Divergence::Exact if width > MAX_EXACT_WIDTH => {

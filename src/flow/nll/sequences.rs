@@ -1,7 +1,9 @@
 //! The negative log-likelihood of token sequences under a [`Protocol`](super::Protocol).
 
 use super::STREAM_DEQUANT;
-use super::{check, log_density_labelled, log_dirichlet1, log_prior, t_end, NllConfig, Protocol};
+use super::{
+    check, log_density_given, log_dirichlet1, log_prior, t_end, Given, NllConfig, Protocol,
+};
 use crate::data::SequenceDataset;
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -212,8 +214,10 @@ pub fn sequence_nll(
 }
 
 /// [`sequence_nll`] with every sequence scored under `class` (`None`: the data's labels for a
-/// class-conditional model). Errors on a class or label outside the model's classes, and on a
-/// conditional model without labels or class.
+/// class-conditional model). A model trained with a signal track reads each sequence's track
+/// from the data ([`SequenceDataset::with_signal`]). Errors on a class or label outside the
+/// model's classes, on a conditional model without labels or class, and on tracks missing or
+/// of other channels than the model reads.
 pub fn sequence_nll_given(
     device: Device,
     model: &FlowModel,
@@ -233,7 +237,11 @@ pub fn sequence_nll_given(
     }
     let (x, log_q) = start_points(data, k, model.config.geometry, cfg);
     let t1 = t_end(model, cfg, cfg.protocol);
-    let d = log_density_labelled(device, model, &x, labels.as_deref(), t1, cfg)?;
+    let given = Given {
+        labels: labels.as_deref(),
+        signal: data.signal(),
+    };
+    let d = log_density_given(device, model, &x, given, t1, cfg)?;
     Ok(SequenceNll {
         nats: log_q.iter().zip(&d.log_p).map(|(q, lp)| q - lp).collect(),
         len: l,
