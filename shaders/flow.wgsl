@@ -1,5 +1,5 @@
 // Fisher-Flow training and sampling pieces that are not sphere maths: building one-hot data
-// batches from token ids, permuting rows (minibatch OT pairs), argmax read-out, and the linear
+// batches from token ids (and gathering their labels and signal tracks), permuting rows (minibatch OT pairs), argmax read-out, and the linear
 // flow-matching baseline on the simplex.
 //
 // Tensors are rows of K floats: [rows, K] with rows = B * L.
@@ -27,7 +27,12 @@ struct FlowParams {
 @group(0) @binding(9) var<storage, read_write> ids: array<u32>;
 @group(0) @binding(10) var<storage, read> z: array<f32>;
 
-// ---- gather_onehot: out[b, l, :] = onehot(tokens[idx(b), l]), idx(b) = floor(u[b] * n) ----
+// The data set's sequence that batch row b draws: floor(u[b] * n), at most n - 1.
+fn data_row(b: u32) -> u32 {
+    return min(u32(u[b] * f32(p.n)), p.n - 1u);
+}
+
+// ---- gather_onehot: out[b, l, :] = onehot(tokens[data_row(b), l]) ----
 
 @compute @workgroup_size(256)
 fn gather_onehot(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -38,9 +43,29 @@ fn gather_onehot(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     let c = i % p.k;
     let b = row / p.l;
     let pos = row % p.l;
-    let seq = min(u32(u[b] * f32(p.n)), p.n - 1u);
-    let tok = tokens[seq * p.l + pos];
+    let tok = tokens[data_row(b) * p.l + pos];
     out[i] = select(0.0, 1.0, tok == c);
+}
+
+// ---- gather_rows: out[b, :] = x[data_row(b), :] over rows of k floats (p.rows = B) ----
+
+@compute @workgroup_size(256)
+fn gather_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let i = thread_index(wid, nwg, lid);
+    if (i >= p.rows * p.k) { return; }
+    out[i] = x[data_row(i / p.k) * p.k + i % p.k];
+}
+
+// ---- gather_labels: out[b] = x[data_row(b)], or the null class p.b where the dropout uniform
+// z[b] is below the dropout probability p.dt (p.rows = B) ----
+
+@compute @workgroup_size(256)
+fn gather_labels(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let b = thread_index(wid, nwg, lid);
+    if (b >= p.rows) { return; }
+    out[b] = select(x[data_row(b)], p.b, z[b] < p.dt);
 }
 
 // ---- permute_rows: out[b, :] = src[perm[b], :] over sequences of l*k floats ----

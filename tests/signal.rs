@@ -7,7 +7,7 @@
 use fisherflow::autodiff::{CpuExecutor, Executor, OptimConfig, Rng};
 use fisherflow::data::{SequenceDataset, SignalTracks};
 use fisherflow::device::Device;
-use fisherflow::flow::cond::{batch_rows, batch_signal};
+use fisherflow::flow::cond::{batch_labels, batch_rows, batch_signal};
 use fisherflow::flow::nll::{sequence_nll, Divergence, NllConfig};
 use fisherflow::flow::train::STREAM_INDEX;
 use fisherflow::flow::Solver;
@@ -440,4 +440,44 @@ fn likelihood_reads_each_sequences_own_track(g: Geometry) {
     .unwrap_err()
     .to_string();
     assert!(e.contains("signal track of 2"), "{e}");
+}
+
+#[test]
+fn the_gpu_step_draws_the_labels_and_tracks_of_its_batch() {
+    let Some(ctx) = gpu() else { return };
+    let (l, n) = (5, 37);
+    let mut flow = conv_config(l, 2, 8, 1);
+    flow.cond.classes = 3;
+    flow.cond.drop = 0.3;
+    let mut data = sign_data(n, l, 4);
+    let ids = (0..n as u32).map(|i| (i * 7 + 1) % 3).collect();
+    data.labels = Some(fisherflow::data::Labels::new(ids, Some(3)).unwrap());
+    let cfg = TrainConfig {
+        batch: 16,
+        seed: 11,
+        ..TrainConfig::default()
+    };
+    let mut tr = Trainer::new(Device::Gpu(ctx), flow, cfg, data.clone()).unwrap();
+    let mut dropped = 0;
+    for step in 0..6 {
+        tr.train_steps(1).unwrap();
+        let want = batch_labels(&flow, &cfg, &data, step).unwrap();
+        assert_eq!(
+            tr.gpu_input(Network::LABELS).unwrap(),
+            want,
+            "labels of step {step}"
+        );
+        dropped += want.iter().filter(|&&c| c == flow.cond.null()).count();
+        let tracks = batch_signal(&flow, &cfg, &data, step).unwrap();
+        assert_eq!(
+            tr.gpu_input(Network::SIGNAL).unwrap(),
+            tracks,
+            "tracks of step {step}"
+        );
+    }
+    // Label dropout took place (0.3 of 96 labels expected).
+    assert!(
+        (10..=50).contains(&dropped),
+        "{dropped} of 96 labels dropped"
+    );
 }

@@ -7,6 +7,7 @@ use crate::autodiff::GpuExecutor;
 use crate::data::SequenceDataset;
 use crate::error::Error;
 use crate::error::Result;
+use crate::flow::cond::STREAM_COND_DROP;
 use crate::flow::pairing;
 use crate::flow::source::DataSource;
 use crate::flow::train::{
@@ -189,7 +190,10 @@ fn interpolate_row(
 }
 
 /// Record the on-device batch of one step: data, prior, times, optional Sinkhorn pairing,
-/// and the fused interpolant written into the network's inputs.
+/// and the fused interpolant written into the network's inputs; and the labels and signal
+/// tracks of the batch's sequences where the model reads them. Returns whether those were
+/// recorded (when `false` the host uploads them each step: a data set's tracks larger than
+/// one storage binding stay on the host).
 pub(crate) fn record_device_batch(
     ctx: &GpuContext,
     rec: &mut Recorder,
@@ -198,7 +202,7 @@ pub(crate) fn record_device_batch(
     flow: &FlowConfig,
     cfg: &TrainConfig,
     data: &DataSource,
-) -> Result<()> {
+) -> Result<bool> {
     let (b, l, k) = (cfg.batch, flow.mlp.seq_len, flow.mlp.categories);
     let shape = [b, l, k];
     let x0 = GpuTensor::<f32>::zeros(ctx, &shape)?;
@@ -206,7 +210,11 @@ pub(crate) fn record_device_batch(
     let xt = exe.input_tensor(Network::X)?.reshape(&shape)?;
     let ut = exe.input_tensor(Network::TARGET)?.reshape(&shape)?;
     let t = exe.input_tensor(Network::T)?.reshape(&[b])?;
-    data.record_x1(ctx, rec, rng, STREAM_INDEX, &x1)?;
+    let rows = data.record_x1(ctx, rec, rng, STREAM_INDEX, &x1)?;
+    let conditions = match (rows, data) {
+        (Some(u), DataSource::Dataset(d)) => record_conditions(ctx, rec, exe, rng, flow, d, &u)?,
+        _ => true,
+    };
     match flow.geometry {
         Geometry::Simplex => rng::dirichlet1(ctx, rec, rng, STREAM_PRIOR, &x0)?,
         _ => rng::sphere_prior(ctx, rec, rng, STREAM_PRIOR, &x0)?,
@@ -215,13 +223,53 @@ pub(crate) fn record_device_batch(
     let (x0, x1) =
         pairing::couple_gpu(ctx, rec, rng, cfg.ot, cfg.ot_pairing, x0, x1, STREAM_PAIRS)?;
     match flow.geometry {
-        Geometry::Sphere => sphere::interpolant_target(ctx, rec, &x0, &x1, &t, &xt, &ut),
-        Geometry::Simplex => fk::linear_interpolant(ctx, rec, &x0, &x1, &t, &xt, &ut),
+        Geometry::Sphere => sphere::interpolant_target(ctx, rec, &x0, &x1, &t, &xt, &ut)?,
+        Geometry::Simplex => fk::linear_interpolant(ctx, rec, &x0, &x1, &t, &xt, &ut)?,
         Geometry::FisherRaoSimplex => {
-            simplex_fr::interpolant_target(ctx, rec, &x0, &x1, &t, &xt, &ut)
+            simplex_fr::interpolant_target(ctx, rec, &x0, &x1, &t, &xt, &ut)?
         }
-        Geometry::Dirichlet => Err(Error::InvalidArgument(
-            "Dirichlet FM batches are drawn on the host".into(),
-        )),
+        Geometry::Dirichlet => {
+            return Err(Error::InvalidArgument(
+                "Dirichlet FM batches are drawn on the host".into(),
+            ))
+        }
     }
+    Ok(conditions)
+}
+
+/// Record the labels (with label dropout) and the signal tracks of the sequences the batch
+/// draws (`u`: the uniforms that chose them) into the network's inputs, the same values as
+/// [`crate::flow::cond::batch_labels`] and [`crate::flow::cond::batch_signal`]. The data set's labels and tracks are uploaded once,
+/// here; `false` (nothing recorded) when the tracks exceed one storage binding.
+fn record_conditions(
+    ctx: &GpuContext,
+    rec: &mut Recorder,
+    exe: &GpuExecutor<'_>,
+    rng: &GpuRng,
+    flow: &FlowConfig,
+    data: &SequenceDataset,
+    u: &GpuTensor<f32>,
+) -> Result<bool> {
+    let (c, b) = (flow.cond, u.len());
+    let tracks = data.signal().filter(|_| c.signal > 0);
+    if let Some(t) = tracks {
+        if (t.values.len() * 4) as u64 > ctx.max_binding() {
+            return Ok(false);
+        }
+    }
+    if let (true, Some(labels)) = (c.classes > 0, &data.labels) {
+        let ids: Vec<f32> = labels.ids.iter().map(|&v| v as f32).collect();
+        let ids = GpuTensor::from_slice(ctx, &ids, &[ids.len()])?;
+        let drop_u = GpuTensor::<f32>::zeros(ctx, &[b])?;
+        rng::uniform(ctx, rec, rng, STREAM_COND_DROP, &drop_u)?;
+        let out = exe.input_tensor(Network::LABELS)?;
+        fk::gather_labels(ctx, rec, &ids, u, &drop_u, c.drop, c.null(), out)?;
+    }
+    if let Some(t) = tracks {
+        let w = t.len * t.channels;
+        let rows = GpuTensor::from_slice(ctx, &t.values, &[t.n, w])?;
+        let out = exe.input_tensor(Network::SIGNAL)?.reshape(&[b, w])?;
+        fk::gather_rows(ctx, rec, &rows, u, &out)?;
+    }
+    Ok(true)
 }

@@ -16,6 +16,12 @@ pub static SHADER: ShaderDef = ShaderDef::new(
 /// One-hot rows of sampled sequences.
 pub static GATHER_ONEHOT: KernelDef =
     KernelDef::new(&SHADER, "gather_onehot", &["tokens", "u", "out"]).params::<FlowParams>();
+/// The rows of the sequences a batch draws (signal tracks).
+pub static GATHER_ROWS: KernelDef =
+    KernelDef::new(&SHADER, "gather_rows", &["x", "u", "out"]).params::<FlowParams>();
+/// The labels of the sequences a batch draws, with label dropout.
+pub static GATHER_LABELS: KernelDef =
+    KernelDef::new(&SHADER, "gather_labels", &["x", "u", "z", "out"]).params::<FlowParams>();
 /// `out[b] = x[perm[b]]`.
 pub static PERMUTE_ROWS: KernelDef =
     KernelDef::new(&SHADER, "permute_rows", &["x", "perm", "out"]).params::<FlowParams>();
@@ -45,6 +51,8 @@ pub fn kernels() -> Vec<&'static KernelDef> {
     vec![
         &ERR_TERMS,
         &GATHER_ONEHOT,
+        &GATHER_ROWS,
+        &GATHER_LABELS,
         &PERMUTE_ROWS,
         &ARGMAX,
         &LINEAR_INTERPOLANT,
@@ -144,6 +152,85 @@ pub fn gather_onehot(
         params(b * l, k, l, n, 0.0)?,
         b * l * k,
         &[Arg::from(tokens), Arg::from(u), Arg::from(out)],
+    )
+}
+
+/// Record `out[b, :] = rows[min(floor(u[b]·n), n − 1), :]`: the rows of the sequences a batch
+/// draws with the uniforms `u` (`[B]`, those of [`gather_onehot`]) from `rows` (`[n, w]`, one
+/// row per sequence of the data set); `out`: `[B, w]`. The reference is
+/// [`crate::data::SignalTracks::gather`] of [`crate::flow::cond::batch_rows`].
+pub fn gather_rows(
+    ctx: &GpuContext,
+    rec: &mut Recorder,
+    rows: &GpuTensor<f32>,
+    u: &GpuTensor<f32>,
+    out: &GpuTensor<f32>,
+) -> Result<()> {
+    let b = u.len();
+    let (n, w) = match *rows.shape() {
+        [n, w] if n > 0 && w > 0 => (n, w),
+        _ => {
+            return Err(Error::Shape(format!(
+                "rows must be a non-empty [n, w] tensor, got {:?}",
+                rows.shape()
+            )))
+        }
+    };
+    if b == 0 || out.len() != b * w {
+        return Err(Error::Shape(format!(
+            "{} values out for {b} rows of {w}",
+            out.len()
+        )));
+    }
+    launch(
+        ctx,
+        rec,
+        &GATHER_ROWS,
+        params(b, w, 1, n, 0.0)?,
+        b * w,
+        &[Arg::from(rows), Arg::from(u), Arg::from(out)],
+    )
+}
+
+/// Record `out[b] = labels[min(floor(u[b]·n), n − 1)]`, or `null` where `drop_u[b] < drop`:
+/// the labels of the sequences a batch draws (`labels`: `[n]` class ids as floats, `u` and
+/// `drop_u`: `[B]` uniforms), with label dropout. The reference is
+/// [`crate::flow::cond::batch_labels`].
+#[allow(clippy::too_many_arguments)]
+pub fn gather_labels(
+    ctx: &GpuContext,
+    rec: &mut Recorder,
+    labels: &GpuTensor<f32>,
+    u: &GpuTensor<f32>,
+    drop_u: &GpuTensor<f32>,
+    drop: f32,
+    null: f32,
+    out: &GpuTensor<f32>,
+) -> Result<()> {
+    let (n, b) = (labels.len(), u.len());
+    if n == 0 || b == 0 || drop_u.len() != b || out.len() != b {
+        return Err(Error::Shape(format!(
+            "{n} labels, {b} and {} uniforms, {} labels out",
+            drop_u.len(),
+            out.len()
+        )));
+    }
+    let p = FlowParams {
+        b: null,
+        ..params(b, 1, 1, n, drop)?
+    };
+    launch(
+        ctx,
+        rec,
+        &GATHER_LABELS,
+        p,
+        b,
+        &[
+            Arg::from(labels),
+            Arg::from(u),
+            Arg::from(drop_u),
+            Arg::from(out),
+        ],
     )
 }
 

@@ -101,7 +101,9 @@ impl DataSource {
     }
 
     /// Record the one-hot batch of the step `rng` points at into `x1` (`[B, L, K]`): the
-    /// source's data are uploaded once, here.
+    /// source's data are uploaded once, here. For a data set, returns the uniforms that chose
+    /// the batch's sequences (`[B]`, row `b` is sequence `floor(u[b]·n)`), for gathering what
+    /// else belongs to them.
     pub fn record_x1(
         &self,
         ctx: &GpuContext,
@@ -109,7 +111,7 @@ impl DataSource {
         rng: &GpuRng,
         stream: u32,
         x1: &GpuTensor<f32>,
-    ) -> Result<()> {
+    ) -> Result<Option<GpuTensor<f32>>> {
         let (b, l) = (x1.shape()[0], x1.shape()[1]);
         match self {
             DataSource::Dataset(d) => {
@@ -124,14 +126,16 @@ impl DataSource {
                 }
                 let u = GpuTensor::<f32>::zeros(ctx, &[b])?;
                 rng::uniform(ctx, rec, rng, stream, &u)?;
-                fk::gather_onehot(ctx, rec, &tokens, &u, x1)
+                fk::gather_onehot(ctx, rec, &tokens, &u, x1)?;
+                Ok(Some(u))
             }
             DataSource::Product { len, vocab, probs } => {
                 let p: Vec<f32> = probs.iter().map(|&v| v as f32).collect();
                 let p = GpuTensor::from_slice(ctx, &p, &[*len, *vocab])?;
                 let u = GpuTensor::<f32>::zeros(ctx, &[b * l])?;
                 rng::uniform(ctx, rec, rng, stream, &u)?;
-                paths::categorical_onehot(ctx, rec, &p, &u, x1)
+                paths::categorical_onehot(ctx, rec, &p, &u, x1)?;
+                Ok(None)
             }
         }
     }

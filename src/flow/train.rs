@@ -206,6 +206,9 @@ enum Backend<'c> {
         /// The whole step; with `host_batches` only the network's part.
         rec: Recorder,
         host_batches: bool,
+        /// Whether `rec` draws the batch's labels and signal tracks itself (else the host
+        /// uploads them each step).
+        device_conditions: bool,
     },
 }
 
@@ -277,15 +280,15 @@ impl<'c> Trainer<'c> {
                 // drawn on the host.
                 let host_batches = cfg.ot == OtMode::Exact || flow.geometry == Geometry::Dirichlet;
                 let mut rec = Recorder::new();
-                if !host_batches {
-                    record_device_batch(ctx, &mut rec, &exe, &rng, &flow, &cfg, &data)?;
-                }
+                let device_conditions = !host_batches
+                    && record_device_batch(ctx, &mut rec, &exe, &rng, &flow, &cfg, &data)?;
                 exe.record_step(&mut rec)?;
                 Backend::Gpu {
                     exe: Box::new(exe),
                     rng,
                     rec,
                     host_batches,
+                    device_conditions,
                 }
             }
         };
@@ -419,18 +422,19 @@ impl<'c> Trainer<'c> {
             let lr = self.learning_rate();
             self.exe_mut().set_lr(lr)?;
         }
-        let host = match &mut self.backend {
-            Backend::Cpu(_) => true,
+        let (host, host_conditions) = match &mut self.backend {
+            Backend::Cpu(_) => (true, true),
             Backend::Gpu {
                 exe,
                 rng,
                 host_batches,
+                device_conditions,
                 ..
             } => {
                 if !*host_batches {
                     rng.set_counter(exe.context(), step);
                 }
-                *host_batches
+                (*host_batches, !*device_conditions)
             }
         };
         if host {
@@ -443,8 +447,9 @@ impl<'c> Trainer<'c> {
             exe.set_input(Network::T, t)?;
             exe.set_input(Network::TARGET, ut)?;
         }
-        // The labels and signal tracks of the sequences the batch draws, from the host.
-        let Some(d) = self.data.dataset() else {
+        // The labels and signal tracks of the sequences the batch draws, from the host unless
+        // the GPU step draws them.
+        let Some(d) = self.data.dataset().filter(|_| host_conditions) else {
             return Ok(());
         };
         let labels = batch_labels(&self.flow, &self.cfg, d, step);
@@ -489,12 +494,18 @@ impl<'c> Trainer<'c> {
     /// The network inputs `(x_t, t, u_t)` of the last GPU step (for checking the on-device
     /// batch against [`host_batch`]); an error on the CPU backend.
     pub fn gpu_batch(&self) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+        Ok((
+            self.gpu_input(Network::X)?,
+            self.gpu_input(Network::T)?,
+            self.gpu_input(Network::TARGET)?,
+        ))
+    }
+
+    /// The network input `name` ([`Network::X`], [`Network::LABELS`], …) of the last GPU step;
+    /// an error on the CPU backend or for an input the network does not have.
+    pub fn gpu_input(&self, name: &str) -> Result<Vec<f32>> {
         match &self.backend {
-            Backend::Gpu { exe, .. } => {
-                let ctx = exe.context();
-                let read = |n: &str| -> Result<Vec<f32>> { exe.input_tensor(n)?.to_vec(ctx) };
-                Ok((read(Network::X)?, read(Network::T)?, read(Network::TARGET)?))
-            }
+            Backend::Gpu { exe, .. } => exe.input_tensor(name)?.to_vec(exe.context()),
             Backend::Cpu(_) => Err(Error::InvalidArgument(
                 "the CPU backend keeps no GPU batch".into(),
             )),
