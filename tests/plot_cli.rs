@@ -126,17 +126,21 @@ fn check_kl_chart(c: &Chart, points: usize) {
     assert_eq!(c.notes, ["lower is better"]);
     let names: Vec<&str> = c.series.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["fisher-flow", "fisher-flow+OT", "linear-FM"]);
-    assert_eq!(c.reference_series.len(), 1);
+    let refs: Vec<&str> = c.reference_series.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
-        c.reference_series[0].name,
-        "exact-sample floor (64 true samples)"
+        refs,
+        [
+            "exact-sample floor (64 true samples)",
+            "uniform noise (64 random samples)"
+        ]
     );
     let line = if points > 1 { points } else { 0 };
     for s in c.series.iter().chain(&c.reference_series) {
         assert_eq!((s.line, s.markers), (line, points), "{s:?}");
     }
-    assert_eq!(c.legend.len(), 4);
+    assert_eq!(c.legend.len(), 5);
     assert_eq!(c.legend[3], "exact-sample floor (64 true samples)");
+    assert_eq!(c.legend[4], "uniform noise (64 random samples)");
 }
 
 #[test]

@@ -270,9 +270,8 @@ pub fn run(opts: &ContextOptions, a: Args) -> Result<()> {
 }
 
 fn chart(rows: &[ToyRow], c: &ToyBenchConfig, methods: &[Method]) -> LineChart {
-    let points = |name: &str, floor: bool| -> Vec<(f64, f64)> {
+    let points = |name: &str, kl: fn(&ToyRow) -> f64| -> Vec<(f64, f64)> {
         let rows = rows.iter().filter(|r| r.method == name);
-        let kl = |r: &ToyRow| if floor { r.kl_floor } else { r.kl };
         rows.map(|r| (r.k as f64, kl(r))).collect()
     };
     let chart = LineChart::new(
@@ -286,11 +285,16 @@ fn chart(rows: &[ToyRow], c: &ToyBenchConfig, methods: &[Method]) -> LineChart {
     ))
     .scales(Scale::Log, Scale::Log)
     .lower_is_better();
+    let first = methods[0].name;
     methods
         .iter()
-        .fold(chart, |ch, m| ch.series(m.name, points(m.name, false)))
+        .fold(chart, |ch, m| ch.series(m.name, points(m.name, |r| r.kl)))
         .reference_series(
             format!("exact-sample floor ({} true samples)", c.samples),
-            points(methods[0].name, true),
+            points(first, |r| r.kl_floor),
+        )
+        .reference_series(
+            format!("uniform noise ({} random samples)", c.samples),
+            points(first, |r| r.kl_uniform),
         )
 }
