@@ -239,8 +239,9 @@ pub(crate) fn record_device_batch(
 
 /// Record the labels (with label dropout) and the signal tracks of the sequences the batch
 /// draws (`u`: the uniforms that chose them) into the network's inputs, the same values as
-/// [`crate::flow::cond::batch_labels`] and [`crate::flow::cond::batch_signal`]. The data set's labels and tracks are uploaded once,
-/// here; `false` (nothing recorded) when the tracks exceed one storage binding.
+/// [`crate::flow::cond::batch_labels`] and [`crate::flow::cond::batch_signal`]. The data set's
+/// labels and tracks are uploaded once, here; `false` (nothing recorded) when the tracks exceed
+/// one storage binding.
 fn record_conditions(
     ctx: &GpuContext,
     rec: &mut Recorder,
