@@ -220,6 +220,7 @@ fn compare_writes_a_table_a_chart_and_json() {
         "4",
         "--fit-steps",
         "60",
+        "--column",
         "--chart",
         chart.to_str().unwrap(),
         "--json",
@@ -227,12 +228,15 @@ fn compare_writes_a_table_a_chart_and_json() {
     ]);
     assert!(o.status.success(), "{}", text(&o));
     let t = text(&o);
-    for m in ["metropolis", "disconnected", "connected"] {
+    for m in ["metropolis", "disconnected", "connected", "column MPS"] {
         assert_eq!(t.matches(&format!("| {m} |")).count(), 2, "{t}");
     }
     assert!(t.contains("(exact)"));
+    // On the cylinder the column MPS is the target's own law: every proposal accepted.
+    assert_eq!(t.matches("| column MPS | 1.000 |").count(), 2, "{t}");
     let svg = std::fs::read_to_string(&chart).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("connected |m|"));
+    assert!(svg.contains("column MPS |m|"));
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(doc["results"].as_array().unwrap().len(), 2);
@@ -298,6 +302,10 @@ fn bad_input_is_refused_before_any_work() {
         "bond dimension",
     );
     refused(&["tn", "ising", "--lx", "4", "--ly", "40"], "too wide");
+    refused(
+        &["tn", "compare", "--l", "30", "--column"],
+        "column proposals",
+    );
     // Models too large to build are refused before anything is allocated, on either device.
     refused(
         &["tn", "fredkin", "--n", "10000000", "--samples", "2"],

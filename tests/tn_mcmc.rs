@@ -535,3 +535,149 @@ fn masked_model_gradient_matches_finite_differences() {
     );
     assert!(MpsModel::product(4, 2, 2, f64::NAN, 1).is_err());
 }
+
+/// The exact column MPS (sparse shift register): `ln Z` against enumeration and the dense
+/// transfer, probabilities against the exact law, samples by χ², and as a proposal on a torus
+/// against enumeration.
+#[test]
+fn the_column_mps_is_the_exact_law_of_its_lattice() {
+    for (lat, beta, seed) in [
+        (IsingLattice::new(3, 4, Boundary::Cylinder).unwrap(), 0.7, 1),
+        (IsingLattice::new(4, 3, Boundary::Open).unwrap(), 0.5, 2),
+        (IsingLattice::new(5, 3, Boundary::Cylinder).unwrap(), 1.3, 3),
+        (IsingLattice::new(3, 1, Boundary::Open).unwrap(), 0.9, 4),
+    ] {
+        let model = random_ising(lat, beta, seed);
+        let col = ColumnMps::new(&model).unwrap();
+        let configs = all_configs(lat.n(), 2);
+        let lw: Vec<f64> = configs.iter().map(|x| model.log_weight(x)).collect();
+        let m = lw.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let log_z = m + lw.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+        assert!(
+            (col.log_z() - log_z).abs() < 1e-10,
+            "{lat:?}: ln Z {} against {log_z}",
+            col.log_z()
+        );
+        // ln p of every configuration: the exact law up to the f32 conditionals.
+        let flat: Vec<u8> = configs.concat();
+        let lp = col.log_prob(&flat).unwrap();
+        for (l, w) in lp.iter().zip(&lw) {
+            assert!(
+                (l - (w - log_z)).abs() < 1e-5,
+                "{lat:?}: {l} against {}",
+                w - log_z
+            );
+        }
+        let total: f64 = lp.iter().map(|l| l.exp()).sum();
+        assert!((total - 1.0).abs() < 1e-5, "{lat:?}: total {total}");
+        // Samples: χ² against the exact law, and the probabilities they report.
+        let mut rngs: Vec<Rng> = (0..60_000).map(|i| Rng::fork(seed, i)).collect();
+        let mut states = Vec::new();
+        let lq = col.sample_rows(&mut rngs, &mut states);
+        let again = col.log_prob(&states).unwrap();
+        assert!(lq.iter().zip(&again).all(|(a, b)| (a - b).abs() < 1e-9));
+        let probs: Vec<f64> = lp.iter().map(|l| l.exp()).collect();
+        let (stat, df) = chi2(&histogram(&states, lat.n(), 2), &probs);
+        assert!(stat < chi2_crit(df, 4.0), "{lat:?}: χ² = {stat} ({df} dof)");
+    }
+    // The 16 × 16 ferromagnet (χ = 2^16): the same ln Z as the dense transfer contraction.
+    let lat = IsingLattice::new(16, 16, Boundary::Cylinder).unwrap();
+    let col = ColumnMps::new(&IsingModel::new(lat, BETA_C).unwrap()).unwrap();
+    let (log_z, _) = ising_transfer(&lat, BETA_C).unwrap();
+    assert!((col.log_z() - log_z).abs() < 1e-9 * log_z.abs());
+    assert_eq!(col.table_bytes(), 256 << 18);
+}
+
+#[test]
+fn column_proposals_sample_a_torus_they_do_not_contain() {
+    // The cylinder part of a torus (random couplings and fields): the wrap bonds are exactly
+    // the difference of the two energies.
+    let torus = random_ising(IsingLattice::new(3, 3, Boundary::Torus).unwrap(), 0.6, 5);
+    let cyl = torus.cylinder_part().unwrap();
+    assert!(!cyl.lattice().periodic_x && cyl.lattice().periodic_y);
+    let mut g = Rng::new(2);
+    for _ in 0..20 {
+        let x: Vec<u8> = (0..9).map(|_| g.below(2) as u8).collect();
+        let wrap: f64 = (0..3)
+            .map(|r| {
+                let s = |k: usize| 1.0 - 2.0 * x[k] as f64;
+                torus.coupling(r, 6 + r) * s(r) * s(6 + r)
+            })
+            .sum();
+        assert!((torus.energy(&x) - (cyl.energy(&x) - wrap)).abs() < 1e-12);
+    }
+    // Metropolis–Hastings with proposals from the cylinder samples the torus: χ² on the 3 × 3
+    // torus, and the 4 × 4 ferromagnetic torus at β_c against enumeration.
+    let run = RunOptions {
+        burn_in: 20,
+        steps: 1200,
+        seed: 3,
+        local_sweeps: 0,
+        keep_every: 6,
+    };
+    let mut c = Chains::new(&torus, vec![0u8; 9 * 64]).unwrap();
+    let mut p = ColumnProposer::new(&cyl, 4).unwrap();
+    let tr = run_mh(&torus, &mut p, &mut c, &run, &CpuAccept).unwrap();
+    check_law("column on a torus", &torus, &tr);
+    let lat = IsingLattice::new(4, 4, Boundary::Torus).unwrap();
+    let target = IsingModel::new(lat, BETA_C).unwrap();
+    let exact = enumerate_ising(&lat, BETA_C).unwrap();
+    let mut c = Chains::new(&target, vec![0u8; 16 * 64]).unwrap();
+    let mut p = ColumnProposer::new(&target.cylinder_part().unwrap(), 7).unwrap();
+    let tr = run_mh(
+        &target,
+        &mut p,
+        &mut c,
+        &RunOptions {
+            burn_in: 50,
+            steps: 1500,
+            seed: 8,
+            local_sweeps: 0,
+            keep_every: 0,
+        },
+        &CpuAccept,
+    )
+    .unwrap();
+    let (est, _) = summarise(&tr);
+    for (e, x) in est.iter().zip([exact.energy, exact.abs_m]) {
+        assert!(
+            (e.mean - x).abs() < 3.0 * e.se,
+            "{} ± {} against {x}",
+            e.mean,
+            e.se
+        );
+    }
+    let a = tr.acceptance();
+    assert!(a > 0.2 && a < 1.0, "acceptance {a}");
+    // Proposing the target's own law: every proposal accepted.
+    let own = target.cylinder_part().unwrap();
+    let mut c = Chains::new(&own, vec![0u8; 16 * 8]).unwrap();
+    let mut p = ColumnProposer::new(&own, 1).unwrap();
+    let tr = run_mh(&own, &mut p, &mut c, &run, &CpuAccept).unwrap();
+    assert!(tr.acceptance() > 0.9999, "{}", tr.acceptance());
+}
+
+#[test]
+fn the_column_mps_refuses_what_it_cannot_hold() {
+    let torus = IsingModel::new(IsingLattice::new(4, 4, Boundary::Torus).unwrap(), 0.4).unwrap();
+    let e = ColumnMps::new(&torus).unwrap_err().to_string();
+    assert!(e.contains("cylinder_part"), "{e}");
+    let wide = IsingModel::new(IsingLattice::new(2, 30, Boundary::Cylinder).unwrap(), 0.4).unwrap();
+    let e = ColumnMps::new(&wide).unwrap_err().to_string();
+    assert!(e.contains("spins per column"), "{e}");
+    // 24 spins per column over 4,096 columns: terabytes of conditionals, refused before
+    // allocating.
+    let huge = IsingModel::new(
+        IsingLattice::new(4096, 24, Boundary::Cylinder).unwrap(),
+        0.4,
+    )
+    .unwrap();
+    let e = ColumnMps::new(&huge).unwrap_err().to_string();
+    assert!(e.contains("limit"), "{e}");
+    let col = ColumnMps::new(
+        &IsingModel::new(IsingLattice::new(3, 3, Boundary::Cylinder).unwrap(), 0.4).unwrap(),
+    )
+    .unwrap();
+    assert!(col.log_prob(&[0u8; 8]).is_err());
+    assert!(col.log_prob(&[2u8; 9]).is_err());
+}

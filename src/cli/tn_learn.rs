@@ -345,6 +345,11 @@ pub(crate) struct CompareArgs {
     /// Noise time of connected proposals.
     #[arg(long, default_value_t = 0.1, allow_hyphen_values = true)]
     noise_time: f64,
+    /// Also propose from the exact MPS of the lattice's cylinder part (χ = 2^L, kept sparse:
+    /// O(N) per sample, N·2^L·4 bytes of environments), corrected by Metropolis–Hastings: the
+    /// exact law on a cylinder or open lattice, a proposal on a torus.
+    #[arg(long)]
+    column: bool,
     /// SVG chart of effective samples per second against β.
     #[arg(long)]
     chart: Option<PathBuf>,
@@ -391,6 +396,7 @@ pub(crate) fn compare(opts: &ContextOptions, a: CompareArgs) -> Result<()> {
         tn_steps: a.tn_steps,
         burn_in: a.common.burn_in,
         connected_t: a.noise_time,
+        column: a.column,
         seed: a.common.seed,
     };
     co.validate()?;
@@ -400,7 +406,10 @@ pub(crate) fn compare(opts: &ContextOptions, a: CompareArgs) -> Result<()> {
             .map_err(|e| Error::Limit(format!("--chains {}: {e}", a.common.chains)))?;
     }
     let where_ = gpu.as_ref().map_or("the CPU (1 thread)".to_string(), |c| {
-        format!("{} (Metropolis and connected on the CPU)", c.describe())
+        format!(
+            "{} (Metropolis, connected and column on the CPU)",
+            c.describe()
+        )
     });
     println!(
         "tn compare: {0}x{0} {1}, chi = {2}, {3} chains; disconnected chains on {where_}",
@@ -446,10 +455,8 @@ pub(crate) fn compare(opts: &ContextOptions, a: CompareArgs) -> Result<()> {
     if let Some(path) = &a.chart {
         let mut series = Vec::new();
         for (i, obs) in ["|m|", "E"].iter().enumerate() {
-            for (j, name) in ["metropolis", "disconnected", "connected"]
-                .iter()
-                .enumerate()
-            {
+            for (j, m) in results[0].methods.iter().enumerate() {
+                let name = m.method;
                 let pts = results
                     .iter()
                     .map(|r| (r.beta, r.methods[j].ess_per_second[1 - i]))

@@ -11,6 +11,7 @@
 use std::time::Instant;
 
 use super::chains::{check_run_size, run_local, run_mh, ChainTrace, Chains, CpuAccept, RunOptions};
+use super::column::{column_table_bytes, ColumnProposer};
 use super::fit::MpsModel;
 use super::learn::{run_disconnected, summarise, LearnOptions, Learner, RoundReport};
 use super::models::{enumerate_ising, ising_transfer, Boundary, IsingExact, IsingLattice};
@@ -47,6 +48,10 @@ pub struct CompareOptions {
     pub burn_in: usize,
     /// Noise time of the connected proposals.
     pub connected_t: f64,
+    /// Also run disconnected proposals from the exact column MPS ([`ColumnProposer`]) of the
+    /// target's open or cylinder part: the target's own law on those lattices, the cylinder's
+    /// law corrected by Metropolis–Hastings on a torus.
+    pub column: bool,
     /// Seed.
     pub seed: u64,
 }
@@ -54,7 +59,7 @@ pub struct CompareOptions {
 /// One sampler at one temperature.
 #[derive(Clone, Debug)]
 pub struct MethodResult {
-    /// `"metropolis"`, `"disconnected"` or `"connected"`.
+    /// `"metropolis"`, `"disconnected"`, `"connected"` or `"column MPS"`.
     pub method: &'static str,
     /// Acceptance (per single-spin move for Metropolis, per proposal otherwise).
     pub acceptance: f64,
@@ -77,7 +82,7 @@ pub struct BetaResult {
     pub rounds: Vec<RoundReport>,
     /// Seconds spent learning (chains and fits).
     pub learn_seconds: f64,
-    /// Metropolis, disconnected, connected.
+    /// Metropolis, disconnected, connected, then column MPS when asked for.
     pub methods: Vec<MethodResult>,
     /// Onsager's infinite-lattice `u(β)` and spontaneous magnetisation.
     pub onsager: (f64, f64),
@@ -127,6 +132,19 @@ fn check(o: &CompareOptions) -> Result<()> {
     check_run_size(o.learn.chains, n, o.sweeps.max(o.tn_steps), 0)?;
     o.learn.validate(n)?;
     MpsModel::product(n, 2, o.chi, 0.0, 0)?;
+    if o.column {
+        let ly = o.l;
+        let need = column_table_bytes(n, ly);
+        let avail = crate::budget::host_available().unwrap_or(u128::MAX);
+        if ly > 24 || need > avail / 2 {
+            return Err(Error::Limit(format!(
+                "column proposals at L = {} need {} of environments; the limit is half the available memory ({})",
+                o.l,
+                crate::budget::human(need),
+                crate::budget::human(avail / 2)
+            )));
+        }
+    }
     if !(o.connected_t.is_finite() && o.connected_t > 0.0) {
         return Err(Error::InvalidArgument(format!(
             "the connected noise time must be finite and > 0, got {}",
@@ -213,6 +231,18 @@ pub fn compare(
         )?;
         methods.push(method("connected", &tr));
         states = Some(chains.states);
+        if opts.column {
+            let mut prop = ColumnProposer::new(&target.cylinder_part()?, lo.seed ^ 4)?;
+            let mut chains = Chains::new(&target, start.clone())?;
+            let tr = run_mh(
+                &target,
+                &mut prop,
+                &mut chains,
+                &run(opts.tn_steps, 4),
+                &CpuAccept,
+            )?;
+            methods.push(method("column MPS", &tr));
+        }
         let exact = if n <= 20 {
             Some(enumerate_ising(&lat, beta)?)
         } else {

@@ -20,6 +20,9 @@
 //! outside a constraint) to the chains' states after every round and reports acceptance,
 //! Sokal-windowed integrated autocorrelation times ([`integrated_autocorrelation`]) and
 //! effective samples per second; [`compare`] runs the paper's kind of comparison over β.
+//! [`ColumnMps`] keeps the exact MPS of an open or cylinder Ising lattice (`χ = 2^ly`) in its
+//! sparse shift-register form — `O(N)` per perfect sample — and [`ColumnProposer`] proposes
+//! from it for targets it does not contain exactly (a torus, other couplings or fields).
 //!
 //! # Conventions
 //! An [`Mps`] holds site tensors `A_k[l, s, r]` of shape `[χ_{k-1}, d, χ_k]` (row-major, `r`
@@ -69,6 +72,7 @@
 //! per trace buffer of steps. The CPU path ([`mh_step`]) draws the same numbers in f64.
 
 mod chains;
+mod column;
 mod compare;
 mod diffusion;
 mod energy;
@@ -90,6 +94,7 @@ pub use chains::{
     check_run_size, mh_step, run_local, run_mh, AcceptStep, ChainTrace, Chains, CpuAccept,
     RunOptions,
 };
+pub use column::{check_column_proposal, column_table_bytes, ColumnMps, ColumnProposer};
 pub use compare::{compare, BetaResult, CompareOptions, MethodResult};
 pub use diffusion::{
     condition_on_noisy, flip_kernel, mcmc_connected, mcmc_disconnected, noised, McmcStats,

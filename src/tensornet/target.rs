@@ -157,6 +157,32 @@ impl IsingModel {
     pub fn beta(&self) -> f64 {
         self.beta
     }
+    /// The fields `h_i`.
+    pub fn field(&self) -> &[f64] {
+        &self.field
+    }
+    /// The coupling `J_ab` of the bond between sites `a` and `b` (0 where there is none).
+    pub fn coupling(&self, a: usize, b: usize) -> f64 {
+        self.nbr.get(a).map_or(0.0, |l| {
+            l.iter().filter(|(j, _)| *j == b).map(|(_, jv)| jv).sum()
+        })
+    }
+    /// The same model without the bonds that close the x direction (a torus becomes a
+    /// cylinder, a lattice open in x is returned unchanged): the part of a torus that the exact
+    /// column MPS ([`super::ColumnMps`]) contracts at `χ = 2^ly`, and so a natural proposal
+    /// model for it.
+    pub fn cylinder_part(&self) -> Result<Self> {
+        let lattice = IsingLattice {
+            periodic_x: false,
+            ..self.lattice
+        };
+        let j = lattice
+            .bonds()
+            .iter()
+            .map(|&(a, b)| self.coupling(a, b))
+            .collect();
+        Self::with_couplings(lattice, self.beta, j, self.field.clone())
+    }
     /// The energy `E(s)` (not multiplied by β).
     pub fn energy(&self, x: &[u8]) -> f64 {
         let mut e = 0.0;

@@ -1,0 +1,323 @@
+//! The exact MPS of an Ising model on an open or cylinder lattice, contracted in its sparse
+//! form, as a sampler and a Monte Carlo proposal.
+//!
+//! In column-major order (`k = c·ly + r`) the bond after site `k` of the exact MPS is a shift
+//! register of the last `ly` spins (`χ = 2^ly`, [`super::ising_2d`]), and each site tensor has
+//! one non-zero entry per (register, spin): the register moves to `(reg << 1 | s) & mask` with
+//! weight `w_k(reg, s) = exp(β (J_up σ σ_up + J_wrap σ σ_wrap + J_left σ σ_left + h_k σ))`,
+//! the neighbours read from bits 0, `ly − 2` and `ly − 1` of the register. Contracted as a
+//! dense MPS that is `O(N χ²)` per sample; kept sparse, the right environments
+//! `R_k(reg) = Σ_s w_k(reg, s) R_{k+1}(reg′)` cost `O(N 2^ly)` once, and a perfect sample
+//! costs `O(N)`: at each site the two candidate registers differ in bit 0, so both
+//! environments are neighbours in memory. This is what makes `ly = 16` (`χ = 65,536`)
+//! affordable where a dense MPS of that bond dimension is not.
+//!
+//! Stored are not the environments but the conditionals they give: for each site and
+//! register, the probability of the less likely spin state, signed by which state it is
+//! (f32, `N · 2^ly · 4` bytes; the smaller of `p0`, `p1` keeps full relative precision, so no
+//! state the model allows gets probability 0). A sample then costs one table read, one
+//! comparison and one multiply per site. The probability a sample reports is the product of
+//! the conditionals it was drawn with, so a Metropolis–Hastings ratio built on it is exact for
+//! the sampler as stored; it differs from the model's `P(x)` only by the f32 rounding of the
+//! conditionals (checked in the tests against the f64 `ln Z`).
+//!
+//! As a proposal ([`ColumnProposer`]) it serves targets the exact MPS cannot reach at a
+//! feasible bond dimension: a torus (the periodic x bonds would double the register to
+//! `χ = 2^{2 ly}`), other couplings or fields, another temperature. Metropolis–Hastings corrects
+//! the difference ([`IsingModel::cylinder_part`] gives the natural proposal model of a torus).
+
+use super::proposal::{derive_key, Proposals, Proposer};
+use super::target::{IsingModel, LogWeight};
+use crate::budget;
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+
+/// Widest column handled: `2^24` registers per site.
+const MAX_LY: usize = 24;
+/// Largest conditional table, whatever the host has.
+const MAX_TABLE_BYTES: u128 = 16 << 30;
+/// Philox tag of the proposals' seeds.
+const TAG_COLUMN: u32 = 4;
+/// Samples drawn per block by [`ColumnProposer`] (independence proposals do not depend on
+/// the chains' states, so a block of steps is drawn at once, sites outermost).
+const BLOCK_SAMPLES: usize = 8192;
+
+/// The exact sparse MPS of an [`IsingModel`] on an open or cylinder lattice: exact `ln Z`,
+/// perfect samples and their probabilities.
+#[derive(Clone, Debug)]
+pub struct ColumnMps {
+    n: usize,
+    ly: usize,
+    /// Per site `k` and register: `p(s_k = 1 | reg)` when that is at most ½, else
+    /// `−p(s_k = 0 | reg)`. Row `k` holds `2^ly` entries.
+    cond: Vec<f32>,
+    log_z: f64,
+}
+
+/// Bytes of the conditional table of an `n`-site lattice with columns of `ly` spins.
+pub fn column_table_bytes(n: usize, ly: usize) -> u128 {
+    if ly >= 64 {
+        return u128::MAX;
+    }
+    budget::bytes(&[n, 1usize << ly], 4)
+}
+
+/// The neighbour bits of site state tables: spin above (bit 0 of the register), the column's
+/// first spin closing the cylinder (bit `ly − 2`) and the spin to the left (bit `ly − 1`).
+#[inline]
+fn neighbours(reg: usize, ly: usize) -> usize {
+    (reg & 1) << 1 | ((reg >> ly.saturating_sub(2)) & 1) << 2 | ((reg >> (ly - 1)) & 1) << 3
+}
+
+impl ColumnMps {
+    /// Contract `model` (open or cylinder lattice, `ly ≤ 24`); refuses a table larger than
+    /// 16 GiB or than half the memory the host has available, before allocating it.
+    pub fn new(model: &IsingModel) -> Result<Self> {
+        let lat = *model.lattice();
+        if lat.periodic_x {
+            return Err(Error::InvalidArgument(
+                "the column MPS needs an open or cylinder lattice (a torus doubles the register \
+                 to 2^(2 ly)); use IsingModel::cylinder_part as the proposal model"
+                    .into(),
+            ));
+        }
+        if lat.ly > MAX_LY {
+            return Err(Error::Limit(format!(
+                "a column of {} spins needs 2^{} registers per site; at most {MAX_LY} spins per column",
+                lat.ly, lat.ly
+            )));
+        }
+        let (n, ly) = (lat.n(), lat.ly);
+        let need = column_table_bytes(n, ly);
+        let avail = budget::host_available().unwrap_or(u128::MAX);
+        if need > MAX_TABLE_BYTES || need > avail / 2 {
+            return Err(Error::Limit(format!(
+                "the conditionals of a {}×{} column MPS take {}; the limit is {} (half the available memory, at most {})",
+                lat.lx,
+                ly,
+                budget::human(need),
+                budget::human((avail / 2).min(MAX_TABLE_BYTES)),
+                budget::human(MAX_TABLE_BYTES)
+            )));
+        }
+        let beta = model.beta();
+        let field = model.field();
+        let size = 1usize << ly;
+        let mask = size - 1;
+        let mut cond = vec![0f32; n * size];
+        // next[reg] = R_{k+1}(reg), rescaled to max 1 (f64), starting from R_N = 1.
+        let mut next = vec![1.0f64; size];
+        let mut cur = vec![0.0f64; size];
+        let mut log_scale = 0.0f64;
+        for k in (0..n).rev() {
+            let (c, r) = (k / ly, k % ly);
+            let j_up = if r > 0 { model.coupling(k - 1, k) } else { 0.0 };
+            let j_wrap = if lat.periodic_y && r == ly - 1 {
+                model.coupling(c * ly, k)
+            } else {
+                0.0
+            };
+            let j_left = if c > 0 {
+                model.coupling(k - ly, k)
+            } else {
+                0.0
+            };
+            // w[s | up << 1 | wrap << 2 | left << 3] (a missing bond has coupling 0).
+            let mut w = [0.0f64; 16];
+            for (i, v) in w.iter_mut().enumerate() {
+                let sg = |b: usize| if (i >> b) & 1 == 0 { 1.0 } else { -1.0 };
+                *v = (beta * sg(0) * (j_up * sg(1) + j_wrap * sg(2) + j_left * sg(3) + field[k]))
+                    .exp();
+            }
+            let row = &mut cond[k * size..(k + 1) * size];
+            for (reg, (out, p)) in cur.iter_mut().zip(row.iter_mut()).enumerate() {
+                let nb = neighbours(reg, ly);
+                let to = (reg << 1) & mask;
+                let (a0, a1) = (w[nb] * next[to], w[nb | 1] * next[to | 1]);
+                *out = a0 + a1;
+                // An unreachable register (both 0 in f64) gets ½: it is never visited.
+                *p = if a1 <= a0 {
+                    if a0 > 0.0 {
+                        (a1 / (a0 + a1)) as f32
+                    } else {
+                        0.5
+                    }
+                } else {
+                    -(a0 / (a0 + a1)) as f32
+                };
+            }
+            let m = cur.iter().fold(0.0f64, |m, &x| m.max(x));
+            if !(m.is_finite() && m > 0.0) {
+                return Err(Error::NonFinite(format!(
+                    "the column MPS's environment at site {k} (β = {beta})"
+                )));
+            }
+            cur.iter_mut().for_each(|x| *x /= m);
+            log_scale += m.ln();
+            std::mem::swap(&mut cur, &mut next);
+        }
+        // The register before site 0 is empty (0); its bits meet only couplings that are 0.
+        let log_z = log_scale + next[0].ln();
+        Ok(Self { n, ly, cond, log_z })
+    }
+
+    /// Number of sites.
+    pub fn n_sites(&self) -> usize {
+        self.n
+    }
+
+    /// `ln Z` of the model (f64 contraction).
+    pub fn log_z(&self) -> f64 {
+        self.log_z
+    }
+
+    /// Bytes of the stored conditionals.
+    pub fn table_bytes(&self) -> usize {
+        self.cond.len() * 4
+    }
+
+    /// Draw one sample per generator into `states` (`[rows, N]`, resized), row `i` from
+    /// `rngs[i]`, and return `ln p(x)` of each: the product of the conditionals it was drawn
+    /// with. Sites are the outer loop, so all rows read one site's table while it is in cache.
+    pub fn sample_rows(&self, rngs: &mut [Rng], states: &mut Vec<u8>) -> Vec<f64> {
+        let rows = rngs.len();
+        states.clear();
+        states.resize(rows * self.n, 0);
+        let n = self.n;
+        self.walk(rows, |row, k, t| {
+            let u = rngs[row].uniform();
+            // t ≥ 0: p(1) = t; t < 0: p(0) = −t.
+            let t = t as f64;
+            let s = if t >= 0.0 { u < t } else { u >= -t };
+            states[row * n + k] = s as u8;
+            s as u8
+        })
+    }
+
+    /// `ln p(x)` of configurations (`[M, N]`) under the stored sampler.
+    pub fn log_prob(&self, xs: &[u8]) -> Result<Vec<f64>> {
+        if xs.len() % self.n != 0 || xs.iter().any(|&s| s > 1) {
+            return Err(Error::Shape(format!(
+                "configurations of {} two-state sites expected, got {} states",
+                self.n,
+                xs.len()
+            )));
+        }
+        let n = self.n;
+        Ok(self.walk(xs.len() / n, |row, k, _| xs[row * n + k]))
+    }
+
+    /// Site by site for `rows` rows: `choose(row, site, t)` picks the state given the signed
+    /// conditional `t` of the register; returns `ln p` of each row's path.
+    fn walk(&self, rows: usize, mut choose: impl FnMut(usize, usize, f32) -> u8) -> Vec<f64> {
+        let size = 1usize << self.ly;
+        let mask = size - 1;
+        let mut regs = vec![0usize; rows];
+        // Products of conditionals, moved into the logarithm before they can underflow.
+        let mut prod = vec![1.0f64; rows];
+        let mut lp = vec![0.0f64; rows];
+        for k in 0..self.n {
+            let table = &self.cond[k * size..(k + 1) * size];
+            for (row, reg) in regs.iter_mut().enumerate() {
+                let t = table[*reg];
+                let s = choose(row, k, t);
+                let (rare, rare_state) = if t >= 0.0 {
+                    (t as f64, 1)
+                } else {
+                    (-t as f64, 0)
+                };
+                prod[row] *= if s == rare_state { rare } else { 1.0 - rare };
+                if prod[row] < 1e-280 {
+                    lp[row] += prod[row].ln();
+                    prod[row] = 1.0;
+                }
+                *reg = ((*reg << 1) & mask) | s as usize;
+            }
+        }
+        lp.iter().zip(&prod).map(|(l, p)| l + p.ln()).collect()
+    }
+}
+
+/// Independence proposals from a [`ColumnMps`]. The proposal of chain `c` at step `t` of a run
+/// with `B` chains is the sample drawn with the generator `Rng::fork(key, t·B + c)`, whatever
+/// the block it is drawn in.
+pub struct ColumnProposer {
+    mps: ColumnMps,
+    key: u64,
+    buf: Vec<u8>,
+    buf_lq: Vec<f64>,
+    first: u64,
+    steps: u64,
+    chains: usize,
+}
+
+impl ColumnProposer {
+    /// Proposals from the exact sparse MPS of `model` (open or cylinder lattice).
+    pub fn new(model: &IsingModel, seed: u64) -> Result<Self> {
+        Ok(Self {
+            mps: ColumnMps::new(model)?,
+            key: derive_key(seed, TAG_COLUMN) as u64,
+            buf: Vec::new(),
+            buf_lq: Vec::new(),
+            first: 0,
+            steps: 0,
+            chains: 0,
+        })
+    }
+
+    /// The sampler.
+    pub fn mps(&self) -> &ColumnMps {
+        &self.mps
+    }
+}
+
+impl Proposer for ColumnProposer {
+    fn name(&self) -> &'static str {
+        "column MPS"
+    }
+    fn log_q(&mut self, xs: &[u8]) -> Result<Vec<f64>> {
+        self.mps.log_prob(xs)
+    }
+    fn propose(&mut self, current: &[u8], step: u64, out: &mut Proposals) -> Result<()> {
+        let n = self.mps.n;
+        if current.len() % n != 0 {
+            return Err(Error::Shape(format!(
+                "chains of {n} sites expected, got {} states",
+                current.len()
+            )));
+        }
+        let chains = current.len() / n;
+        let inside = self.chains == chains && step >= self.first && step < self.first + self.steps;
+        if !inside {
+            let steps = (BLOCK_SAMPLES / chains.max(1)).max(1);
+            let mut rngs: Vec<Rng> = (0..steps * chains)
+                .map(|i| Rng::fork(self.key, step * chains as u64 + i as u64))
+                .collect();
+            self.buf_lq = self.mps.sample_rows(&mut rngs, &mut self.buf);
+            self.first = step;
+            self.steps = steps as u64;
+            self.chains = chains;
+        }
+        let row = (step - self.first) as usize * chains;
+        out.states.clear();
+        out.states
+            .extend_from_slice(&self.buf[row * n..(row + chains) * n]);
+        out.log_q.clear();
+        out.log_q.extend_from_slice(&self.buf_lq[row..row + chains]);
+        Ok(())
+    }
+}
+
+/// Check that `model` can serve as a column proposal for `target`: same number of sites, two
+/// states per site.
+pub fn check_column_proposal(model: &IsingModel, target: &dyn LogWeight) -> Result<()> {
+    if model.n_sites() != target.n_sites() || target.d() != 2 {
+        return Err(Error::Shape(format!(
+            "a column proposal of {} two-state sites for a target of {} sites with {} states",
+            model.n_sites(),
+            target.n_sites(),
+            target.d()
+        )));
+    }
+    Ok(())
+}
