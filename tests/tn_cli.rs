@@ -243,6 +243,67 @@ fn compare_writes_a_table_a_chart_and_json() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+#[test]
+fn compare_learns_a_column_proposal_on_a_torus() {
+    let d = tmpdir("tn-compare-torus");
+    let json = d.join("cmp.json");
+    let o = run(&[
+        "tn",
+        "compare",
+        "--l",
+        "4",
+        "--boundary",
+        "torus",
+        "--betas",
+        "0.4407",
+        "--rounds",
+        "2",
+        "--chains",
+        "16",
+        "--steps",
+        "100",
+        "--sweeps",
+        "400",
+        "--tn-steps",
+        "1500",
+        "--chi",
+        "4",
+        "--fit-steps",
+        "20",
+        "--column",
+        "--column-fit-steps",
+        "20",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("column model learned in"), "{}", text(&o));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let r = &doc["results"][0];
+    let exact = r["exact"].as_array().unwrap();
+    let col = r["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["method"] == "column MPS")
+        .unwrap();
+    let acc = col["acceptance"].as_f64().unwrap();
+    assert!(acc > 0.2 && acc < 1.0, "acceptance {acc}");
+    for (key, x) in ["energy", "abs_m"].iter().zip(exact) {
+        let (mean, se) = (
+            col[key]["mean"].as_f64().unwrap(),
+            col[key]["se"].as_f64().unwrap(),
+        );
+        let x = x.as_f64().unwrap();
+        assert!(
+            (mean - x).abs() < 4.0 * se,
+            "{key}: {mean} ± {se} against {x}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 /// Each command must fail quickly, without a panic, naming `needle`.
 fn refused(args: &[&str], needle: &str) {
     let t0 = Instant::now();

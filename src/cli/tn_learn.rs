@@ -350,6 +350,11 @@ pub(crate) struct CompareArgs {
     /// exact law on a cylinder or open lattice, a proposal on a torus.
     #[arg(long)]
     column: bool,
+    /// Fit steps of the column model after each learning round on a torus (its couplings and
+    /// fields by maximum likelihood on the rounds' chain states; 0 proposes from the torus's
+    /// cylinder part unchanged).
+    #[arg(long, default_value_t = 30)]
+    column_fit_steps: usize,
     /// SVG chart of effective samples per second against β.
     #[arg(long)]
     chart: Option<PathBuf>,
@@ -367,6 +372,7 @@ fn method_json(r: &BetaResult) -> serde_json::Value {
         "exact": r.exact.map(|e| [e.energy, e.abs_m]),
         "transfer_log_z_energy": r.transfer.map(|t| [t.0, t.1]),
         "model_nll": r.model_nll, "model_kl": r.model_kl,
+        "column_learn_seconds": r.column_learn_seconds,
         "rounds": r.rounds.iter().map(round_json).collect::<Vec<_>>(),
         "methods": r.methods.iter().map(|m| json!({
             "method": m.method, "acceptance": m.acceptance, "seconds": m.seconds,
@@ -397,6 +403,7 @@ pub(crate) fn compare(opts: &ContextOptions, a: CompareArgs) -> Result<()> {
         burn_in: a.common.burn_in,
         connected_t: a.noise_time,
         column: a.column,
+        column_fit_steps: a.column_fit_steps,
         seed: a.common.seed,
     };
     co.validate()?;
@@ -429,8 +436,13 @@ pub(crate) fn compare(opts: &ContextOptions, a: CompareArgs) -> Result<()> {
         let kl = r
             .model_kl
             .map_or(String::new(), |k| format!(", KL(π‖Pθ) = {k:.2} nats"));
+        let col = if r.column_learn_seconds > 0.0 {
+            format!("; column model learned in {:.1} s", r.column_learn_seconds)
+        } else {
+            String::new()
+        };
         eprintln!(
-            "β = {}: model NLL {:.2} nats on Metropolis states{kl}; learning {:.1} s",
+            "β = {}: model NLL {:.2} nats on Metropolis states{kl}; learning {:.1} s{col}",
             r.beta, r.model_nll, r.learn_seconds
         );
         for m in &r.methods {

@@ -11,15 +11,21 @@
 use std::time::Instant;
 
 use super::chains::{check_run_size, run_local, run_mh, ChainTrace, Chains, CpuAccept, RunOptions};
-use super::column::{column_table_bytes, ColumnProposer};
+use super::column::{column_table_bytes, ColumnModel, ColumnProposer};
+use super::fit::FitOptions;
 use super::fit::MpsModel;
 use super::learn::{run_disconnected, summarise, LearnOptions, Learner, RoundReport};
 use super::models::{enumerate_ising, ising_transfer, Boundary, IsingExact, IsingLattice};
 use super::proposal::ConnectedProposer;
 use super::stats::Estimate;
-use super::target::{onsager_energy, onsager_magnetisation, IsingModel};
+use super::target::{onsager_energy, onsager_magnetisation, IsingModel, LogWeight};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
+
+/// Perfect samples of the column model per fit step (its side of the statistics).
+const COLUMN_FIT_SAMPLES: usize = 4096;
+/// Adam rate of the column model's fit (on `βJ`, `βh`).
+const COLUMN_FIT_LR: f64 = 0.02;
 
 /// Metropolis states kept per temperature to measure the model's NLL.
 const MODEL_NLL_SAMPLES: usize = 4096;
@@ -52,6 +58,10 @@ pub struct CompareOptions {
     /// target's open or cylinder part: the target's own law on those lattices, the cylinder's
     /// law corrected by Metropolis–Hastings on a torus.
     pub column: bool,
+    /// Fit steps of the column model after each learning round on a torus (0: propose from
+    /// the torus's cylinder part as it is). Open and cylinder lattices need none: there the
+    /// column MPS is exact.
+    pub column_fit_steps: usize,
     /// Seed.
     pub seed: u64,
 }
@@ -93,6 +103,8 @@ pub struct BetaResult {
     pub transfer: Option<(f64, f64)>,
     /// Mean `−log Pθ(x)` of the model over states of the Metropolis chains (nats).
     pub model_nll: f64,
+    /// Seconds spent learning the column model (0 when it is exact or not learned).
+    pub column_learn_seconds: f64,
     /// `KL(π ‖ Pθ) = ⟨−log Pθ⟩_π − S`, with the exact entropy `S = ln Z + β⟨E⟩` (when the
     /// transfer contraction applies): the gap that independence proposals pay for.
     pub model_kl: Option<f64>,
@@ -231,8 +243,12 @@ pub fn compare(
         )?;
         methods.push(method("connected", &tr));
         states = Some(chains.states);
+        let mut column_learn_seconds = 0.0;
         if opts.column {
-            let mut prop = ColumnProposer::new(&target.cylinder_part()?, lo.seed ^ 4)?;
+            let t0 = Instant::now();
+            let proposal = learn_column(&target, opts, &start, lo.seed ^ 5)?;
+            column_learn_seconds = t0.elapsed().as_secs_f64();
+            let mut prop = ColumnProposer::new(&proposal, lo.seed ^ 4)?;
             let mut chains = Chains::new(&target, start.clone())?;
             let tr = run_mh(
                 &target,
@@ -263,10 +279,52 @@ pub fn compare(
             exact,
             transfer,
             model_nll,
+            column_learn_seconds,
             model_kl,
         };
         progress(&r);
         out.push(r);
     }
     Ok(out)
+}
+
+/// The column proposal model of `target`: its cylinder part, exact on open and cylinder
+/// lattices; on a torus refitted after each of `opts.rounds` rounds of chains (from `start`)
+/// that propose from the current model, with the learning rounds' local sweeps.
+fn learn_column(
+    target: &IsingModel,
+    opts: &CompareOptions,
+    start: &[u8],
+    seed: u64,
+) -> Result<IsingModel> {
+    let cyl = target.cylinder_part()?;
+    if !target.lattice().periodic_x || opts.column_fit_steps == 0 {
+        return Ok(cyl);
+    }
+    let mut model = ColumnModel::new(&cyl)?;
+    let mut states = start.to_vec();
+    let lo = &opts.learn;
+    for round in 0..opts.rounds {
+        let rs = seed ^ (round as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D);
+        let mut prop = ColumnProposer::new(model.model(), rs)?;
+        let mut chains = Chains::new(target, states)?;
+        let run = RunOptions {
+            burn_in: lo.burn_in,
+            steps: lo.steps,
+            seed: rs,
+            local_sweeps: lo.local_sweeps,
+            keep_every: lo.keep_every.max(1),
+        };
+        let tr = run_mh(target, &mut prop, &mut chains, &run, &CpuAccept)?;
+        let fit = FitOptions {
+            steps: opts.column_fit_steps,
+            batch: COLUMN_FIT_SAMPLES,
+            lr: COLUMN_FIT_LR,
+            flip_augment: target.flip_symmetric(),
+            seed: rs,
+        };
+        model.fit(&tr.kept, &fit)?;
+        states = chains.states;
+    }
+    Ok(model.model().clone())
 }

@@ -337,9 +337,7 @@ impl MpsModel {
     }
 
     fn adam(&mut self, grad: &[Vec<f64>], lr: f64) -> Result<()> {
-        let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
         self.t = self.t.saturating_add(1);
-        let (c1, c2) = (1.0 - b1.powi(self.t), 1.0 - b2.powi(self.t));
         for (k, gk) in grad.iter().enumerate() {
             let (th, mk) = (&mut self.theta[k], &self.mask[k]);
             let (m1, m2) = (&mut self.m1[k], &mut self.m2[k]);
@@ -350,13 +348,22 @@ impl MpsModel {
                 if !gi.is_finite() {
                     return Err(Error::NonFinite(format!("NLL gradient at site {k}")));
                 }
-                m1[i] = b1 * m1[i] + (1.0 - b1) * gi;
-                m2[i] = b2 * m2[i] + (1.0 - b2) * gi * gi;
-                th[i] -= lr * (m1[i] / c1) / ((m2[i] / c2).sqrt() + eps);
+                adam_step(&mut th[i], &mut m1[i], &mut m2[i], gi, lr, self.t);
             }
         }
         Ok(())
     }
+}
+
+/// One Adam step (β = 0.9, 0.999, ε = 1e-8) on parameter `th` with moments `m1`, `m2`,
+/// gradient `g`, rate `lr`, at step `t ≥ 1`.
+#[inline]
+pub(super) fn adam_step(th: &mut f64, m1: &mut f64, m2: &mut f64, g: f64, lr: f64, t: i32) {
+    let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
+    let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
+    *m1 = b1 * *m1 + (1.0 - b1) * g;
+    *m2 = b2 * *m2 + (1.0 - b2) * g * g;
+    *th -= lr * (*m1 / c1) / ((*m2 / c2).sqrt() + eps);
 }
 
 /// Mean `−log P(x)` over configurations.
