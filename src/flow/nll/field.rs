@@ -250,20 +250,13 @@ impl<'c> GpuDivField<'c> {
     /// set; ignored otherwise).
     pub fn set_conditions(&self, labels: &[f32], signal: &[f32]) -> Result<()> {
         let ctx = self.ex.context();
-        let rows = self.probes.rows();
-        if self.conditional {
-            let input = repeat_rows(labels, 1, rows);
-            self.ex.input_tensor(Network::LABELS)?.write(ctx, &input)?;
+        let given = (labels, signal);
+        for (name, per_sequence, per_row) in
+            condition_inputs(self.conditional, self.signal, &self.probes, given)?
+        {
+            self.ex.input_tensor(name)?.write(ctx, &per_row)?;
             if let Some(d) = &self.dirichlet {
-                d.fwd.set_input(Network::LABELS, labels)?;
-            }
-        }
-        if self.signal > 0 {
-            check_track(signal, self.probes.b * self.signal)?;
-            let input = repeat_rows(signal, self.signal, rows);
-            self.ex.input_tensor(Network::SIGNAL)?.write(ctx, &input)?;
-            if let Some(d) = &self.dirichlet {
-                d.fwd.set_input(Network::SIGNAL, signal)?;
+                d.fwd.set_input(name, per_sequence)?;
             }
         }
         Ok(())
@@ -368,35 +361,53 @@ impl CpuDivField {
     /// until set) and their signal tracks (`[B, L, S]`, models that read a track, zero until
     /// set; ignored otherwise).
     pub fn set_conditions(&mut self, labels: &[f32], signal: &[f32]) -> Result<()> {
-        let rows = self.probes.rows();
-        if self.conditional {
-            self.ex
-                .set_input(Network::LABELS, &repeat_rows(labels, 1, rows))?;
+        let given = (labels, signal);
+        for (name, per_sequence, per_row) in
+            condition_inputs(self.conditional, self.signal, &self.probes, given)?
+        {
+            self.ex.set_input(name, &per_row)?;
             if let Some((fwd, _)) = &mut self.dirichlet {
-                fwd.set_input(Network::LABELS, labels)?;
-            }
-        }
-        if self.signal > 0 {
-            check_track(signal, self.probes.b * self.signal)?;
-            self.ex
-                .set_input(Network::SIGNAL, &repeat_rows(signal, self.signal, rows))?;
-            if let Some((fwd, _)) = &mut self.dirichlet {
-                fwd.set_input(Network::SIGNAL, signal)?;
+                fwd.set_input(name, per_sequence)?;
             }
         }
         Ok(())
     }
 }
 
-/// Errors unless `signal` holds the `want` track values of a batch.
-fn check_track(signal: &[f32], want: usize) -> Result<()> {
-    if signal.len() != want {
-        return Err(Error::Shape(format!(
-            "{} signal values for a batch that reads {want} (the model reads a signal track)",
-            signal.len()
-        )));
+/// One condition input: its name, the values of the `B` sequences, the values per probe row.
+type ConditionInput<'a> = (&'static str, &'a [f32], Vec<f32>);
+
+/// The condition inputs of a divergence field, for both backends: the input name, the values
+/// of the `B` sequences, and those values repeated for every probe row of their sequence; for
+/// the labels of a class-conditional model and the tracks (`S` values per sequence) of a model
+/// that reads a signal. Errors unless `given.1` holds `B · S` track values.
+fn condition_inputs<'a>(
+    conditional: bool,
+    signal_width: usize,
+    probes: &Probes,
+    given: (&'a [f32], &'a [f32]),
+) -> Result<Vec<ConditionInput<'a>>> {
+    let (labels, signal) = given;
+    let rows = probes.rows();
+    let mut out = Vec::with_capacity(2);
+    if conditional {
+        out.push((Network::LABELS, labels, repeat_rows(labels, 1, rows)));
     }
-    Ok(())
+    if signal_width > 0 {
+        let want = probes.b * signal_width;
+        if signal.len() != want {
+            return Err(Error::Shape(format!(
+                "{} signal values for a batch that reads {want} (the model reads a signal track)",
+                signal.len()
+            )));
+        }
+        out.push((
+            Network::SIGNAL,
+            signal,
+            repeat_rows(signal, signal_width, rows),
+        ));
+    }
+    Ok(out)
 }
 
 fn to_f32(v: &[f64]) -> Vec<f32> {
