@@ -619,6 +619,33 @@ fn column_proposals_sample_a_torus_they_do_not_contain() {
     let mut p = ColumnProposer::new(&cyl, 4).unwrap();
     let tr = run_mh(&torus, &mut p, &mut c, &run, &CpuAccept).unwrap();
     check_law("column on a torus", &torus, &tr);
+    // With the cut moved every other step (each step's kernel chosen by the step alone), on a
+    // translation-invariant torus (uniform couplings and field), where every cut fits.
+    let lat3 = IsingLattice::new(3, 3, Boundary::Torus).unwrap();
+    let nb = lat3.bonds().len();
+    let uniform = IsingModel::with_couplings(lat3, 0.6, vec![1.0; nb], vec![0.2; 9]).unwrap();
+    let mut c = Chains::new(&uniform, vec![0u8; 9 * 64]).unwrap();
+    let cut = uniform.cylinder_part().unwrap();
+    let mut p = ColumnProposer::new(&cut, 4).unwrap().rotating(2);
+    let tr = run_mh(&uniform, &mut p, &mut c, &run, &CpuAccept).unwrap();
+    check_law("rotating column on a torus", &uniform, &tr);
+    // Under every cut, the probability a proposal reports is the one log_q gives it.
+    let asym = random_ising(IsingLattice::new(4, 3, Boundary::Torus).unwrap(), 0.5, 9);
+    let mut p = ColumnProposer::new(&asym.cylinder_part().unwrap(), 2)
+        .unwrap()
+        .rotating(1);
+    let mut props = Proposals::default();
+    let mut distinct = std::collections::HashSet::new();
+    for step in 0..40 {
+        p.kernel_changes(step);
+        p.propose(&[0u8; 12 * 4], step, &mut props).unwrap();
+        let again = p.log_q(&props.states).unwrap();
+        for (a, b) in props.log_q.iter().zip(&again) {
+            assert!((a - b).abs() < 1e-9, "step {step}: {a} against {b}");
+        }
+        distinct.insert(props.states.clone());
+    }
+    assert!(distinct.len() > 30);
     let lat = IsingLattice::new(4, 4, Boundary::Torus).unwrap();
     let target = IsingModel::new(lat, BETA_C).unwrap();
     let exact = enumerate_ising(&lat, BETA_C).unwrap();

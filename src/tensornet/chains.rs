@@ -344,6 +344,9 @@ pub fn mh_step(
     let (b, n) = (chains.len(), chains.n);
     let (accept_key, local_key) = run_keys(seed);
     let mut props = Proposals::default();
+    if proposer.kernel_changes(step) {
+        chains.log_q = proposer.log_q(&chains.states)?;
+    }
     proposer.propose(&chains.states, step, &mut props)?;
     let prop_pi: Vec<f64> = props
         .states

@@ -243,6 +243,13 @@ impl ColumnMps {
 /// the block it is drawn in.
 pub struct ColumnProposer {
     mps: ColumnMps,
+    /// Spins per column and number of columns.
+    ly: usize,
+    lx: usize,
+    /// Change the cut every this many steps (0: never).
+    rotate_every: usize,
+    /// The current cut: proposals are samples with their columns moved right by `shift`.
+    shift: usize,
     key: u64,
     buf: Vec<u8>,
     buf_lq: Vec<f64>,
@@ -254,8 +261,13 @@ pub struct ColumnProposer {
 impl ColumnProposer {
     /// Proposals from the exact sparse MPS of `model` (open or cylinder lattice).
     pub fn new(model: &IsingModel, seed: u64) -> Result<Self> {
+        let lat = *model.lattice();
         Ok(Self {
             mps: ColumnMps::new(model)?,
+            ly: lat.ly,
+            lx: lat.lx,
+            rotate_every: 0,
+            shift: 0,
             key: derive_key(seed, TAG_COLUMN) as u64,
             buf: Vec::new(),
             buf_lq: Vec::new(),
@@ -269,6 +281,26 @@ impl ColumnProposer {
     pub fn mps(&self) -> &ColumnMps {
         &self.mps
     }
+
+    /// Move the cut of the column order every `every` steps (0: never) to a column drawn from
+    /// the seed and the step: proposals are the model's samples with their columns moved
+    /// cyclically by that shift. Each cut is a proposal kernel of its own, chosen without
+    /// looking at the chains, so every step stays in detailed balance; on a torus, where the
+    /// model misses the bonds across its cut, a chain stuck where one cut's model is poor
+    /// moves on at the next cut.
+    pub fn rotating(mut self, every: usize) -> Self {
+        self.rotate_every = every;
+        self
+    }
+
+    /// `x` with its columns moved right by `shift` (cyclically), into `out`.
+    fn shifted(&self, x: &[u8], shift: usize, out: &mut [u8]) {
+        let (ly, lx) = (self.ly, self.lx);
+        for c in 0..lx {
+            let to = (c + shift) % lx;
+            out[to * ly..(to + 1) * ly].copy_from_slice(&x[c * ly..(c + 1) * ly]);
+        }
+    }
 }
 
 impl Proposer for ColumnProposer {
@@ -276,7 +308,26 @@ impl Proposer for ColumnProposer {
         "column MPS"
     }
     fn log_q(&mut self, xs: &[u8]) -> Result<Vec<f64>> {
-        self.mps.log_prob(xs)
+        if self.shift == 0 {
+            return self.mps.log_prob(xs);
+        }
+        // Back to the model's own column order.
+        let n = self.mps.n;
+        let mut back = vec![0u8; xs.len()];
+        for (x, b) in xs.chunks(n).zip(back.chunks_mut(n)) {
+            self.shifted(x, self.lx - self.shift, b);
+        }
+        self.mps.log_prob(&back)
+    }
+    fn kernel_changes(&mut self, step: u64) -> bool {
+        if self.rotate_every == 0 || !step.is_multiple_of(self.rotate_every as u64) {
+            return false;
+        }
+        let mut g = Rng::fork(self.key ^ 0x5EED, step / self.rotate_every as u64);
+        let shift = g.below(self.lx as u64) as usize;
+        let changed = shift != self.shift;
+        self.shift = shift;
+        changed
     }
     fn propose(&mut self, current: &[u8], step: u64, out: &mut Proposals) -> Result<()> {
         let n = self.mps.n;
@@ -300,8 +351,11 @@ impl Proposer for ColumnProposer {
         }
         let row = (step - self.first) as usize * chains;
         out.states.clear();
-        out.states
-            .extend_from_slice(&self.buf[row * n..(row + chains) * n]);
+        out.states.resize(chains * n, 0);
+        for (c, x) in out.states.chunks_mut(n).enumerate() {
+            let y = &self.buf[(row + c) * n..(row + c + 1) * n];
+            self.shifted(y, self.shift, x);
+        }
         out.log_q.clear();
         out.log_q.extend_from_slice(&self.buf_lq[row..row + chains]);
         Ok(())

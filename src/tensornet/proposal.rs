@@ -37,6 +37,13 @@ pub trait Proposer {
     fn log_q(&mut self, xs: &[u8]) -> Result<Vec<f64>>;
     /// One proposal for each of the chains in `current` (`[chains, N]`) at step `step`.
     fn propose(&mut self, current: &[u8], step: u64, out: &mut Proposals) -> Result<()>;
+    /// Called before the proposals of step `step`: whether the proposal kernel changes at this
+    /// step (a kernel chosen by the step alone, never by the chains' states, keeps every step
+    /// in detailed balance), so that the chains' `log Pθ` must be recomputed by
+    /// [`Proposer::log_q`]. The default never changes.
+    fn kernel_changes(&mut self, _step: u64) -> bool {
+        false
+    }
 }
 
 /// A 53-bit uniform in `(0, 1)` from the crate's Philox4x32-10 with `key` and counter
