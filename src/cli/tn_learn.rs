@@ -478,14 +478,15 @@ pub(crate) fn compare(opts: &ContextOptions, a: CompareArgs) -> Result<()> {
         }
         let svg = line_chart_svg(
             &format!(
-                "Effective samples/s on {0}x{0} Ising (chi = {1}, {2})",
+                "Effective samples/s on {0}x{0} {3} Ising (chi = {1}, {2})",
                 a.l,
                 a.common.chi,
                 if gpu.is_some() {
                     "disconnected on the GPU"
                 } else {
                     "1 CPU thread"
-                }
+                },
+                a.boundary
             ),
             "beta",
             "effective samples per second",

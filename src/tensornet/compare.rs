@@ -1,7 +1,10 @@
 //! The paper's kind of comparison on the `L × L` Ising model: over a list of inverse
 //! temperatures, local single-spin Metropolis against Metropolis–Hastings with disconnected and
 //! connected proposals from an MPS learned by the learn–propose–accept loop, with acceptance,
-//! integrated autocorrelation times and effective samples per second of `E/N` and `|m|`.
+//! integrated autocorrelation times and effective samples per second of `E/N` and `|m|`;
+//! optionally ([`CompareOptions::column`]) also independence proposals from the exact column
+//! MPS of the lattice's cylinder part ([`super::ColumnProposer`]): the target's own law on a
+//! cylinder, a learned proposal ([`super::ColumnModel`]) with a moving cut on a torus.
 //!
 //! The temperatures are visited in the given order; the model and the chains of one are the
 //! starting point of the next (annealing), the first model is a near-uniform product. At each
