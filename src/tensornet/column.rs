@@ -14,8 +14,8 @@
 //!
 //! Stored are not the environments but the conditionals they give: for each site and
 //! register, the probability of the less likely spin state, signed by which state it is
-//! (f32, `N · 2^ly · 4` bytes; the smaller of `p0`, `p1` keeps full relative precision, so no
-//! state the model allows gets probability 0). A sample then costs one table read, one
+//! (f32, `N · 2^ly · 4` bytes; the smaller of `p0`, `p1` keeps full relative precision down to
+//! f32's 10⁻⁴⁵, so a state the model allows gets probability 0 only below that). A sample then costs one table read, one
 //! comparison and one multiply per site. The probability a sample reports is the product of
 //! the conditionals it was drawn with, so a Metropolis–Hastings ratio built on it is exact for
 //! the sampler as stored; it differs from the model's `P(x)` only by the f32 rounding of the
