@@ -148,7 +148,8 @@ pub fn check<S: Clone>(
     Ok(())
 }
 
-/// The sizes of a Fisher-Flow training run, for [`train_estimates`].
+/// The sizes of a Fisher-Flow training run: its parameters, host and device bytes and largest
+/// binding, checked before any work.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainSizes {
     /// Sequence length L.

@@ -1,6 +1,6 @@
 //! Lowering a [`Graph`] for one batch size into a flat, backend-neutral program: buffer
-//! locations and forward and backward instructions. Each op lowers itself ([`Op::forward`],
-//! [`Op::backward`]); the backward instructions come from one reverse topological walk over
+//! locations and forward and backward instructions. Each op lowers itself ([`Op::forward`](crate::autodiff::Op::forward),
+//! [`Op::backward`](crate::autodiff::Op::backward)); the backward instructions come from one reverse topological walk over
 //! the nodes the loss depends on. Both backends run the same program, so they agree by
 //! construction on what is computed.
 //!

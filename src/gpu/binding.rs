@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Element, GpuContext, GpuTensor};
 
 /// The part of the work one dispatch covers: rows `first .. first + rows` for
-/// [`Work::Rows`], otherwise everything (`first = 0`, `rows` = the item or group count).
+/// [`Work::Rows`](crate::gpu::Work::Rows), otherwise everything (`first = 0`, `rows` = the item or group count).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Chunk {
     /// First row of the dispatch.
@@ -31,7 +31,7 @@ pub enum Arg<'a> {
         /// Bytes.
         size: u64,
     },
-    /// Rows of `row_bytes` bytes from byte `offset`, bound chunk by chunk ([`Work::Rows`]).
+    /// Rows of `row_bytes` bytes from byte `offset`, bound chunk by chunk ([`Work::Rows`](crate::gpu::Work::Rows)).
     Rows {
         /// The buffer.
         buffer: &'a wgpu::Buffer,
@@ -59,7 +59,7 @@ impl<'a, T: Element> From<&'a GpuTensor<T>> for Arg<'a> {
 }
 
 impl<'a> Arg<'a> {
-    /// The rows of `t`, `row_len` elements each, for [`Work::Rows`].
+    /// The rows of `t`, `row_len` elements each, for [`Work::Rows`](crate::gpu::Work::Rows).
     pub fn rows<T: Element>(t: &'a GpuTensor<T>, row_len: usize) -> Self {
         Arg::Rows {
             buffer: t.buffer(),

@@ -188,7 +188,7 @@ impl<'a> View<'a> {
     }
 }
 
-/// The shape and options of one matrix product; see [`gemm`].
+/// The shape and options of one matrix product; see [`gemm`](fn@gemm).
 #[derive(Clone, Copy, Debug)]
 pub struct Gemm {
     /// Rows of `op(a)` and `c`.
@@ -372,7 +372,7 @@ pub fn gemm(
 /// Which kernel [`gemm_with`] records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GemmKernel {
-    /// `Subgroup8` on a CPU adapter with 8-wide subgroups, else `Tiled` (what [`gemm`] uses).
+    /// `Subgroup8` on a CPU adapter with 8-wide subgroups, else `Tiled` (what [`gemm`](fn@gemm) uses).
     Auto,
     /// Workgroup-memory tiles (64×64×32, 256 invocations, 4×4 register blocks), vec4 global
     /// loads when every operand's contiguous dimension and offset are multiples of 4.
@@ -392,7 +392,7 @@ pub fn subgroup8_suits(ctx: &GpuContext) -> bool {
         && info.subgroup_max_size == 8
 }
 
-/// [`gemm`] with an explicit choice of kernel (same semantics and checks).
+/// [`gemm`](fn@gemm) with an explicit choice of kernel (same semantics and checks).
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_with(
     ctx: &GpuContext,
@@ -513,7 +513,7 @@ pub fn gemm_with(
     kernel.launch_as(ctx, rec, g.precision, grid, &args, |_| params)
 }
 
-/// CPU reference for [`gemm`] (f64 accumulation), same semantics and checks on lengths (in f32
+/// CPU reference for [`gemm`](fn@gemm) (f64 accumulation), same semantics and checks on lengths (in f32
 /// storage: [`Gemm::precision`] is ignored).
 pub fn gemm_cpu(g: &Gemm, a: &[f32], b: &[f32], bias: Option<&[f32]>, c: &mut [f32]) -> Result<()> {
     g.check(

@@ -383,7 +383,7 @@ impl<'c> GpuChains<'c> {
 
 /// [`run_mh`](super::run_mh) with disconnected proposals from `model` on the GPU: the chains
 /// move on the device and come back in `chains` at the end. The same draws as the CPU path
-/// (see the [module docs](self)).
+/// (see the module docs of [`crate::tensornet`]).
 pub fn run_mh_gpu(
     ctx: &GpuContext,
     target: &dyn LogWeight,

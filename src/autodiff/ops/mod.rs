@@ -6,7 +6,7 @@
 //! | [`matmul`] | `MatMul`, `Linear` | `Gemm` (bias, activation, accumulation) |
 //! | [`elementwise`] | `Elementwise` (add, mul), `Affine` (scale, add scalar), `BiasAdd` | `ScaleAdd`, `Binary`, `BiasAddRows` |
 //! | [`act`] | `Act` | `ActFwd`, `ActBwd` |
-//! | [`concat`] | `Concat` | `ColCopy` |
+//! | [`concat`](mod@concat) | `Concat` | `ColCopy` |
 //! | [`reduce`] | `Sum` (and mean), `MseLoss` | `SumOf`, `Broadcast`, `SqDiffGrad`, `ColSum` |
 //! | [`proj`] | `ProjTangent` | `Proj`, `ProjGradX` |
 //! | [`conv`] | `Conv1d` | `ConvInstr` (implicit gemm) |
