@@ -48,15 +48,11 @@ fn learn_4x4(device: &str) -> std::process::Output {
         json.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", text(&o));
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let doc = read_json(&json);
     let finals = doc["final"].as_array().unwrap();
     assert_eq!(finals.len(), 2);
     for f in finals {
-        let (mean, se) = (
-            f["estimate"]["mean"].as_f64().unwrap(),
-            f["estimate"]["se"].as_f64().unwrap(),
-        );
+        let (mean, se) = mean_se(&f["estimate"]);
         let exact = f["exact"].as_f64().unwrap();
         eprintln!("{}: {mean} ± {se} (exact {exact})", f["name"]);
         assert!(se > 0.0 && (mean - exact).abs() < 3.0 * se, "{}", text(&o));
@@ -237,8 +233,7 @@ fn compare_writes_a_table_a_chart_and_json() {
     let svg = std::fs::read_to_string(&chart).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("connected |m|"));
     assert!(svg.contains("column MPS |m|"));
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let doc = read_json(&json);
     assert_eq!(doc["results"].as_array().unwrap().len(), 2);
     let _ = std::fs::remove_dir_all(&d);
 }
@@ -278,8 +273,7 @@ fn compare_learns_a_column_proposal_on_a_torus() {
     ]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("column model learned in"), "{}", text(&o));
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let doc = read_json(&json);
     let r = &doc["results"][0];
     let exact = r["exact"].as_array().unwrap();
     let col = r["methods"]
@@ -291,10 +285,7 @@ fn compare_learns_a_column_proposal_on_a_torus() {
     let acc = col["acceptance"].as_f64().unwrap();
     assert!(acc > 0.2 && acc < 1.0, "acceptance {acc}");
     for (key, x) in ["energy", "abs_m"].iter().zip(exact) {
-        let (mean, se) = (
-            col[key]["mean"].as_f64().unwrap(),
-            col[key]["se"].as_f64().unwrap(),
-        );
+        let (mean, se) = mean_se(&col[key]);
         let x = x.as_f64().unwrap();
         assert!(
             (mean - x).abs() < 4.0 * se,
@@ -302,6 +293,15 @@ fn compare_learns_a_column_proposal_on_a_torus() {
         );
     }
     let _ = std::fs::remove_dir_all(&d);
+}
+
+fn read_json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// `(mean, se)` of an estimate in the JSON outputs.
+fn mean_se(e: &serde_json::Value) -> (f64, f64) {
+    (e["mean"].as_f64().unwrap(), e["se"].as_f64().unwrap())
 }
 
 /// Each command must fail quickly, without a panic, naming `needle`.
