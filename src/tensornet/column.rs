@@ -26,6 +26,7 @@
 //! `χ = 2^{2 ly}`), other couplings or fields, another temperature. Metropolis–Hastings corrects
 //! the difference ([`IsingModel::cylinder_part`] gives the natural proposal model of a torus).
 
+use super::models::IsingLattice;
 use super::proposal::{derive_key, Proposals, Proposer};
 use super::target::{IsingModel, LogWeight};
 use crate::budget;
@@ -62,6 +63,38 @@ pub fn column_table_bytes(n: usize, ly: usize) -> u128 {
     budget::bytes(&[n, 1usize << ly], 4)
 }
 
+/// Check that the column MPS of `lat` can be built here, before anything is allocated: open
+/// or cylinder, at most 24 spins per column, a conditional table of at most 16 GiB and half
+/// the memory the host has available.
+pub fn check_column_size(lat: &IsingLattice) -> Result<()> {
+    if lat.periodic_x {
+        return Err(Error::InvalidArgument(
+            "the column MPS needs an open or cylinder lattice (a torus doubles the register to \
+             2^(2 ly)); use IsingModel::cylinder_part as the proposal model"
+                .into(),
+        ));
+    }
+    if lat.ly > MAX_LY {
+        return Err(Error::Limit(format!(
+            "a column of {} spins needs 2^{} registers per site; at most {MAX_LY} spins per column",
+            lat.ly, lat.ly
+        )));
+    }
+    let need = column_table_bytes(lat.n(), lat.ly);
+    let avail = budget::host_available().unwrap_or(u128::MAX);
+    if need > MAX_TABLE_BYTES || need > avail / 2 {
+        return Err(Error::Limit(format!(
+            "the conditionals of a {}×{} column MPS take {}; the limit is {} (half the available memory, at most {})",
+            lat.lx,
+            lat.ly,
+            budget::human(need),
+            budget::human((avail / 2).min(MAX_TABLE_BYTES)),
+            budget::human(MAX_TABLE_BYTES)
+        )));
+    }
+    Ok(())
+}
+
 /// The neighbour bits of site state tables: spin above (bit 0 of the register), the column's
 /// first spin closing the cylinder (bit `ly − 2`) and the spin to the left (bit `ly − 1`).
 #[inline]
@@ -74,32 +107,8 @@ impl ColumnMps {
     /// 16 GiB or than half the memory the host has available, before allocating it.
     pub fn new(model: &IsingModel) -> Result<Self> {
         let lat = *model.lattice();
-        if lat.periodic_x {
-            return Err(Error::InvalidArgument(
-                "the column MPS needs an open or cylinder lattice (a torus doubles the register \
-                 to 2^(2 ly)); use IsingModel::cylinder_part as the proposal model"
-                    .into(),
-            ));
-        }
-        if lat.ly > MAX_LY {
-            return Err(Error::Limit(format!(
-                "a column of {} spins needs 2^{} registers per site; at most {MAX_LY} spins per column",
-                lat.ly, lat.ly
-            )));
-        }
+        check_column_size(&lat)?;
         let (n, ly) = (lat.n(), lat.ly);
-        let need = column_table_bytes(n, ly);
-        let avail = budget::host_available().unwrap_or(u128::MAX);
-        if need > MAX_TABLE_BYTES || need > avail / 2 {
-            return Err(Error::Limit(format!(
-                "the conditionals of a {}×{} column MPS take {}; the limit is {} (half the available memory, at most {})",
-                lat.lx,
-                ly,
-                budget::human(need),
-                budget::human((avail / 2).min(MAX_TABLE_BYTES)),
-                budget::human(MAX_TABLE_BYTES)
-            )));
-        }
         let beta = model.beta();
         let field = model.field();
         let size = 1usize << ly;

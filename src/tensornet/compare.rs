@@ -14,7 +14,7 @@
 use std::time::Instant;
 
 use super::chains::{check_run_size, run_local, run_mh, ChainTrace, Chains, CpuAccept, RunOptions};
-use super::column::{column_table_bytes, ColumnModel, ColumnProposer};
+use super::column::{check_column_size, ColumnModel, ColumnProposer};
 use super::fit::FitOptions;
 use super::fit::MpsModel;
 use super::learn::{run_disconnected, summarise, LearnOptions, Learner, RoundReport};
@@ -153,17 +153,12 @@ fn check(o: &CompareOptions) -> Result<()> {
     o.learn.validate(n)?;
     MpsModel::product(n, 2, o.chi, 0.0, 0)?;
     if o.column {
-        let ly = o.l;
-        let need = column_table_bytes(n, ly);
-        let avail = crate::budget::host_available().unwrap_or(u128::MAX);
-        if ly > 24 || need > avail / 2 {
-            return Err(Error::Limit(format!(
-                "column proposals at L = {} need {} of environments; the limit is half the available memory ({})",
-                o.l,
-                crate::budget::human(need),
-                crate::budget::human(avail / 2)
-            )));
-        }
+        let lat = IsingLattice::new(o.l, o.l, o.boundary)?;
+        check_column_size(&IsingLattice {
+            periodic_x: false,
+            ..lat
+        })
+        .map_err(|e| Error::Limit(format!("column proposals at L = {}: {e}", o.l)))?;
     }
     if !(o.connected_t.is_finite() && o.connected_t > 0.0) {
         return Err(Error::InvalidArgument(format!(

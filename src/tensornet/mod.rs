@@ -95,7 +95,8 @@ pub use chains::{
     RunOptions,
 };
 pub use column::{
-    check_column_proposal, column_table_bytes, ColumnModel, ColumnMps, ColumnProposer,
+    check_column_proposal, check_column_size, column_table_bytes, ColumnModel, ColumnMps,
+    ColumnProposer,
 };
 pub use compare::{compare, BetaResult, CompareOptions, MethodResult};
 pub use diffusion::{
