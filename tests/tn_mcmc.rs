@@ -8,33 +8,9 @@ use fisherflow::tensornet::*;
 
 const BETA_C: f64 = 0.440_686_793_509_771_5;
 
-/// Upper quantile of χ²(df) at z standard deviations (Wilson–Hilferty).
-fn chi2_crit(df: usize, z: f64) -> f64 {
-    let k = df as f64;
-    let a = 2.0 / (9.0 * k);
-    k * (1.0 - a + z * a.sqrt()).powi(3)
-}
-
-/// χ² of counts against probabilities, pooling expected counts below 5; (statistic, dof).
-fn chi2(counts: &[u64], probs: &[f64]) -> (f64, usize) {
-    let total: u64 = counts.iter().sum();
-    let (mut stat, mut bins, mut po, mut pe) = (0.0, 0usize, 0.0, 0.0);
-    for (&c, &p) in counts.iter().zip(probs) {
-        let e = p * total as f64;
-        if e < 5.0 {
-            po += c as f64;
-            pe += e;
-            continue;
-        }
-        stat += (c as f64 - e).powi(2) / e;
-        bins += 1;
-    }
-    if pe > 0.0 {
-        stat += (po - pe).powi(2) / pe.max(1e-300);
-        bins += 1;
-    }
-    (stat, bins - 1)
-}
+#[path = "support/chi2.rs"]
+mod chi2;
+use chi2::{chi2, chi2_crit};
 
 /// Every configuration of `n` sites with `d` states, index `Σ x_i d^i`.
 fn all_configs(n: usize, d: usize) -> Vec<Vec<u8>> {
