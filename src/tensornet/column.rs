@@ -27,8 +27,8 @@
 //! the difference ([`IsingModel::cylinder_part`] gives the natural proposal model of a torus).
 
 use super::models::IsingLattice;
-use super::proposal::{derive_key, Proposals, Proposer};
-use super::target::{IsingModel, LogWeight};
+use super::proposal::{derive_key, ProposalBlock, Proposals, Proposer};
+use super::target::{spin, IsingModel, LogWeight};
 use crate::budget;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
@@ -216,6 +216,12 @@ impl ColumnMps {
         Ok(self.walk(xs.len() / n, |row, k, _| xs[row * n + k]))
     }
 
+    /// Mean `−ln p(x)` of configurations (`[M, N]`, `M ≥ 1`) under the stored sampler.
+    pub fn mean_nll(&self, xs: &[u8]) -> Result<f64> {
+        let lp = self.log_prob(xs)?;
+        Ok(-lp.iter().sum::<f64>() / lp.len().max(1) as f64)
+    }
+
     /// Site by site for `rows` rows: `choose(row, site, t)` picks the state given the signed
     /// conditional `t` of the register; returns `ln p` of each row's path.
     fn walk(&self, rows: usize, mut choose: impl FnMut(usize, usize, f32) -> u8) -> Vec<f64> {
@@ -260,11 +266,7 @@ pub struct ColumnProposer {
     /// The current cut: proposals are samples with their columns moved right by `shift`.
     shift: usize,
     key: u64,
-    buf: Vec<u8>,
-    buf_lq: Vec<f64>,
-    first: u64,
-    steps: u64,
-    chains: usize,
+    block: ProposalBlock,
 }
 
 impl ColumnProposer {
@@ -278,11 +280,7 @@ impl ColumnProposer {
             rotate_every: 0,
             shift: 0,
             key: derive_key(seed, TAG_COLUMN) as u64,
-            buf: Vec::new(),
-            buf_lq: Vec::new(),
-            first: 0,
-            steps: 0,
-            chains: 0,
+            block: ProposalBlock::default(),
         })
     }
 
@@ -301,14 +299,14 @@ impl ColumnProposer {
         self.rotate_every = every;
         self
     }
+}
 
-    /// `x` with its columns moved right by `shift` (cyclically), into `out`.
-    fn shifted(&self, x: &[u8], shift: usize, out: &mut [u8]) {
-        let (ly, lx) = (self.ly, self.lx);
-        for c in 0..lx {
-            let to = (c + shift) % lx;
-            out[to * ly..(to + 1) * ly].copy_from_slice(&x[c * ly..(c + 1) * ly]);
-        }
+/// `x` (`lx` columns of `ly` sites) with its columns moved right by `shift` (cyclically), into
+/// `out`.
+fn shifted(x: &[u8], shift: usize, lx: usize, ly: usize, out: &mut [u8]) {
+    for c in 0..lx {
+        let to = (c + shift) % lx;
+        out[to * ly..(to + 1) * ly].copy_from_slice(&x[c * ly..(c + 1) * ly]);
     }
 }
 
@@ -324,7 +322,7 @@ impl Proposer for ColumnProposer {
         let n = self.mps.n;
         let mut back = vec![0u8; xs.len()];
         for (x, b) in xs.chunks(n).zip(back.chunks_mut(n)) {
-            self.shifted(x, self.lx - self.shift, b);
+            shifted(x, self.lx - self.shift, self.lx, self.ly, b);
         }
         self.mps.log_prob(&back)
     }
@@ -347,26 +345,23 @@ impl Proposer for ColumnProposer {
             )));
         }
         let chains = current.len() / n;
-        let inside = self.chains == chains && step >= self.first && step < self.first + self.steps;
-        if !inside {
+        let (mps, key) = (&self.mps, self.key);
+        let (states, log_q) = self.block.step(step, chains, n, |first, chains| {
             let steps = (BLOCK_SAMPLES / chains.max(1)).max(1);
             let mut rngs: Vec<Rng> = (0..steps * chains)
-                .map(|i| Rng::fork(self.key, step * chains as u64 + i as u64))
+                .map(|i| Rng::fork(key, first * chains as u64 + i as u64))
                 .collect();
-            self.buf_lq = self.mps.sample_rows(&mut rngs, &mut self.buf);
-            self.first = step;
-            self.steps = steps as u64;
-            self.chains = chains;
-        }
-        let row = (step - self.first) as usize * chains;
+            let mut xs = Vec::new();
+            let lq = mps.sample_rows(&mut rngs, &mut xs);
+            Ok((steps, xs, lq))
+        })?;
         out.states.clear();
         out.states.resize(chains * n, 0);
-        for (c, x) in out.states.chunks_mut(n).enumerate() {
-            let y = &self.buf[(row + c) * n..(row + c + 1) * n];
-            self.shifted(y, self.shift, x);
+        for (y, x) in states.chunks(n).zip(out.states.chunks_mut(n)) {
+            shifted(y, self.shift, self.lx, self.ly, x);
         }
         out.log_q.clear();
-        out.log_q.extend_from_slice(&self.buf_lq[row..row + chains]);
+        out.log_q.extend_from_slice(log_q);
         Ok(())
     }
 }
@@ -391,21 +386,11 @@ pub struct ColumnModel {
     t: i32,
 }
 
-/// `σ = ±1` of a state.
-#[inline]
-fn sigma(s: u8) -> f64 {
-    1.0 - 2.0 * s as f64
-}
-
 impl ColumnModel {
     /// Start from `model` (open or cylinder lattice).
     pub fn new(model: &IsingModel) -> Result<Self> {
         let lat = *model.lattice();
-        if lat.periodic_x {
-            return Err(Error::InvalidArgument(
-                "a column model lives on an open or cylinder lattice".into(),
-            ));
-        }
+        check_column_size(&lat)?;
         let bonds = lat.bonds();
         let beta = model.beta();
         let theta: Vec<f64> = bonds
@@ -442,10 +427,10 @@ impl ColumnModel {
         let nb = self.bonds.len();
         for x in xs.chunks(n) {
             for (v, &(a, b)) in st.iter_mut().zip(&self.bonds) {
-                *v += sigma(x[a]) * sigma(x[b]);
+                *v += spin(x[a]) * spin(x[b]);
             }
             for (v, &s) in st[nb..].iter_mut().zip(x) {
-                *v += sigma(s);
+                *v += spin(s);
             }
         }
         st.iter_mut().for_each(|v| *v /= rows);
@@ -494,8 +479,7 @@ impl ColumnModel {
     /// The exact mean NLL (nats per configuration) of `data` under the current model.
     pub fn nll(&self, data: &[u8]) -> Result<f64> {
         self.check_data(data)?;
-        let lp = ColumnMps::new(&self.model)?.log_prob(data)?;
-        Ok(-lp.iter().sum::<f64>() / lp.len() as f64)
+        ColumnMps::new(&self.model)?.mean_nll(data)
     }
 
     /// The gradient of [`ColumnModel::nll`] in `θ`, `⟨T⟩_model − ⟨T⟩_data`, with the model's
@@ -559,12 +543,8 @@ impl ColumnModel {
         let n = self.model.n_sites();
         let stats = self.data_statistics(data, opts.flip_augment);
         let eval = &data[..(data.len() / n).min(4096) * n];
-        let mean_nll = |mps: &ColumnMps| -> Result<f64> {
-            let lp = mps.log_prob(eval)?;
-            Ok(-lp.iter().sum::<f64>() / lp.len() as f64)
-        };
         let mut mps = ColumnMps::new(&self.model)?;
-        let nll_before = mean_nll(&mps)?;
+        let nll_before = mps.mean_nll(eval)?;
         let mut theta = self.theta.clone();
         for step in 0..opts.steps {
             let seed = opts.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -579,21 +559,7 @@ impl ColumnModel {
         }
         Ok(super::FitReport {
             nll_before,
-            nll_after: mean_nll(&mps)?,
+            nll_after: mps.mean_nll(eval)?,
         })
     }
-}
-
-/// Check that `model` can serve as a column proposal for `target`: same number of sites, two
-/// states per site.
-pub fn check_column_proposal(model: &IsingModel, target: &dyn LogWeight) -> Result<()> {
-    if model.n_sites() != target.n_sites() || target.d() != 2 {
-        return Err(Error::Shape(format!(
-            "a column proposal of {} two-state sites for a target of {} sites with {} states",
-            model.n_sites(),
-            target.n_sites(),
-            target.d()
-        )));
-    }
-    Ok(())
 }

@@ -19,7 +19,7 @@ use super::fit::FitOptions;
 use super::fit::MpsModel;
 use super::learn::{run_disconnected, summarise, LearnOptions, Learner, RoundReport};
 use super::models::{enumerate_ising, ising_transfer, Boundary, IsingExact, IsingLattice};
-use super::proposal::ConnectedProposer;
+use super::proposal::{ConnectedProposer, Proposer};
 use super::stats::Estimate;
 use super::target::{onsager_energy, onsager_magnetisation, IsingModel, LogWeight};
 use crate::error::{Error, Result};
@@ -235,17 +235,23 @@ pub fn compare(
         let mut chains = Chains::new(&target, start.clone())?;
         let tr = run_disconnected(&target, &mps, gpu, &mut chains, &run(opts.tn_steps, 2))?;
         methods.push(method("disconnected", &tr));
-        let mut chains = Chains::new(&target, start.clone())?;
+        // Metropolis–Hastings with `prop` from the equilibrated states: the trace and the
+        // final states.
+        let mh_from_start = |prop: &mut dyn Proposer, salt: u64| -> Result<(ChainTrace, Vec<u8>)> {
+            let mut chains = Chains::new(&target, start.clone())?;
+            let tr = run_mh(
+                &target,
+                prop,
+                &mut chains,
+                &run(opts.tn_steps, salt),
+                &CpuAccept,
+            )?;
+            Ok((tr, chains.states))
+        };
         let mut prop = ConnectedProposer::new(&mps, opts.connected_t, lo.seed ^ 3)?;
-        let tr = run_mh(
-            &target,
-            &mut prop,
-            &mut chains,
-            &run(opts.tn_steps, 3),
-            &CpuAccept,
-        )?;
+        let (tr, last) = mh_from_start(&mut prop, 3)?;
         methods.push(method("connected", &tr));
-        states = Some(chains.states);
+        states = Some(last);
         let mut column_learn_seconds = 0.0;
         if opts.column {
             let t0 = Instant::now();
@@ -255,14 +261,7 @@ pub fn compare(
             if target.lattice().periodic_x {
                 prop = prop.rotating(COLUMN_ROTATE_EVERY);
             }
-            let mut chains = Chains::new(&target, start.clone())?;
-            let tr = run_mh(
-                &target,
-                &mut prop,
-                &mut chains,
-                &run(opts.tn_steps, 4),
-                &CpuAccept,
-            )?;
+            let (tr, _) = mh_from_start(&mut prop, 4)?;
             methods.push(method("column MPS", &tr));
         }
         let exact = if n <= 20 {

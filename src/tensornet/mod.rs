@@ -94,10 +94,7 @@ pub use chains::{
     check_run_size, mh_step, run_local, run_mh, AcceptStep, ChainTrace, Chains, CpuAccept,
     RunOptions,
 };
-pub use column::{
-    check_column_proposal, check_column_size, column_table_bytes, ColumnModel, ColumnMps,
-    ColumnProposer,
-};
+pub use column::{check_column_size, column_table_bytes, ColumnModel, ColumnMps, ColumnProposer};
 pub use compare::{compare, BetaResult, CompareOptions, MethodResult};
 pub use diffusion::{
     condition_on_noisy, flip_kernel, mcmc_connected, mcmc_disconnected, noised, McmcStats,

@@ -76,12 +76,48 @@ pub struct IndependentProposer<'a> {
     env: Environments,
     gpu: Option<(&'a GpuContext, GpuMps)>,
     key: u32,
-    /// Buffered proposals of steps `first .. first + steps` for `chains` chains.
-    buf: Vec<u8>,
-    buf_lq: Vec<f64>,
+    block: ProposalBlock,
+}
+
+/// Independence proposals drawn ahead, a block of steps at a time: the states and `log Pθ` of
+/// steps `first .. first + steps` for `chains` chains (step-major). Their proposals do not
+/// depend on the chains' states, so a sampler can draw many steps in one pass.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ProposalBlock {
+    states: Vec<u8>,
+    log_q: Vec<f64>,
     first: u64,
     steps: u64,
     chains: usize,
+}
+
+impl ProposalBlock {
+    /// The proposals of step `step` for `chains` chains of `n` sites, drawing a new block with
+    /// `draw(first, chains) -> (steps, states, log_q)` when the step lies outside the buffer.
+    pub(crate) fn step(
+        &mut self,
+        step: u64,
+        chains: usize,
+        n: usize,
+        draw: impl FnOnce(u64, usize) -> Result<(usize, Vec<u8>, Vec<f64>)>,
+    ) -> Result<(&[u8], &[f64])> {
+        let inside = self.chains == chains && step >= self.first && step < self.first + self.steps;
+        if !inside {
+            let (steps, states, log_q) = draw(step, chains)?;
+            *self = Self {
+                states,
+                log_q,
+                first: step,
+                steps: steps as u64,
+                chains,
+            };
+        }
+        let row = (step - self.first) as usize * chains;
+        Ok((
+            &self.states[row * n..(row + chains) * n],
+            &self.log_q[row..row + chains],
+        ))
+    }
 }
 
 impl<'a> IndependentProposer<'a> {
@@ -103,11 +139,7 @@ impl<'a> IndependentProposer<'a> {
             env,
             gpu,
             key: proposal_key(seed),
-            buf: Vec::new(),
-            buf_lq: Vec::new(),
-            first: 0,
-            steps: 0,
-            chains: 0,
+            block: ProposalBlock::default(),
         })
     }
 
@@ -119,14 +151,29 @@ impl<'a> IndependentProposer<'a> {
         steps: usize,
         chains: usize,
     ) -> Result<(Vec<u8>, Vec<f64>)> {
-        let rows = steps
-            .checked_mul(chains)
-            .ok_or_else(|| Error::Limit(format!("{steps} steps of {chains} proposals overflow")))?;
-        let index = first.wrapping_mul(chains as u64);
-        match &self.gpu {
-            Some((ctx, g)) => g.sample_from(ctx, index, rows, self.key),
-            None => self.env.sample_scored(self.mps, index, rows, self.key, 0),
-        }
+        draw_independent(
+            self.mps, &self.env, &self.gpu, self.key, first, steps, chains,
+        )
+    }
+}
+
+/// [`IndependentProposer::draw_steps`] from the proposer's parts.
+fn draw_independent(
+    mps: &Mps,
+    env: &Environments,
+    gpu: &Option<(&GpuContext, GpuMps)>,
+    key: u32,
+    first: u64,
+    steps: usize,
+    chains: usize,
+) -> Result<(Vec<u8>, Vec<f64>)> {
+    let rows = steps
+        .checked_mul(chains)
+        .ok_or_else(|| Error::Limit(format!("{steps} steps of {chains} proposals overflow")))?;
+    let index = first.wrapping_mul(chains as u64);
+    match gpu {
+        Some((ctx, g)) => g.sample_from(ctx, index, rows, key),
+        None => env.sample_scored(mps, index, rows, key, 0),
     }
 }
 
@@ -148,26 +195,20 @@ impl Proposer for IndependentProposer<'_> {
     fn propose(&mut self, current: &[u8], step: u64, out: &mut Proposals) -> Result<()> {
         let n = self.mps.len();
         let chains = current.len() / n;
-        let inside = self.chains == chains && step >= self.first && step < self.first + self.steps;
-        if !inside {
-            // The CPU draws step by step; the GPU a block of steps per dispatch.
-            let steps = match self.gpu {
-                Some(_) => (BLOCK_SAMPLES / chains.max(1)).clamp(1, 64),
-                None => 1,
-            };
-            let (xs, lq) = self.draw_steps(step, steps, chains)?;
-            self.buf = xs;
-            self.buf_lq = lq;
-            self.first = step;
-            self.steps = steps as u64;
-            self.chains = chains;
-        }
-        let row = (step - self.first) as usize * chains;
+        let (mps, env, gpu, key) = (self.mps, &self.env, &self.gpu, self.key);
+        // The CPU draws step by step; the GPU a block of steps per dispatch.
+        let steps = match gpu {
+            Some(_) => (BLOCK_SAMPLES / chains.max(1)).clamp(1, 64),
+            None => 1,
+        };
+        let (states, log_q) = self.block.step(step, chains, n, |first, chains| {
+            let (xs, lq) = draw_independent(mps, env, gpu, key, first, steps, chains)?;
+            Ok((steps, xs, lq))
+        })?;
         out.states.clear();
-        out.states
-            .extend_from_slice(&self.buf[row * n..(row + chains) * n]);
+        out.states.extend_from_slice(states);
         out.log_q.clear();
-        out.log_q.extend_from_slice(&self.buf_lq[row..row + chains]);
+        out.log_q.extend_from_slice(log_q);
         Ok(())
     }
 }

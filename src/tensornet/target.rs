@@ -66,7 +66,7 @@ pub trait LogWeight: Sync {
 
 /// Spin of a state: 0 ↦ +1, 1 ↦ −1.
 #[inline]
-fn spin(s: u8) -> f64 {
+pub(super) fn spin(s: u8) -> f64 {
     1.0 - 2.0 * s as f64
 }
 
