@@ -367,6 +367,13 @@ fn bad_input_is_refused_before_any_work() {
         &["tn", "compare", "--l", "30", "--column"],
         "column proposals",
     );
+    // On a GPU the column table must fit one storage binding (at most 4 GiB anywhere).
+    if fisherflow::gpu::testing::gpu().is_some() {
+        refused(
+            &["tn", "compare", "--l", "22", "--column", "--gpu"],
+            "storage binding",
+        );
+    }
     // Models too large to build are refused before anything is allocated, on either device.
     refused(
         &["tn", "fredkin", "--n", "10000000", "--samples", "2"],

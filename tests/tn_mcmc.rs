@@ -86,6 +86,9 @@ fn energy_targets_agree_with_their_definitions() {
                 - (0..12).map(|i| h[i] * s(i)).sum::<f64>();
             assert!((t.log_weight(&x) + 0.7 * e).abs() < 1e-12);
             assert!((t.observables(&x)[0] - e / 12.0).abs() < 1e-12);
+            // The chains record observables from the weight they carry.
+            let o = t.observables_at(&x, t.log_weight(&x));
+            assert!((o[0] - e / 12.0).abs() < 1e-12 && o[1] == t.observables(&x)[1]);
             for k in [0, 5, 11] {
                 let mut y = x.clone();
                 y[k] = 1 - y[k];
@@ -157,6 +160,62 @@ fn energy_targets_agree_with_their_definitions() {
     assert!(FredkinWeight::new(7, 0.5).is_err());
 }
 
+/// The chain run of the 3 × 3 torus tests: 64 chains' worth of steps kept every sixth step.
+fn small_torus_run() -> RunOptions {
+    RunOptions {
+        burn_in: 20,
+        steps: 1200,
+        seed: 3,
+        local_sweeps: 0,
+        keep_every: 6,
+    }
+}
+
+/// Every recorded observable of `tr` (kept every step) against the kept state's own.
+fn assert_records_match_states(what: &str, t: &dyn LogWeight, tr: &ChainTrace) {
+    let n = t.n_sites();
+    assert_eq!(tr.kept.len(), tr.chains * tr.steps * n, "{what}");
+    for (i, x) in tr.kept.chunks(n).enumerate() {
+        let (step, c) = (i / tr.chains, i % tr.chains);
+        let want = t.observables(x);
+        for (o, w) in tr.obs.iter().zip(want) {
+            let got = o[c * tr.steps + step];
+            assert!(
+                (got - w).abs() < 1e-9,
+                "{what}: chain {c} step {step}: {got} vs {w}"
+            );
+        }
+    }
+}
+
+#[test]
+fn recorded_observables_are_those_of_the_recorded_states() {
+    // The chains carry log π̃ through accepted proposals and local moves (updated by weight
+    // changes); the energy recorded from it must stay the state's own.
+    let t = random_ising(IsingLattice::new(4, 3, Boundary::Torus).unwrap(), 0.5, 9);
+    let run = RunOptions {
+        burn_in: 5,
+        steps: 300,
+        seed: 1,
+        local_sweeps: 0,
+        keep_every: 1,
+    };
+    let mut c = Chains::new(&t, vec![1u8; 12 * 8]).unwrap();
+    let tr = run_local(&t, &mut c, &run).unwrap();
+    assert_records_match_states("local", &t, &tr);
+    let mut p = ColumnProposer::new(&t.cylinder_part().unwrap(), None, 2).unwrap();
+    let mut c = Chains::new(&t, vec![0u8; 12 * 8]).unwrap();
+    let tr = run_mh(&t, &mut p, &mut c, &run, &CpuAccept).unwrap();
+    assert!(tr.accepted > 0 && tr.accepted < tr.proposed);
+    assert_records_match_states("column MH", &t, &tr);
+    let hybrid = RunOptions {
+        local_sweeps: 1,
+        ..run
+    };
+    let tr = run_mh(&t, &mut p, &mut c, &hybrid, &CpuAccept).unwrap();
+    assert_records_match_states("column MH with local sweeps", &t, &tr);
+}
+
 #[test]
 fn onsager_and_enumeration_references() {
     // u(β_c) = −√2; spontaneous magnetisation at K = 0.5; the limits of u.
@@ -201,6 +260,28 @@ fn onsager_and_enumeration_references() {
         last = ub;
     }
     assert!(ising_transfer(&IsingLattice::new(4, 4, Boundary::Torus).unwrap(), 0.4).is_err());
+    // Kaufman's torus against enumeration, both orientations of rectangles, on both sides of
+    // β_c and at it (where γ_0 = 0); at 64 × 64 off β_c it is Onsager's lattice (the torus's
+    // finite-size gap falls exponentially there).
+    for (lx, ly) in [(4, 4), (3, 5), (5, 3), (4, 3), (3, 6)] {
+        let lat = IsingLattice::new(lx, ly, Boundary::Torus).unwrap();
+        for beta in [0.15, 0.3, BETA_C, 0.6, 1.1] {
+            let (lz, u) = kaufman_torus(&lat, beta).unwrap();
+            let ex = enumerate_ising(&lat, beta).unwrap();
+            assert!(
+                (lz - ex.log_z).abs() < 1e-9 && (u - ex.energy).abs() < 1e-7,
+                "{lx}×{ly} torus at β = {beta}: ln Z {lz} vs {}, E/N {u} vs {}",
+                ex.log_z,
+                ex.energy
+            );
+        }
+    }
+    let big = IsingLattice::new(64, 64, Boundary::Torus).unwrap();
+    for beta in [0.3, 0.6] {
+        let (_, u) = kaufman_torus(&big, beta).unwrap();
+        assert!((u - onsager_energy(beta)).abs() < 1e-6, "β = {beta}: {u}");
+    }
+    assert!(kaufman_torus(&lat, 0.4).is_err() && kaufman_torus(&big, f64::NAN).is_err());
     let f = FredkinWeight::new(12, 0.3).unwrap();
     let (a, b) = (
         enumerate_observables(&f).unwrap(),
@@ -364,6 +445,74 @@ fn gpu_proposals_match_the_cpu_path() {
         32 * 300
     );
     assert!((stats[0].0 as f64 - stats[1].0 as f64).abs() <= 0.01 * stats[0].0 as f64);
+}
+
+#[test]
+fn the_gpu_column_sampler_draws_the_cpu_samples() {
+    let Some(ctx) = gpu() else { return };
+    // Random couplings and fields on a small cylinder; the 16 × 16 ferromagnet at β_c (a
+    // 64 MiB table). Stream indices and keys past 2^32 exercise the 64-bit arithmetic.
+    let small = random_ising(IsingLattice::new(5, 4, Boundary::Cylinder).unwrap(), 0.7, 3);
+    let big = IsingModel::new(
+        IsingLattice::new(16, 16, Boundary::Cylinder).unwrap(),
+        BETA_C,
+    )
+    .unwrap();
+    for (model, rows, key, first) in [
+        (&small, 3000usize, 7u64, 11u64),
+        (&big, 700, 0x1_2345_6789, (1u64 << 32) + 5),
+    ] {
+        let n = model.n_sites();
+        let mps = ColumnMps::new(model).unwrap();
+        let g = GpuColumnMps::new(ctx, &mps).unwrap();
+        let (xg, lg) = g.sample_from(ctx, key, first, rows).unwrap();
+        let mut rngs: Vec<Rng> = (0..rows as u64)
+            .map(|i| Rng::fork(key, first + i))
+            .collect();
+        let mut xc = Vec::new();
+        let lc = mps.sample_rows(&mut rngs, &mut xc);
+        assert_eq!(xg.len(), xc.len());
+        let differ = xg
+            .chunks(n)
+            .zip(xc.chunks(n))
+            .filter(|(a, b)| a != b)
+            .count();
+        assert_eq!(differ, 0, "{differ} of {rows} samples differ ({n} sites)");
+        for (a, b) in lg.iter().zip(&lc) {
+            assert!((a - b).abs() < 1e-4 * (1.0 + b.abs()), "ln p {a} vs {b}");
+        }
+        let lp = g.log_prob(ctx, &xc).unwrap();
+        for (a, b) in lp.iter().zip(&lc) {
+            assert!((a - b).abs() < 1e-4 * (1.0 + b.abs()), "ln p {a} vs {b}");
+        }
+        assert!(g.log_prob(ctx, &xc[1..]).is_err());
+    }
+    // Chains on a torus with GPU proposals and a moving cut (a translation-invariant torus,
+    // where every cut fits): the CPU's proposals, (nearly) its acceptances, and the torus's
+    // exact law (χ²).
+    let lat = IsingLattice::new(3, 3, Boundary::Torus).unwrap();
+    let torus = IsingModel::with_couplings(lat, 0.5, vec![1.0; 18], vec![0.2; 9]).unwrap();
+    let cyl = torus.cylinder_part().unwrap();
+    let run = small_torus_run();
+    let mut accepted = Vec::new();
+    for dev in [None, Some(ctx)] {
+        let mut c = Chains::new(&torus, vec![0u8; 9 * 64]).unwrap();
+        let mut p = ColumnProposer::new(&cyl, dev, 4).unwrap().rotating(3);
+        let tr = run_mh(&torus, &mut p, &mut c, &run, &CpuAccept).unwrap();
+        check_law(
+            &format!(
+                "column proposals on a torus ({})",
+                if dev.is_some() { "GPU" } else { "CPU" }
+            ),
+            &torus,
+            &tr,
+        );
+        accepted.push(tr.accepted as f64);
+    }
+    assert!(
+        (accepted[0] - accepted[1]).abs() <= 0.01 * accepted[0],
+        "{accepted:?}"
+    );
 }
 
 #[test]
@@ -584,15 +733,9 @@ fn column_proposals_sample_a_torus_they_do_not_contain() {
     }
     // Metropolis–Hastings with proposals from the cylinder samples the torus: χ² on the 3 × 3
     // torus, and the 4 × 4 ferromagnetic torus at β_c against enumeration.
-    let run = RunOptions {
-        burn_in: 20,
-        steps: 1200,
-        seed: 3,
-        local_sweeps: 0,
-        keep_every: 6,
-    };
+    let run = small_torus_run();
     let mut c = Chains::new(&torus, vec![0u8; 9 * 64]).unwrap();
-    let mut p = ColumnProposer::new(&cyl, 4).unwrap();
+    let mut p = ColumnProposer::new(&cyl, None, 4).unwrap();
     let tr = run_mh(&torus, &mut p, &mut c, &run, &CpuAccept).unwrap();
     check_law("column on a torus", &torus, &tr);
     // With the cut moved every other step (each step's kernel chosen by the step alone), on a
@@ -602,12 +745,12 @@ fn column_proposals_sample_a_torus_they_do_not_contain() {
     let uniform = IsingModel::with_couplings(lat3, 0.6, vec![1.0; nb], vec![0.2; 9]).unwrap();
     let mut c = Chains::new(&uniform, vec![0u8; 9 * 64]).unwrap();
     let cut = uniform.cylinder_part().unwrap();
-    let mut p = ColumnProposer::new(&cut, 4).unwrap().rotating(2);
+    let mut p = ColumnProposer::new(&cut, None, 4).unwrap().rotating(2);
     let tr = run_mh(&uniform, &mut p, &mut c, &run, &CpuAccept).unwrap();
     check_law("rotating column on a torus", &uniform, &tr);
     // Under every cut, the probability a proposal reports is the one log_q gives it.
     let asym = random_ising(IsingLattice::new(4, 3, Boundary::Torus).unwrap(), 0.5, 9);
-    let mut p = ColumnProposer::new(&asym.cylinder_part().unwrap(), 2)
+    let mut p = ColumnProposer::new(&asym.cylinder_part().unwrap(), None, 2)
         .unwrap()
         .rotating(1);
     let mut props = Proposals::default();
@@ -626,7 +769,7 @@ fn column_proposals_sample_a_torus_they_do_not_contain() {
     let target = IsingModel::new(lat, BETA_C).unwrap();
     let exact = enumerate_ising(&lat, BETA_C).unwrap();
     let mut c = Chains::new(&target, vec![0u8; 16 * 64]).unwrap();
-    let mut p = ColumnProposer::new(&target.cylinder_part().unwrap(), 7).unwrap();
+    let mut p = ColumnProposer::new(&target.cylinder_part().unwrap(), None, 7).unwrap();
     let tr = run_mh(
         &target,
         &mut p,
@@ -655,7 +798,7 @@ fn column_proposals_sample_a_torus_they_do_not_contain() {
     // Proposing the target's own law: every proposal accepted.
     let own = target.cylinder_part().unwrap();
     let mut c = Chains::new(&own, vec![0u8; 16 * 8]).unwrap();
-    let mut p = ColumnProposer::new(&own, 1).unwrap();
+    let mut p = ColumnProposer::new(&own, None, 1).unwrap();
     let tr = run_mh(&own, &mut p, &mut c, &run, &CpuAccept).unwrap();
     assert!(tr.acceptance() > 0.9999, "{}", tr.acceptance());
 }

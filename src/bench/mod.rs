@@ -219,6 +219,7 @@ pub fn families() -> Vec<(&'static str, Family)> {
         ("sdflow", sdflow::run),
         ("tensornet", tensornet::run),
         ("tn-mcmc", tensornet::mcmc),
+        ("tn-column", tensornet::column),
     ]
 }
 

@@ -1,15 +1,17 @@
 //! Exact MPS sampling throughput: the GPU perfect sampler against the CPU reference sampler
 //! (f64, one thread) on the same random MPS in the same run; and Metropolis–Hastings chains
-//! with MPS proposals, all on the GPU ([`GpuChains`]) against the CPU path ([`mh_step`]).
+//! with MPS proposals, all on the GPU ([`GpuChains`]) against the CPU path ([`mh_step`]); and
+//! the exact column MPS of `L × L` Ising lattices, GPU against CPU.
 
 use std::time::Instant;
 
 use crate::bench::{time_cpu, time_recording, Measurement};
 use crate::error::Result;
 use crate::gpu::GpuContext;
+use crate::rng::Rng;
 use crate::tensornet::{
-    mh_step, random_mps, Boundary, Chains, CpuAccept, Environments, GpuChains, GpuMps,
-    IndependentProposer, IsingLattice, IsingModel, Proposer, RunOptions,
+    mh_step, random_mps, Boundary, Chains, ColumnMps, CpuAccept, Environments, GpuChains,
+    GpuColumnMps, GpuMps, IndependentProposer, IsingLattice, IsingModel, Proposer, RunOptions,
 };
 
 /// Samples per second at `N` sites and bond dimension `χ` (random non-negative MPS, `d = 2`),
@@ -124,6 +126,44 @@ pub fn mcmc(ctx: &GpuContext, quick: bool) -> Result<Vec<Measurement>> {
             1.0 / cpu_s,
             &device,
             "wall-clock",
+        ));
+    }
+    Ok(out)
+}
+
+/// Perfect samples per second of the exact column MPS ([`ColumnMps`], `χ = 2^L` kept sparse)
+/// of the `L × L` Ising cylinder at β = 0.44: one invocation per sample on the GPU against the
+/// CPU sampler (one thread, blocks of 8,192 samples, sites outermost) drawing the same samples.
+/// `quick` runs `L = 8` only.
+pub fn column(ctx: &GpuContext, quick: bool) -> Result<Vec<Measurement>> {
+    let sizes: &[usize] = if quick { &[8] } else { &[8, 12, 16] };
+    let device = ctx.describe();
+    let mut out = Vec::new();
+    for &l in sizes {
+        let lat = IsingLattice::new(l, l, Boundary::Cylinder)?;
+        let mps = ColumnMps::new(&IsingModel::new(lat, 0.44)?)?;
+        let g = GpuColumnMps::new(ctx, &mps)?;
+        let gpu_samples = if quick { 1 << 14 } else { 1 << 18 };
+        let (rec, _, _) = g.sampling_recording(ctx, gpu_samples, 7)?;
+        let t = time_recording(ctx, &rec, 1, if quick { 2 } else { 3 })?;
+        let cpu_samples = 8192;
+        let mut xs = Vec::new();
+        let cpu_s = time_cpu(if quick { 1 } else { 3 }, || {
+            let mut rngs: Vec<Rng> = (0..cpu_samples as u64).map(|i| Rng::fork(7, i)).collect();
+            let _ = mps.sample_rows(&mut rngs, &mut xs);
+        });
+        out.push(Measurement::new(
+            "tn-column",
+            &format!(
+                "column MPS {l}x{l} (chi = 2^{l}, {} MiB table)",
+                mps.table_bytes() >> 20
+            ),
+            gpu_samples as f64 / t.best_s(),
+            "samples/s",
+            "CPU sampler, 1 thread",
+            cpu_samples as f64 / cpu_s,
+            &device,
+            t.timer(),
         ));
     }
     Ok(out)

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use fisherflow::gpu::ContextOptions;
 use fisherflow::plot::line_chart_svg;
 use fisherflow::tensornet::{
-    chains_on_gpu, compare as run_compare, learn as run_learn, BetaResult, CompareOptions,
-    Estimate, FredkinWeight, GpuChains, IsingLattice, IsingModel, MpsModel, ProposalKind,
-    RoundReport, TableWeight,
+    chains_on_gpu, column_table_bytes, compare as run_compare, learn as run_learn, BetaResult,
+    CompareOptions, Estimate, FredkinWeight, GpuChains, IsingLattice, IsingModel, MpsModel,
+    ProposalKind, RoundReport, TableWeight,
 };
 use fisherflow::{Error, Result};
 use serde_json::json;
@@ -411,15 +411,21 @@ pub(crate) fn compare(opts: &ContextOptions, a: CompareArgs) -> Result<()> {
     if let Some(ctx) = &gpu {
         GpuChains::check_size(ctx, a.common.chains, a.l.saturating_mul(a.l))
             .map_err(|e| Error::Limit(format!("--chains {}: {e}", a.common.chains)))?;
+        let table = column_table_bytes(a.l.saturating_mul(a.l), a.l);
+        if a.column && table > ctx.max_binding() as u128 {
+            return Err(Error::Limit(format!(
+                "column proposals at --l {}: the column MPS's table of {table} bytes exceeds \
+                 the adapter's storage binding of {} bytes (run --column with --cpu)",
+                a.l,
+                ctx.max_binding()
+            )));
+        }
     }
     let where_ = gpu.as_ref().map_or("the CPU (1 thread)".to_string(), |c| {
-        format!(
-            "{} (Metropolis, connected and column on the CPU)",
-            c.describe()
-        )
+        format!("{} (Metropolis and connected on the CPU)", c.describe())
     });
     println!(
-        "tn compare: {0}x{0} {1}, chi = {2}, {3} chains; disconnected chains on {where_}",
+        "tn compare: {0}x{0} {1}, chi = {2}, {3} chains; independence proposals on {where_}",
         a.l, a.boundary, a.common.chi, a.common.chains,
     );
     println!("| β | method | acceptance | τ_E | τ_\\|m\\| | ESS/s E | ESS/s \\|m\\| | ⟨E⟩/N | ⟨\\|m\\|⟩ | reference E/N, \\|m\\| | learn s |");

@@ -188,7 +188,7 @@ impl ChainTrace {
     fn record(&mut self, target: &dyn LogWeight, chains: &Chains, t: usize, keep_every: usize) {
         let n = chains.n;
         for (c, x) in chains.states.chunks(n).enumerate() {
-            let o = target.observables(x);
+            let o = target.observables_at(x, chains.log_pi[c]);
             self.obs[0][c * self.steps + t] = o[0];
             self.obs[1][c * self.steps + t] = o[1];
             if keep_every > 0 && (t + 1).is_multiple_of(keep_every) {
@@ -260,6 +260,7 @@ impl SiteDraws for KeyedDraws {
 fn local_sweep(target: &dyn LogWeight, chains: &mut Chains, draws: &mut dyn SiteDraws) -> usize {
     let (n, d) = (chains.n, target.d());
     let mut accepted = 0;
+    let mut exps = ExpMemo::default();
     for c in 0..chains.len() {
         let x = &mut chains.states[c * n..(c + 1) * n];
         for k in 0..n {
@@ -269,7 +270,7 @@ fn local_sweep(target: &dyn LogWeight, chains: &mut Chains, draws: &mut dyn Site
                 draws.other(c, k, x[k], d)
             };
             let delta = target.log_weight_change(x, k, s);
-            if delta >= 0.0 || draws.uniform(c, k) < delta.exp() {
+            if delta >= 0.0 || draws.uniform(c, k) < exps.exp(delta) {
                 x[k] = s;
                 chains.log_pi[c] += delta;
                 accepted += 1;
@@ -277,6 +278,36 @@ fn local_sweep(target: &dyn LogWeight, chains: &mut Chains, draws: &mut dyn Site
         }
     }
     accepted
+}
+
+/// `exp` of the few distinct weight changes a lattice model's local moves produce, remembered
+/// by their bits (a miss computes it exactly, so results are those of `f64::exp`).
+struct ExpMemo {
+    keys: [u64; 64],
+    vals: [f64; 64],
+}
+
+impl Default for ExpMemo {
+    fn default() -> Self {
+        // No weight change has these bits (a NaN payload), so every slot starts empty.
+        Self {
+            keys: [u64::MAX; 64],
+            vals: [0.0; 64],
+        }
+    }
+}
+
+impl ExpMemo {
+    #[inline]
+    fn exp(&mut self, x: f64) -> f64 {
+        let bits = x.to_bits();
+        let slot = (bits ^ bits >> 29 ^ bits >> 47) as usize & 63;
+        if self.keys[slot] != bits {
+            self.keys[slot] = bits;
+            self.vals[slot] = x.exp();
+        }
+        self.vals[slot]
+    }
 }
 
 fn chain_rngs(seed: u64, chains: usize) -> ChainRngs {
@@ -439,4 +470,25 @@ pub fn run_local(
         *lp = target.log_weight(x);
     }
     Ok(trace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ExpMemo;
+
+    #[test]
+    fn the_exp_memo_returns_exp_bit_for_bit() {
+        let mut m = ExpMemo::default();
+        let mut g = crate::rng::Rng::new(4);
+        // Few distinct values (hits) mixed with many (misses and slot collisions).
+        let few = [-0.88, -1.76, -0.44, 0.0, -3.52];
+        for i in 0..5000 {
+            let x = if i % 3 == 0 {
+                g.range(-20.0, 1.0)
+            } else {
+                few[g.below(5) as usize]
+            };
+            assert_eq!(m.exp(x).to_bits(), x.exp().to_bits(), "{x}");
+        }
+    }
 }

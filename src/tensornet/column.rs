@@ -26,11 +26,13 @@
 //! `χ = 2^{2 ly}`), other couplings or fields, another temperature. Metropolis–Hastings corrects
 //! the difference ([`IsingModel::cylinder_part`] gives the natural proposal model of a torus).
 
+use super::column_gpu::GpuColumnMps;
 use super::models::IsingLattice;
 use super::proposal::{derive_key, ProposalBlock, Proposals, Proposer};
 use super::target::{spin, IsingModel, LogWeight};
 use crate::budget;
 use crate::error::{Error, Result};
+use crate::gpu::GpuContext;
 use crate::rng::Rng;
 
 /// Widest column handled: `2^24` registers per site.
@@ -185,22 +187,35 @@ impl ColumnMps {
         self.cond.len() * 4
     }
 
+    /// Spins per column.
+    pub fn ly(&self) -> usize {
+        self.ly
+    }
+
+    /// The stored conditionals, `2^ly` per site (see the struct).
+    pub(crate) fn table(&self) -> &[f32] {
+        &self.cond
+    }
+
     /// Draw one sample per generator into `states` (`[rows, N]`, resized), row `i` from
     /// `rngs[i]`, and return `ln p(x)` of each: the product of the conditionals it was drawn
     /// with. Sites are the outer loop, so all rows read one site's table while it is in cache.
     pub fn sample_rows(&self, rngs: &mut [Rng], states: &mut Vec<u8>) -> Vec<f64> {
         let rows = rngs.len();
+        let lx = self.n / self.ly;
+        let mut cols = vec![0u32; lx * rows];
+        let lp = self.walk::<true>(rows, &mut cols, rngs);
         states.clear();
         states.resize(rows * self.n, 0);
-        let n = self.n;
-        self.walk(rows, |row, k, t| {
-            let u = rngs[row].uniform();
-            // t ≥ 0: p(1) = t; t < 0: p(0) = −t.
-            let t = t as f64;
-            let s = if t >= 0.0 { u < t } else { u >= -t };
-            states[row * n + k] = s as u8;
-            s as u8
-        })
+        for (row, x) in states.chunks_exact_mut(self.n).enumerate() {
+            for (c, col) in x.chunks_exact_mut(self.ly).enumerate() {
+                let bits = cols[c * rows + row];
+                for (r, s) in col.iter_mut().enumerate() {
+                    *s = (bits >> (self.ly - 1 - r)) as u8 & 1;
+                }
+            }
+        }
+        lp
     }
 
     /// `ln p(x)` of configurations (`[M, N]`) under the stored sampler.
@@ -212,8 +227,15 @@ impl ColumnMps {
                 xs.len()
             )));
         }
-        let n = self.n;
-        Ok(self.walk(xs.len() / n, |row, k, _| xs[row * n + k]))
+        let rows = xs.len() / self.n;
+        let lx = self.n / self.ly;
+        let mut cols = vec![0u32; lx * rows];
+        for (row, x) in xs.chunks_exact(self.n).enumerate() {
+            for (c, col) in x.chunks_exact(self.ly).enumerate() {
+                cols[c * rows + row] = col.iter().fold(0u32, |b, &s| b << 1 | s as u32);
+            }
+        }
+        Ok(self.walk::<false>(rows, &mut cols, &mut []))
     }
 
     /// Mean `−ln p(x)` of configurations (`[M, N]`, `M ≥ 1`) under the stored sampler.
@@ -222,42 +244,97 @@ impl ColumnMps {
         Ok(-lp.iter().sum::<f64>() / lp.len().max(1) as f64)
     }
 
-    /// Site by site for `rows` rows: `choose(row, site, t)` picks the state given the signed
-    /// conditional `t` of the register; returns `ln p` of each row's path.
-    fn walk(&self, rows: usize, mut choose: impl FnMut(usize, usize, f32) -> u8) -> Vec<f64> {
-        let size = 1usize << self.ly;
-        let mask = size - 1;
-        let mut regs = vec![0usize; rows];
+    /// Site by site for `rows` rows, the columns of each row packed in `cols` (`[lx, rows]`,
+    /// the spin of row `r` of a column in bit `ly − 1 − r`, as the register holds it once the
+    /// column is read): draws each state from `rngs[row]` and stores the columns when
+    /// `SAMPLE`, reads them otherwise; returns `ln p` of each row's path. Sites are the outer
+    /// loop, so every row reads one site's table (2^ly conditionals) while it is in cache.
+    fn walk<const SAMPLE: bool>(
+        &self,
+        rows: usize,
+        cols: &mut [u32],
+        rngs: &mut [Rng],
+    ) -> Vec<f64> {
+        let ly = self.ly;
+        let mask = (1u32 << ly) - 1;
+        let size = 1usize << ly;
+        let mut regs = vec![0u32; rows];
         // Products of conditionals, moved into the logarithm before they can underflow.
         let mut prod = vec![1.0f64; rows];
         let mut lp = vec![0.0f64; rows];
         for k in 0..self.n {
+            let (c, r) = (k / ly, k % ly);
+            let col = &mut cols[c * rows..(c + 1) * rows];
             let table = &self.cond[k * size..(k + 1) * size];
-            for (row, reg) in regs.iter_mut().enumerate() {
-                let t = table[*reg];
-                let s = choose(row, k, t);
-                let (rare, rare_state) = if t >= 0.0 {
-                    (t as f64, 1)
-                } else {
-                    (-t as f64, 0)
-                };
-                prod[row] *= if s == rare_state { rare } else { 1.0 - rare };
-                if prod[row] < 1e-280 {
-                    lp[row] += prod[row].ln();
-                    prod[row] = 1.0;
+            // The rows read the table at random; ask for the entry of a row a little ahead so
+            // its load overlaps this row's work (without that, first reads from memory dominate).
+            touch_ahead(table, rows);
+            for row in 0..rows {
+                if let Some(&ahead) = regs.get(row + PREFETCH_ROWS) {
+                    prefetch(table, ahead as usize);
                 }
-                *reg = ((*reg << 1) & mask) | s as usize;
+                let t = table[regs[row] as usize];
+                // t ≥ 0: p(1) = t; t < 0: p(0) = −t. Kept free of branches on the state:
+                // which way a row goes is a coin flip the branch predictor cannot learn.
+                let rare = t.abs() as f64;
+                let rare_state = (t >= 0.0) as u32;
+                let s = if SAMPLE {
+                    rare_state ^ (rngs[row].uniform() >= rare) as u32
+                } else {
+                    (col[row] >> (ly - 1 - r)) & 1
+                };
+                let p = &mut prod[row];
+                *p *= if s == rare_state { rare } else { 1.0 - rare };
+                if *p < 1e-280 {
+                    lp[row] += p.ln();
+                    *p = 1.0;
+                }
+                regs[row] = ((regs[row] << 1) & mask) | s;
+                if SAMPLE && r == ly - 1 {
+                    col[row] = regs[row];
+                }
             }
         }
         lp.iter().zip(&prod).map(|(l, p)| l + p.ln()).collect()
     }
 }
 
+/// How many rows ahead [`ColumnMps::walk`] asks for a table entry.
+const PREFETCH_ROWS: usize = 32;
+
+/// Hint that `table[i]` will be read soon (`i` in bounds).
+#[inline(always)]
+fn prefetch(table: &[f32], i: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        debug_assert!(i < table.len());
+        // SAFETY: a prefetch never faults and `i` indexes `table`; SSE is part of x86_64.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(table.as_ptr().wrapping_add(i) as *const i8);
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (table, i);
+}
+
+/// Where there is no prefetch hint, read the table once in order before `rows` random reads
+/// (sequential reads stream from memory far faster than first random ones).
+#[inline]
+fn touch_ahead(table: &[f32], rows: usize) {
+    if cfg!(target_arch = "x86_64") || rows < table.len() / 16 {
+        return;
+    }
+    let sum: f32 = table.iter().step_by(16).sum();
+    std::hint::black_box(sum);
+}
+
 /// Independence proposals from a [`ColumnMps`]. The proposal of chain `c` at step `t` of a run
 /// with `B` chains is the sample drawn with the generator `Rng::fork(key, t·B + c)`, whatever
-/// the block it is drawn in.
-pub struct ColumnProposer {
+/// the block it is drawn in, on the CPU or (the same states, f32 `log q`) on the GPU.
+pub struct ColumnProposer<'a> {
     mps: ColumnMps,
+    gpu: Option<(&'a GpuContext, GpuColumnMps)>,
     /// Spins per column and number of columns.
     ly: usize,
     lx: usize,
@@ -269,12 +346,19 @@ pub struct ColumnProposer {
     block: ProposalBlock,
 }
 
-impl ColumnProposer {
-    /// Proposals from the exact sparse MPS of `model` (open or cylinder lattice).
-    pub fn new(model: &IsingModel, seed: u64) -> Result<Self> {
+impl<'a> ColumnProposer<'a> {
+    /// Proposals from the exact sparse MPS of `model` (open or cylinder lattice); with `gpu`,
+    /// drawn and scored by the WGSL sampler ([`GpuColumnMps`]) in blocks of steps.
+    pub fn new(model: &IsingModel, gpu: Option<&'a GpuContext>, seed: u64) -> Result<Self> {
         let lat = *model.lattice();
+        let mps = ColumnMps::new(model)?;
+        let gpu = match gpu {
+            Some(ctx) => Some((ctx, GpuColumnMps::new(ctx, &mps)?)),
+            None => None,
+        };
         Ok(Self {
-            mps: ColumnMps::new(model)?,
+            mps,
+            gpu,
             ly: lat.ly,
             lx: lat.lx,
             rotate_every: 0,
@@ -294,7 +378,8 @@ impl ColumnProposer {
     /// cyclically by that shift. Each cut is a proposal kernel of its own, chosen without
     /// looking at the chains, so every step stays in detailed balance; on a torus, where the
     /// model misses the bonds across its cut, a chain stuck where one cut's model is poor
-    /// moves on at the next cut.
+    /// moves on at the next cut. Meant for translation-invariant targets: on others a moved
+    /// model no longer lines up with the couplings, and its proposals are rarely accepted.
     pub fn rotating(mut self, every: usize) -> Self {
         self.rotate_every = every;
         self
@@ -310,21 +395,23 @@ fn shifted(x: &[u8], shift: usize, lx: usize, ly: usize, out: &mut [u8]) {
     }
 }
 
-impl Proposer for ColumnProposer {
+impl Proposer for ColumnProposer<'_> {
     fn name(&self) -> &'static str {
         "column MPS"
     }
     fn log_q(&mut self, xs: &[u8]) -> Result<Vec<f64>> {
-        if self.shift == 0 {
-            return self.mps.log_prob(xs);
-        }
         // Back to the model's own column order.
         let n = self.mps.n;
-        let mut back = vec![0u8; xs.len()];
-        for (x, b) in xs.chunks(n).zip(back.chunks_mut(n)) {
-            shifted(x, self.lx - self.shift, self.lx, self.ly, b);
+        let mut back = xs.to_vec();
+        if self.shift != 0 {
+            for (x, b) in xs.chunks(n).zip(back.chunks_mut(n)) {
+                shifted(x, self.lx - self.shift, self.lx, self.ly, b);
+            }
         }
-        self.mps.log_prob(&back)
+        match &self.gpu {
+            Some((ctx, g)) => g.log_prob(ctx, &back),
+            None => self.mps.log_prob(&back),
+        }
     }
     fn kernel_changes(&mut self, step: u64) -> bool {
         if self.rotate_every == 0 || !step.is_multiple_of(self.rotate_every as u64) {
@@ -345,11 +432,16 @@ impl Proposer for ColumnProposer {
             )));
         }
         let chains = current.len() / n;
-        let (mps, key) = (&self.mps, self.key);
+        let (mps, gpu, key) = (&self.mps, &self.gpu, self.key);
         let (states, log_q) = self.block.step(step, chains, n, |first, chains| {
             let steps = (BLOCK_SAMPLES / chains.max(1)).max(1);
+            let index = first * chains as u64;
+            if let Some((ctx, g)) = gpu {
+                let (xs, lq) = g.sample_from(ctx, key, index, steps * chains)?;
+                return Ok((steps, xs, lq));
+            }
             let mut rngs: Vec<Rng> = (0..steps * chains)
-                .map(|i| Rng::fork(key, first * chains as u64 + i as u64))
+                .map(|i| Rng::fork(key, index + i as u64))
                 .collect();
             let mut xs = Vec::new();
             let lq = mps.sample_rows(&mut rngs, &mut xs);

@@ -18,7 +18,9 @@ use super::column::{check_column_size, ColumnModel, ColumnProposer};
 use super::fit::FitOptions;
 use super::fit::MpsModel;
 use super::learn::{run_disconnected, summarise, LearnOptions, Learner, RoundReport};
-use super::models::{enumerate_ising, ising_transfer, Boundary, IsingExact, IsingLattice};
+use super::models::{
+    enumerate_ising, ising_transfer, kaufman_torus, Boundary, IsingExact, IsingLattice,
+};
 use super::proposal::{ConnectedProposer, Proposer};
 use super::stats::Estimate;
 use super::target::{onsager_energy, onsager_magnetisation, IsingModel, LogWeight};
@@ -106,15 +108,15 @@ pub struct BetaResult {
     pub onsager: (f64, f64),
     /// Exact values by enumeration (at most 20 spins).
     pub exact: Option<IsingExact>,
-    /// Exact `(ln Z, ⟨E⟩/N)` of this finite lattice by the transfer contraction (open or
-    /// cylinder, `L ≤ 20`).
+    /// Exact `(ln Z, ⟨E⟩/N)` of this finite lattice: the transfer contraction (open or
+    /// cylinder, `L ≤ 20`) or Kaufman's formula (torus, any `L`).
     pub transfer: Option<(f64, f64)>,
     /// Mean `−log Pθ(x)` of the model over states of the Metropolis chains (nats).
     pub model_nll: f64,
     /// Seconds spent learning the column model (0 when it is exact or not learned).
     pub column_learn_seconds: f64,
     /// `KL(π ‖ Pθ) = ⟨−log Pθ⟩_π − S`, with the exact entropy `S = ln Z + β⟨E⟩` (when the
-    /// transfer contraction applies): the gap that independence proposals pay for.
+    /// exact `ln Z` is known): the gap that independence proposals pay for.
     pub model_kl: Option<f64>,
 }
 
@@ -255,9 +257,9 @@ pub fn compare(
         let mut column_learn_seconds = 0.0;
         if opts.column {
             let t0 = Instant::now();
-            let proposal = learn_column(&target, opts, &start, lo.seed ^ 5)?;
+            let proposal = learn_column(&target, opts, gpu, &start, lo.seed ^ 5)?;
             column_learn_seconds = t0.elapsed().as_secs_f64();
-            let mut prop = ColumnProposer::new(&proposal, lo.seed ^ 4)?;
+            let mut prop = ColumnProposer::new(&proposal, gpu, lo.seed ^ 4)?;
             if target.lattice().periodic_x {
                 prop = prop.rotating(COLUMN_ROTATE_EVERY);
             }
@@ -269,7 +271,9 @@ pub fn compare(
         } else {
             None
         };
-        let transfer = if lat.periodic_x || opts.l > 20 {
+        let transfer = if lat.periodic_x && lat.periodic_y {
+            Some(kaufman_torus(&lat, beta)?)
+        } else if lat.periodic_x || opts.l > 20 {
             None
         } else {
             Some(ising_transfer(&lat, beta)?)
@@ -299,6 +303,7 @@ pub fn compare(
 fn learn_column(
     target: &IsingModel,
     opts: &CompareOptions,
+    gpu: Option<&GpuContext>,
     start: &[u8],
     seed: u64,
 ) -> Result<IsingModel> {
@@ -311,7 +316,7 @@ fn learn_column(
     let lo = &opts.learn;
     for round in 0..opts.rounds {
         let rs = seed ^ (round as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D);
-        let mut prop = ColumnProposer::new(model.model(), rs)?;
+        let mut prop = ColumnProposer::new(model.model(), gpu, rs)?;
         let mut chains = Chains::new(target, states)?;
         let run = RunOptions {
             burn_in: lo.burn_in,

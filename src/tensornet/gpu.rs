@@ -29,7 +29,7 @@ pub static RUN_SMALL: KernelDef = KernelDef::new(&SHADER, "run_small", BINDINGS)
 
 /// Every kernel of the family: the sampler and the chain kernels.
 pub fn kernels() -> Vec<&'static KernelDef> {
-    let mut k = vec![&RUN, &RUN_SMALL];
+    let mut k = vec![&RUN, &RUN_SMALL, &super::column_gpu::COLUMN_RUN];
     k.extend(super::gpu_chains::kernels());
     k
 }

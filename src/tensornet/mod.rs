@@ -73,6 +73,7 @@
 
 mod chains;
 mod column;
+mod column_gpu;
 mod compare;
 mod diffusion;
 mod energy;
@@ -95,6 +96,7 @@ pub use chains::{
     RunOptions,
 };
 pub use column::{check_column_size, column_table_bytes, ColumnModel, ColumnMps, ColumnProposer};
+pub use column_gpu::{ColumnParams, GpuColumnMps, COLUMN_RUN, COLUMN_SHADER};
 pub use compare::{compare, BetaResult, CompareOptions, MethodResult};
 pub use diffusion::{
     condition_on_noisy, flip_kernel, mcmc_connected, mcmc_disconnected, noised, McmcStats,
@@ -110,7 +112,8 @@ pub use learn::{
 pub use linalg::{svd, Svd};
 pub use models::{
     check_mps_size, dyck_area, enumerate_ising, fredkin, ising_2d, ising_chain, ising_cylinder,
-    ising_torus, ising_transfer, random_mps, Boundary, IsingExact, IsingLattice, MAX_MPS_ENTRIES,
+    ising_torus, ising_transfer, kaufman_torus, random_mps, Boundary, IsingExact, IsingLattice,
+    MAX_MPS_ENTRIES,
 };
 pub use proposal::{
     derive_key, keyed_uniform, ConnectedProposer, IndependentProposer, Proposals, Proposer,

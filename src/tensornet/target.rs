@@ -30,6 +30,12 @@ pub trait LogWeight: Sync {
     }
     /// Two observables recorded along every chain (for Ising: `E/N` and `|m|`).
     fn observables(&self, x: &[u8]) -> [f64; 2];
+    /// [`LogWeight::observables`] of `x` whose `log π̃` is `log_pi`; a target whose
+    /// observables follow from it skips recomputing them.
+    fn observables_at(&self, x: &[u8], log_pi: f64) -> [f64; 2] {
+        let _ = log_pi;
+        self.observables(x)
+    }
     /// Names of the two [`LogWeight::observables`].
     fn observable_names(&self) -> [&'static str; 2] {
         ["E/N", "|m|"]
@@ -72,7 +78,7 @@ pub(super) fn spin(s: u8) -> f64 {
 
 /// `|Σ_i s_i| / N` of a binary configuration.
 pub fn abs_magnetisation(x: &[u8]) -> f64 {
-    let down = x.iter().filter(|&&v| v != 0).count() as f64;
+    let down = x.iter().map(|&v| (v != 0) as u32).sum::<u32>() as f64;
     (x.len() as f64 - 2.0 * down).abs() / x.len() as f64
 }
 
@@ -85,8 +91,11 @@ pub struct IsingModel {
     beta: f64,
     bonds: Vec<(usize, usize, f64)>,
     field: Vec<f64>,
-    /// Neighbours of each site with the coupling of the bond.
-    nbr: Vec<Vec<(usize, f64)>>,
+    /// Whether some field is non-zero.
+    has_field: bool,
+    /// Neighbours of site `k` with the coupling of the bond: `nbr[nbr_at[k]..nbr_at[k + 1]]`.
+    nbr: Vec<(u32, f64)>,
+    nbr_at: Vec<u32>,
 }
 
 impl IsingModel {
@@ -130,22 +139,29 @@ impl IsingModel {
                 if b < j.len() { b } else { b - j.len() }
             )));
         }
-        let mut nbr = vec![Vec::new(); lattice.n()];
+        let mut lists = vec![Vec::new(); lattice.n()];
         let bonds: Vec<(usize, usize, f64)> = pairs
             .iter()
             .zip(&j)
             .map(|(&(a, b), &jv)| (a, b, jv))
             .collect();
         for &(a, b, jv) in &bonds {
-            nbr[a].push((b, jv));
-            nbr[b].push((a, jv));
+            lists[a].push((b as u32, jv));
+            lists[b].push((a as u32, jv));
         }
+        let mut nbr_at = vec![0u32];
+        for l in &lists {
+            nbr_at.push(nbr_at[nbr_at.len() - 1] + l.len() as u32);
+        }
+        let nbr = lists.concat();
         Ok(Self {
             lattice,
             beta,
             bonds,
+            has_field: h.iter().any(|&v| v != 0.0),
             field: h,
             nbr,
+            nbr_at,
         })
     }
 
@@ -163,9 +179,19 @@ impl IsingModel {
     }
     /// The coupling `J_ab` of the bond between sites `a` and `b` (0 where there is none).
     pub fn coupling(&self, a: usize, b: usize) -> f64 {
-        self.nbr.get(a).map_or(0.0, |l| {
-            l.iter().filter(|(j, _)| *j == b).map(|(_, jv)| jv).sum()
-        })
+        if a >= self.field.len() {
+            return 0.0;
+        }
+        self.neighbours(a)
+            .iter()
+            .filter(|&&(j, _)| j as usize == b)
+            .map(|(_, jv)| jv)
+            .sum()
+    }
+    /// The neighbours of site `k` with the coupling of each bond.
+    #[inline]
+    fn neighbours(&self, k: usize) -> &[(u32, f64)] {
+        &self.nbr[self.nbr_at[k] as usize..self.nbr_at[k + 1] as usize]
     }
     /// The same model without the bonds that close the x direction (a torus becomes a
     /// cylinder, a lattice open in x is returned unchanged): the part of a torus that the exact
@@ -185,12 +211,21 @@ impl IsingModel {
     }
     /// The energy `E(s)` (not multiplied by β).
     pub fn energy(&self, x: &[u8]) -> f64 {
-        let mut e = 0.0;
-        for &(a, b, jv) in &self.bonds {
-            e -= jv * spin(x[a]) * spin(x[b]);
+        // Four partial sums, so the additions do not wait on each other.
+        let mut acc = [0.0f64; 4];
+        let bond = |&(a, b, jv): &(usize, usize, f64)| jv * spin(x[a] ^ x[b]);
+        let quads = self.bonds.chunks_exact(4);
+        let rest: f64 = quads.remainder().iter().map(bond).sum();
+        for q in quads {
+            for (a, b) in acc.iter_mut().zip(q) {
+                *a += bond(b);
+            }
         }
-        for (&s, &h) in x.iter().zip(&self.field) {
-            e -= h * spin(s);
+        let mut e = -(acc[0] + acc[1] + acc[2] + acc[3] + rest);
+        if self.has_field {
+            for (&s, &h) in x.iter().zip(&self.field) {
+                e -= h * spin(s);
+            }
         }
         e
     }
@@ -211,30 +246,28 @@ impl LogWeight for IsingModel {
             return 0.0;
         }
         // Flipping s_k changes −βE by −2β s_k (Σ_j J_kj s_j + h_k).
-        let local: f64 = self.nbr[k].iter().map(|&(j, jv)| jv * spin(x[j])).sum();
+        let local: f64 = self
+            .neighbours(k)
+            .iter()
+            .map(|&(j, jv)| jv * spin(x[j as usize]))
+            .sum();
         -2.0 * self.beta * spin(x[k]) * (local + self.field[k])
     }
     fn observables(&self, x: &[u8]) -> [f64; 2] {
         [self.energy(x) / x.len() as f64, abs_magnetisation(x)]
     }
+    fn observables_at(&self, x: &[u8], log_pi: f64) -> [f64; 2] {
+        [-log_pi / (self.beta * x.len() as f64), abs_magnetisation(x)]
+    }
     fn flip_symmetric(&self) -> bool {
-        self.field.iter().all(|&h| h == 0.0)
+        !self.has_field
     }
     fn energy_form(&self) -> Option<EnergyForm> {
-        let mut offsets = vec![0u32];
-        let (mut neighbours, mut couplings) = (Vec::new(), Vec::new());
-        for list in &self.nbr {
-            for &(j, jv) in list {
-                neighbours.push(j as u32);
-                couplings.push(jv);
-            }
-            offsets.push(neighbours.len() as u32);
-        }
         Some(EnergyForm::Ising {
             beta: self.beta,
-            offsets,
-            neighbours,
-            couplings,
+            offsets: self.nbr_at.clone(),
+            neighbours: self.nbr.iter().map(|&(j, _)| j).collect(),
+            couplings: self.nbr.iter().map(|&(_, jv)| jv).collect(),
             field: self.field.clone(),
         })
     }
