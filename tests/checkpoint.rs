@@ -1,15 +1,12 @@
 //! Checkpoints: roundtrip, corruption, truncation, shape checks, atomic save.
 
+#[path = "support/tmp.rs"]
+mod tmp;
+use tmp::tmpdir;
+
 use fisherflow::checkpoint::Checkpoint;
 use fisherflow::kernels::rng::PhiloxStream;
 use fisherflow::Error;
-
-fn tmpdir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("ff-ckpt-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn sample() -> Checkpoint {
     let mut c = Checkpoint::new();
@@ -33,7 +30,7 @@ fn is_ck(r: &Result<Checkpoint, Error>) -> bool {
 
 #[test]
 fn roundtrip_preserves_tensors_and_metadata() {
-    let d = tmpdir("rt");
+    let d = tmpdir("ckpt-rt");
     let p = d.join("a.safetensors");
     let c = sample();
     c.save(&p).unwrap();
@@ -66,7 +63,7 @@ fn missing_names_shapes_and_keys_are_reported() {
 
 #[test]
 fn missing_file_is_a_checkpoint_error() {
-    let d = tmpdir("missing");
+    let d = tmpdir("ckpt-missing");
     let r = Checkpoint::load(d.join("none.safetensors"));
     assert!(is_ck(&r));
     assert!(r.unwrap_err().to_string().contains("no such file"));
@@ -147,7 +144,7 @@ fn non_f32_dtypes_are_rejected() {
 
 #[test]
 fn failed_save_leaves_the_previous_checkpoint_intact() {
-    let d = tmpdir("atomic");
+    let d = tmpdir("ckpt-atomic");
     let p = d.join("model.safetensors");
     let old = sample();
     old.save(&p).unwrap();

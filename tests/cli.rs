@@ -1,14 +1,25 @@
 //! The `fisherflow` command line end to end: train, resume, sample, eval, and the errors a
 //! user sees for bad files and corrupt checkpoints (non-zero exit, no panic).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
+#[path = "support/tmp.rs"]
+mod tmp;
+use tmp::tmpdir;
+
 /// The binary, run in a directory of its own so that nothing in the working directory (a
-/// `model.safetensors` left by the demo) changes what it does.
+/// `model.safetensors` left by the demo) changes what it does. The directory outlives every
+/// command of the process (an empty `ff-cli-cwd-{pid}` stays behind).
 fn bin() -> Command {
+    static CWD: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    let cwd = CWD.get_or_init(|| {
+        let d = std::env::temp_dir().join(format!("ff-cli-cwd-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    });
     let mut c = Command::new(env!("CARGO_BIN_EXE_fisherflow"));
-    c.current_dir(tmpdir("cwd"));
+    c.current_dir(cwd);
     c
 }
 
@@ -24,19 +35,13 @@ fn text(o: &Output) -> String {
     )
 }
 
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ff-cli-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
 #[test]
 fn train_sample_eval_on_a_fasta_file_with_resume() {
-    let d = tmpdir("fasta");
+    let d = tmpdir("cli-fasta");
     let fasta = d.join("seqs.fa");
     let mut body = String::new();
     for i in 0..200 {
@@ -201,7 +206,7 @@ fn train_sample_eval_on_a_fasta_file_with_resume() {
 
 #[test]
 fn bad_files_name_the_line_and_exit_non_zero() {
-    let d = tmpdir("bad");
+    let d = tmpdir("cli-bad");
     let ragged = d.join("ragged.txt");
     std::fs::write(&ragged, "0 1 2\n1 2\n").unwrap();
     let o = run(&[
@@ -240,7 +245,7 @@ fn bad_files_name_the_line_and_exit_non_zero() {
 
 #[test]
 fn a_corrupt_checkpoint_is_refused_and_left_alone() {
-    let d = tmpdir("corrupt");
+    let d = tmpdir("cli-corrupt");
     let model = d.join("m.safetensors");
     std::fs::write(&model, b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":").unwrap();
     let before = std::fs::read(&model).unwrap();
@@ -277,7 +282,7 @@ fn a_corrupt_checkpoint_is_refused_and_left_alone() {
 
 #[test]
 fn divergence_stops_training_and_keeps_the_last_checkpoint() {
-    let d = tmpdir("nan");
+    let d = tmpdir("cli-nan");
     let model = d.join("m.safetensors");
     let base = [
         "--data",
@@ -352,7 +357,7 @@ fn devices_lists_the_adapter_or_explains_how_to_get_one() {
 
 #[test]
 fn toy_bench_reports_every_method_as_json_and_draws_its_chart() {
-    let d = tmpdir("toybench");
+    let d = tmpdir("cli-toybench");
     let chart = d.join("kl.svg");
     let args = [
         "toy-bench",
@@ -400,7 +405,7 @@ fn toy_bench_reports_every_method_as_json_and_draws_its_chart() {
 
 #[test]
 fn toy_bench_paper_protocol_resumes_from_its_state_directory() {
-    let d = tmpdir("toybench-state");
+    let d = tmpdir("cli-toybench-state");
     let state = d.join("state");
     let args = |steps: &'static str| {
         vec![
@@ -489,7 +494,7 @@ fn a_run_over_the_adapters_memory_is_refused_before_any_work() {
         return;
     };
     // About 8.8 GiB of activations, each under the 128 MiB binding limit.
-    let dir = tmpdir("adapter-memory");
+    let dir = tmpdir("cli-adapter-memory");
     let out = dir.join("m.safetensors");
     let args = [
         "train",

@@ -4,17 +4,14 @@
 //! checkpoint that a resumed run continues from, and two identical runs write identical
 //! checkpoints.
 
+#[path = "support/tmp.rs"]
+mod tmp;
+use tmp::tmpdir;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ff-bad-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// Runs the binary in `dir` with a time limit.
 fn run_in(dir: &Path, args: &[String], limit: Duration) -> Output {
@@ -66,8 +63,8 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// A directory with a small trained model, data files of every kind and an existing output.
-fn fixture() -> PathBuf {
-    let d = tmpdir("fixture");
+fn fixture() -> tmp::TmpDir {
+    let d = tmpdir("bad-fixture");
     let w = |name: &str, body: &[u8]| std::fs::write(d.join(name), body).unwrap();
     w("ids.txt", b"0 1 2\n2 1 0\n1 1 1\n");
     w("ragged.txt", b"0 1 2\n1 2\n");
@@ -700,7 +697,7 @@ fn train_args(out: &str, steps: u64) -> Vec<String> {
 #[cfg(unix)]
 #[test]
 fn sigterm_stops_train_with_a_checkpoint_that_resumes() {
-    let d = tmpdir("sigterm");
+    let d = tmpdir("bad-sigterm");
     let child = Command::new(env!("CARGO_BIN_EXE_fisherflow"))
         .current_dir(&d)
         .args(train_args("m.safetensors", 100_000_000))
@@ -755,7 +752,7 @@ fn sigterm_stops_train_with_a_checkpoint_that_resumes() {
 
 #[test]
 fn identical_runs_write_identical_checkpoints_at_exact_intervals() {
-    let d = tmpdir("repro");
+    let d = tmpdir("bad-repro");
     for out in ["a.safetensors", "b.safetensors"] {
         let mut args = train_args(out, 7);
         let i = args.iter().position(|a| a == "--checkpoint-every").unwrap();
@@ -772,7 +769,7 @@ fn identical_runs_write_identical_checkpoints_at_exact_intervals() {
 #[cfg(unix)]
 #[test]
 fn checkpoints_fall_exactly_on_their_interval_and_a_killed_save_leaves_nothing_behind() {
-    let d = tmpdir("every");
+    let d = tmpdir("bad-every");
     let mut args = train_args("m.safetensors", 100_000_000);
     let i = args.iter().position(|a| a == "--checkpoint-every").unwrap();
     args[i + 1] = "7".into();

@@ -2,6 +2,10 @@
 //! enumeration, the sampler against the exact probabilities (χ²), class labels in the data
 //! layer, the evaluation metrics and atomic output files.
 
+#[path = "support/tmp.rs"]
+mod tmp;
+use tmp::tmpdir;
+
 use std::collections::HashMap;
 
 use fisherflow::data::dna::{DnaSource, DnaSpec, Split, ALPHABET};
@@ -466,16 +470,9 @@ fn labels_files_parse_and_errors_name_file_and_line() {
     assert!(Labels::new(vec![0, 3], Some(3)).is_err());
 }
 
-fn tmpdir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("ff-dna-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 #[test]
 fn read_labelled_takes_a_labels_file_for_any_format() {
-    let d = tmpdir("labelled");
+    let d = tmpdir("dna-labelled");
     let ids = d.join("x.txt");
     std::fs::write(&ids, "0 1 2\n\n3 0 1\n").unwrap();
     let lab = d.join("l.txt");
@@ -688,7 +685,7 @@ fn evaluation_puts_samples_beside_data_and_noise() {
 
 #[test]
 fn outputs_are_atomic_and_never_clobbered_without_force() {
-    let d = tmpdir("files");
+    let d = tmpdir("dna-files");
     let f = d.join("out.fa");
     write_atomic(&f, b"one", false).unwrap();
     assert_eq!(std::fs::read(&f).unwrap(), b"one");

@@ -1,10 +1,14 @@
 //! Every chart the command line writes, read back: `train --loss-curve`, `toy-bench --chart`
 //! and `sdflow --plot`, as SVG and as PNG, including charts of one-point series.
 
+#[path = "support/tmp.rs"]
+mod tmp;
+use tmp::tmpdir;
+
 #[path = "support/chart.rs"]
 mod chart;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use chart::{decode_png, hex, read_chart, Chart};
@@ -14,12 +18,6 @@ const BLUE: [u8; 3] = [0, 114, 178];
 const VERMILLION: [u8; 3] = [213, 94, 0];
 const GREEN: [u8; 3] = [0, 158, 115];
 const REFERENCE_GREY: [u8; 3] = [90, 90, 90];
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ff-plot-cli-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// Run the binary; panics with its output unless it succeeds.
 fn run(args: &[&str], files: &[&Path]) {
@@ -43,7 +41,7 @@ fn svg(path: &Path) -> Chart {
 
 #[test]
 fn train_writes_the_loss_curve_as_svg_and_png() {
-    let d = tmpdir("loss");
+    let d = tmpdir("plot-cli-loss");
     for (name, model) in [("loss.svg", "a.safetensors"), ("loss.png", "b.safetensors")] {
         run(
             &[
@@ -145,7 +143,7 @@ fn check_kl_chart(c: &Chart, points: usize) {
 
 #[test]
 fn toy_bench_charts_one_and_several_k() {
-    let d = tmpdir("toybench");
+    let d = tmpdir("plot-cli-toybench");
     toy_bench("3", &d.join("one.svg"));
     let one = svg(&d.join("one.svg"));
     check_kl_chart(&one, 1);
@@ -175,7 +173,7 @@ fn sdflow_plots_the_samples_over_the_target() {
     if fisherflow::gpu::testing::gpu().is_none() {
         return; // no adapter, and FISHERFLOW_REQUIRE_GPU is not set (the reason was printed)
     }
-    let d = tmpdir("sdflow");
+    let d = tmpdir("plot-cli-sdflow");
     let particles = [
         "sdflow", "--target", "ring8", "--n", "96", "--steps", "8", "--plot",
     ];

@@ -3,7 +3,6 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// The binary, run in the temporary directory with `XDG_RUNTIME_DIR` set there.
@@ -28,10 +27,6 @@ pub fn text(o: &Output) -> String {
     )
 }
 
-/// A fresh, empty directory of this test process called `name`.
-pub fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ff-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+#[path = "tmp.rs"]
+mod tmp;
+pub use tmp::tmpdir;
