@@ -1,7 +1,9 @@
 // Perfect samples and log-probabilities of the exact column MPS of an Ising lattice
 // (tensornet::ColumnMps). One invocation per sample walks the N sites in column-major order; its
 // register holds the last ly spins (the newest in bit 0), and the table stores, per site and
-// register, the signed probability t of the rarer state (t >= 0: P(1) = t; t < 0: P(0) = -t).
+// register, the probability |t| of the rarer state, whose sign bit names it (clear: P(1) = |t|;
+// set: P(0) = |t|, -0.0 included). Everything that reads t works on its bits, so an adapter
+// that flushes subnormal floats to zero still draws the CPU's samples.
 //
 // Random numbers are those of the CPU sampler, bit for bit: sample i draws from the SplitMix64
 // stream Rng::fork(key, i) (crate::rng), one 64-bit word per site, and takes the rare state when
@@ -54,9 +56,8 @@ fn mix64(z0: vec2<u32>) -> vec2<u32> {
 
 const GOLDEN: vec2<u32> = vec2<u32>(0x7f4a7c15u, 0x9e3779b9u);
 
-// ceil(p * 2^53) of an f32 0 <= p <= 1/2, as a 64-bit integer.
-fn threshold53(p: f32) -> vec2<u32> {
-    let bits = bitcast<u32>(p);
+// ceil(p * 2^53) of an f32 0 <= p <= 1/2 given by its bits, as a 64-bit integer.
+fn threshold53(bits: u32) -> vec2<u32> {
     let e = (bits >> 23u) & 0xFFu;
     if (e == 0u) {
         // Zero, or a subnormal below 2^-126: ceil gives 1 for anything above zero.
@@ -82,6 +83,21 @@ fn less64(a: vec2<u32>, b: vec2<u32>) -> bool {
     return a.y < b.y || (a.y == b.y && a.x < b.x);
 }
 
+const LN2: f32 = 0.6931471805599453;
+
+// ln p of an f32 0 < p <= 1 given by its bits, subnormals included (from their mantissa).
+fn log_bits(bits: u32) -> f32 {
+    if (((bits >> 23u) & 0xFFu) == 0u) {
+        return log(f32(bits & 0x7FFFFFu)) - 149.0 * LN2;
+    }
+    return log(bitcast<f32>(bits));
+}
+
+// Products of conditionals fold into the logarithm below FOLD; a conditional below TINY (the
+// bits of 2^-63) goes straight into the logarithm, so a product stays a normal float (>= 1e-37).
+const FOLD: f32 = 1.0e-18;
+const TINY: u32 = 0x20000000u;
+
 @compute @workgroup_size(WG)
 fn run(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
        @builtin(local_invocation_index) lid: u32) {
@@ -101,31 +117,42 @@ fn run(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     var state = add64(seeded ^ vec2<u32>(0x4c957f2du, 0x5851f42du), GOLDEN);
     var reg = 0u;
     var lp = 0.0;
+    var prod = 1.0;  // conditionals not yet in lp (as the CPU's walk keeps them)
     var dead = false;
     for (var k = 0u; k < n; k = k + 1u) {
         let c = k / ly;
         let r = k % ly;
-        let t = cond[k * size + reg];
-        let rare = abs(t);
-        let rare_state = select(0u, 1u, t >= 0.0);
+        let tb = bitcast<u32>(cond[k * size + reg]);
+        let rare_bits = tb & 0x7FFFFFFFu;
+        let rare_state = (tb >> 31u) ^ 1u;
         var s: u32;
         if (params.mode == 0u) {
             state = add64(state, GOLDEN);
             let word = shr64(mix64(state), 11u);
-            s = rare_state ^ select(1u, 0u, less64(word, threshold53(rare)));
+            s = rare_state ^ select(1u, 0u, less64(word, threshold53(rare_bits)));
         } else {
             s = (cols[row * lx + c] >> (ly - 1u - r)) & 1u;
         }
-        let p = select(1.0 - rare, rare, s == rare_state);
-        if (p > 0.0) {
-            lp = lp + log(p);
+        if (s == rare_state) {
+            if (rare_bits == 0u) {
+                dead = true;
+            } else if (rare_bits < TINY) {
+                lp = lp + log_bits(rare_bits);
+            } else {
+                prod = prod * bitcast<f32>(rare_bits);
+            }
         } else {
-            dead = true;
+            prod = prod * (1.0 - bitcast<f32>(rare_bits));
+        }
+        if (prod < FOLD) {
+            lp = lp + log(prod);
+            prod = 1.0;
         }
         reg = ((reg << 1u) & mask) | s;
         if (params.mode == 0u && r == ly - 1u) {
             cols[row * lx + c] = reg;
         }
     }
+    lp = lp + log(prod);
     logp[row] = select(lp, DEAD, dead);
 }

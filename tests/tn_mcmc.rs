@@ -448,6 +448,62 @@ fn gpu_proposals_match_the_cpu_path() {
 }
 
 #[test]
+fn the_column_mps_keeps_vanishing_probabilities_on_their_state() {
+    // Deep in the ordered phase a conditional underflows f32 to ±0; its sign must still name
+    // the state (a −0.0 read as +0.0 would take the impossible state with probability 1).
+    let lat = IsingLattice::new(4, 4, Boundary::Cylinder).unwrap();
+    for beta in [10.0, 13.0, 20.0, 40.0] {
+        let model = IsingModel::new(lat, beta).unwrap();
+        let mps = ColumnMps::new(&model).unwrap();
+        let exact = |x: &[u8]| model.log_weight(x) - mps.log_z();
+        let ground = [vec![0u8; 16], vec![1u8; 16]].concat();
+        for lp in mps.log_prob(&ground).unwrap() {
+            assert!(
+                (lp + 2f64.ln()).abs() < 1e-6,
+                "β = {beta}: ground state ln p {lp}"
+            );
+        }
+        let mut rngs: Vec<Rng> = (0..2000).map(|i| Rng::fork(5, i)).collect();
+        let mut xs = Vec::new();
+        let lps = mps.sample_rows(&mut rngs, &mut xs);
+        for (x, lp) in xs.chunks(16).zip(&lps) {
+            assert!(
+                (lp - exact(x)).abs() < 1e-4,
+                "β = {beta}: ln p {lp} vs {}",
+                exact(x)
+            );
+        }
+        // One flipped spin: ln p = −ln 2 − 8β at a bulk site, finite while f32 holds it.
+        let mut one = vec![0u8; 16];
+        one[5] = 1;
+        let lp = mps.log_prob(&one).unwrap()[0];
+        if exact(&one) > -90.0 {
+            assert!(
+                (lp - exact(&one)).abs() < 1e-3,
+                "β = {beta}: {lp} vs {}",
+                exact(&one)
+            );
+        } else {
+            assert!(lp < -90.0, "β = {beta}: {lp}");
+        }
+        if let Some(ctx) = gpu() {
+            let g = GpuColumnMps::new(ctx, &mps).unwrap();
+            let (xg, lg) = g.sample_from(ctx, 5, 0, 2000).unwrap();
+            assert_eq!(xg, xs, "β = {beta}: the GPU's samples");
+            for (a, b) in lg.iter().zip(&lps) {
+                assert!((a - b).abs() < 1e-4, "β = {beta}: GPU ln p {a} vs {b}");
+            }
+            for lp in g.log_prob(ctx, &ground).unwrap() {
+                assert!(
+                    (lp + 2f64.ln()).abs() < 1e-5,
+                    "β = {beta}: GPU ground ln p {lp}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn the_gpu_column_sampler_draws_the_cpu_samples() {
     let Some(ctx) = gpu() else { return };
     // Random couplings and fields on a small cylinder; the 16 × 16 ferromagnet at β_c (a

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use fisherflow::gpu::ContextOptions;
 use fisherflow::plot::line_chart_svg;
 use fisherflow::tensornet::{
-    chains_on_gpu, column_table_bytes, compare as run_compare, learn as run_learn, BetaResult,
-    CompareOptions, Estimate, FredkinWeight, GpuChains, IsingLattice, IsingModel, MpsModel,
-    ProposalKind, RoundReport, TableWeight,
+    chains_on_gpu, check_column_size, column_table_bytes, compare as run_compare,
+    learn as run_learn, BetaResult, Boundary, CompareOptions, Estimate, FredkinWeight, GpuChains,
+    IsingLattice, IsingModel, MpsModel, ProposalKind, RoundReport, TableWeight,
 };
 use fisherflow::{Error, Result};
 use serde_json::json;
@@ -411,8 +411,11 @@ pub(crate) fn compare(opts: &ContextOptions, a: CompareArgs) -> Result<()> {
     if let Some(ctx) = &gpu {
         GpuChains::check_size(ctx, a.common.chains, a.l.saturating_mul(a.l))
             .map_err(|e| Error::Limit(format!("--chains {}: {e}", a.common.chains)))?;
+        // (A column the CPU cannot hold either is refused by the comparison's own check.)
+        let cyl = IsingLattice::new(a.l, a.l, Boundary::Cylinder);
+        let fits_host = cyl.is_ok_and(|lat| check_column_size(&lat).is_ok());
         let table = column_table_bytes(a.l.saturating_mul(a.l), a.l);
-        if a.column && table > ctx.max_binding() as u128 {
+        if a.column && fits_host && table > ctx.max_binding() as u128 {
             return Err(Error::Limit(format!(
                 "column proposals at --l {}: the column MPS's table of {table} bytes exceeds \
                  the adapter's storage binding of {} bytes (run --column with --cpu)",

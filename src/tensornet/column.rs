@@ -13,12 +13,14 @@
 //! affordable where a dense MPS of that bond dimension is not.
 //!
 //! Stored are not the environments but the conditionals they give: for each site and
-//! register, the probability of the less likely spin state, signed by which state it is
+//! register, the probability of the less likely spin state, its sign bit naming the state
 //! (f32, `N · 2^ly · 4` bytes; the smaller of `p0`, `p1` keeps full relative precision down to
-//! f32's 10⁻⁴⁵, so a state the model allows gets probability 0 only below that). A sample then costs one table read, one
-//! comparison and one multiply per site. The probability a sample reports is the product of
-//! the conditionals it was drawn with, so a Metropolis–Hastings ratio built on it is exact for
-//! the sampler as stored; it differs from the model's `P(x)` only by the f32 rounding of the
+//! f32's 10⁻³⁸ and is representable down to 10⁻⁴⁵, so a state the model allows gets
+//! probability 0 only below that, and then the sign of the zero still says which state it is).
+//! A sample then costs one table read, one comparison and one multiply per site. The
+//! probability a sample reports is the product of the conditionals it was drawn with, so a
+//! Metropolis–Hastings ratio built on it is exact for the sampler as stored; it differs from
+//! the model's `P(x)` only by the f32 rounding of the
 //! conditionals (checked in the tests against the f64 `ln Z`).
 //!
 //! As a proposal ([`ColumnProposer`]) it serves targets the exact MPS cannot reach at a
@@ -52,7 +54,8 @@ pub struct ColumnMps {
     n: usize,
     ly: usize,
     /// Per site `k` and register: `p(s_k = 1 | reg)` when that is at most ½, else
-    /// `−p(s_k = 0 | reg)`. Row `k` holds `2^ly` entries.
+    /// `−p(s_k = 0 | reg)`, the state read from the sign bit (`−0.0` is `p(s_k = 0) = 0`).
+    /// Row `k` holds `2^ly` entries.
     cond: Vec<f32>,
     log_z: f64,
 }
@@ -274,10 +277,11 @@ impl ColumnMps {
                     prefetch(table, ahead as usize);
                 }
                 let t = table[regs[row] as usize];
-                // t ≥ 0: p(1) = t; t < 0: p(0) = −t. Kept free of branches on the state:
-                // which way a row goes is a coin flip the branch predictor cannot learn.
+                // Sign bit clear: p(1) = |t|; set: p(0) = |t| (so −0.0, a p(0) that rounded to
+                // zero, still names state 0). Kept free of branches on the state: which way a
+                // row goes is a coin flip the branch predictor cannot learn.
                 let rare = t.abs() as f64;
-                let rare_state = (t >= 0.0) as u32;
+                let rare_state = t.is_sign_positive() as u32;
                 let s = if SAMPLE {
                     rare_state ^ (rngs[row].uniform() >= rare) as u32
                 } else {
@@ -285,7 +289,7 @@ impl ColumnMps {
                 };
                 let p = &mut prod[row];
                 *p *= if s == rare_state { rare } else { 1.0 - rare };
-                if *p < 1e-280 {
+                if *p < 1e-200 {
                     lp[row] += p.ln();
                     *p = 1.0;
                 }

@@ -229,7 +229,7 @@ pub fn kaufman_torus(lat: &IsingLattice, beta: f64) -> Result<(f64, f64)> {
             "the inverse temperature must be finite and > 0, got {beta}"
         )));
     }
-    let h = 1e-3 * beta.min(1.0);
+    let h = 1e-4 * beta.min(1.0);
     let f = |b: f64| kaufman_log_z(lat.lx, lat.ly, b);
     let d = (f(beta - 2.0 * h) - 8.0 * f(beta - h) + 8.0 * f(beta + h) - f(beta + 2.0 * h))
         / (12.0 * h);

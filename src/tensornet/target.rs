@@ -31,7 +31,9 @@ pub trait LogWeight: Sync {
     /// Two observables recorded along every chain (for Ising: `E/N` and `|m|`).
     fn observables(&self, x: &[u8]) -> [f64; 2];
     /// [`LogWeight::observables`] of `x` whose `log π̃` is `log_pi`; a target whose
-    /// observables follow from it skips recomputing them.
+    /// observables follow from it skips recomputing them. The chains pass the weight they
+    /// carry, which local moves update by differences: its rounding drifts by about 10⁻¹² over
+    /// long runs.
     fn observables_at(&self, x: &[u8], log_pi: f64) -> [f64; 2] {
         let _ = log_pi;
         self.observables(x)
