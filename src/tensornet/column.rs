@@ -212,10 +212,7 @@ impl ColumnMps {
         states.resize(rows * self.n, 0);
         for (row, x) in states.chunks_exact_mut(self.n).enumerate() {
             for (c, col) in x.chunks_exact_mut(self.ly).enumerate() {
-                let bits = cols[c * rows + row];
-                for (r, s) in col.iter_mut().enumerate() {
-                    *s = (bits >> (self.ly - 1 - r)) as u8 & 1;
-                }
+                unpack_column(cols[c * rows + row], col);
             }
         }
         lp
@@ -223,19 +220,13 @@ impl ColumnMps {
 
     /// `ln p(x)` of configurations (`[M, N]`) under the stored sampler.
     pub fn log_prob(&self, xs: &[u8]) -> Result<Vec<f64>> {
-        if !xs.len().is_multiple_of(self.n) || xs.iter().any(|&s| s > 1) {
-            return Err(Error::Shape(format!(
-                "configurations of {} two-state sites expected, got {} states",
-                self.n,
-                xs.len()
-            )));
-        }
+        check_configurations(self.n, xs)?;
         let rows = xs.len() / self.n;
         let lx = self.n / self.ly;
         let mut cols = vec![0u32; lx * rows];
         for (row, x) in xs.chunks_exact(self.n).enumerate() {
             for (c, col) in x.chunks_exact(self.ly).enumerate() {
-                cols[c * rows + row] = col.iter().fold(0u32, |b, &s| b << 1 | s as u32);
+                cols[c * rows + row] = pack_column(col);
             }
         }
         Ok(self.walk::<false>(rows, &mut cols, &mut []))
@@ -301,6 +292,31 @@ impl ColumnMps {
         }
         lp.iter().zip(&prod).map(|(l, p)| l + p.ln()).collect()
     }
+}
+
+/// The spins of one column as the register holds them after its last site (row `r` in bit
+/// `ly − 1 − r`).
+pub(super) fn pack_column(col: &[u8]) -> u32 {
+    col.iter().fold(0u32, |b, &s| b << 1 | s as u32)
+}
+
+/// The spins of a column packed by [`pack_column`], into `col`.
+pub(super) fn unpack_column(bits: u32, col: &mut [u8]) {
+    let ly = col.len();
+    for (r, s) in col.iter_mut().enumerate() {
+        *s = (bits >> (ly - 1 - r)) as u8 & 1;
+    }
+}
+
+/// Refuse anything but whole configurations of `n` two-state sites.
+pub(super) fn check_configurations(n: usize, xs: &[u8]) -> Result<()> {
+    if !xs.len().is_multiple_of(n) || xs.iter().any(|&s| s > 1) {
+        return Err(Error::Shape(format!(
+            "configurations of {n} two-state sites expected, got {} states",
+            xs.len()
+        )));
+    }
+    Ok(())
 }
 
 /// How many rows ahead [`ColumnMps::walk`] asks for a table entry.

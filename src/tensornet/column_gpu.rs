@@ -4,7 +4,7 @@
 //! bit for bit (the kernel runs the same SplitMix64 streams in 32-bit words); log-probabilities
 //! are summed in f32.
 
-use super::column::ColumnMps;
+use super::column::{check_configurations, pack_column, unpack_column, ColumnMps};
 use super::gpu::to_logp;
 use crate::error::{Error, Result};
 use crate::gpu::{
@@ -99,9 +99,7 @@ impl GpuColumnMps {
             let out = &mut xs[start * self.n..(start + m) * self.n];
             for (x, row) in out.chunks_exact_mut(self.n).zip(bits.chunks_exact(lx)) {
                 for (col, &b) in x.chunks_exact_mut(self.ly).zip(row) {
-                    for (r, s) in col.iter_mut().enumerate() {
-                        *s = (b >> (self.ly - 1 - r)) as u8 & 1;
-                    }
+                    unpack_column(b, col);
                 }
             }
             lps.extend(lp);
@@ -111,13 +109,7 @@ impl GpuColumnMps {
 
     /// `ln p(x)` of configurations (`[M, N]`) in f32 sums.
     pub fn log_prob(&self, ctx: &GpuContext, xs: &[u8]) -> Result<Vec<f64>> {
-        if !xs.len().is_multiple_of(self.n) || xs.iter().any(|&s| s > 1) {
-            return Err(Error::Shape(format!(
-                "configurations of {} two-state sites expected, got {} states",
-                self.n,
-                xs.len()
-            )));
-        }
+        check_configurations(self.n, xs)?;
         let lx = self.n / self.ly;
         let rows = xs.len() / self.n;
         let mut lps = Vec::with_capacity(rows);
@@ -125,7 +117,7 @@ impl GpuColumnMps {
             let m = MAX_ROWS.min(rows - start);
             let packed: Vec<u32> = xs[start * self.n..(start + m) * self.n]
                 .chunks_exact(self.ly)
-                .map(|col| col.iter().fold(0u32, |b, &s| b << 1 | s as u32))
+                .map(pack_column)
                 .collect();
             let cols = GpuTensor::from_slice(ctx, &packed, &[m, lx])?;
             lps.extend(self.dispatch(ctx, &cols, m, 1, 0, 0)?);
